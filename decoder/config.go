@@ -1,0 +1,129 @@
+package decoder
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Defaults.
+const (
+	DefaultTable           = "public.outbox"
+	DefaultMessagePrefix   = "outbox"
+	DefaultHeartbeatPrefix = "outbox-cdc.heartbeat"
+)
+
+// Columns maps outbox columns onto event fields. An empty field takes the
+// default column name shown; "-" means the table has no such column.
+type Columns struct {
+	ID              string `yaml:"id"`              // default "id"; required
+	Type            string `yaml:"type"`            // default "type"; required
+	Source          string `yaml:"source"`          // default "source"
+	Subject         string `yaml:"subject"`         // default "subject"
+	AggregateType   string `yaml:"aggregate_type"`  // default "aggregate_type"
+	AggregateID     string `yaml:"aggregate_id"`    // default "aggregate_id"
+	Data            string `yaml:"data"`            // default "data"
+	DataContentType string `yaml:"datacontenttype"` // default "datacontenttype"
+	DataSchema      string `yaml:"dataschema"`      // default "dataschema"
+	Headers         string `yaml:"headers"`         // default "headers"
+	Time            string `yaml:"time"`            // default "created_at"
+}
+
+// Table is one outbox table.
+type Table struct {
+	// Name is the schema-qualified table name. Default "public.outbox"; an
+	// unqualified name means schema public.
+	Name string `yaml:"name"`
+	// Columns maps the table's columns; zero fields take the defaults.
+	Columns Columns `yaml:"columns"`
+	// DefaultSource is the CloudEvents source for rows whose source column is
+	// NULL or missing. Default none: such a row is an error.
+	DefaultSource string `yaml:"default_source"`
+}
+
+// Config configures a Decoder.
+type Config struct {
+	// Tables lists the outbox tables. Default one table, public.outbox.
+	Tables []Table
+	// MessagePrefix is the logical decoding message prefix whose
+	// transactional messages carry a CloudEvent as JSON. Default "outbox";
+	// "-" disables message events.
+	MessagePrefix string
+	// HeartbeatPrefix marks heartbeat messages, which are never published.
+	// Default "outbox-cdc.heartbeat".
+	HeartbeatPrefix string
+	// DefaultSource is the source for message events without one and for
+	// tables without their own DefaultSource.
+	DefaultSource string
+}
+
+func (c Columns) withDefaults() Columns {
+	def := func(s *string, d string) {
+		if *s == "" {
+			*s = d
+		}
+	}
+	def(&c.ID, "id")
+	def(&c.Type, "type")
+	def(&c.Source, "source")
+	def(&c.Subject, "subject")
+	def(&c.AggregateType, "aggregate_type")
+	def(&c.AggregateID, "aggregate_id")
+	def(&c.Data, "data")
+	def(&c.DataContentType, "datacontenttype")
+	def(&c.DataSchema, "dataschema")
+	def(&c.Headers, "headers")
+	def(&c.Time, "created_at")
+	return c
+}
+
+// WithDefaults returns c with every empty field set to its default.
+func (c Config) WithDefaults() Config {
+	if len(c.Tables) == 0 {
+		c.Tables = []Table{{}}
+	}
+	tables := make([]Table, len(c.Tables))
+	for i, t := range c.Tables {
+		if t.Name == "" {
+			t.Name = DefaultTable
+		}
+		if !strings.Contains(t.Name, ".") {
+			t.Name = "public." + t.Name
+		}
+		if t.DefaultSource == "" {
+			t.DefaultSource = c.DefaultSource
+		}
+		t.Columns = t.Columns.withDefaults()
+		tables[i] = t
+	}
+	c.Tables = tables
+	if c.MessagePrefix == "" {
+		c.MessagePrefix = DefaultMessagePrefix
+	}
+	if c.HeartbeatPrefix == "" {
+		c.HeartbeatPrefix = DefaultHeartbeatPrefix
+	}
+	return c
+}
+
+// Validate checks c after defaults.
+func (c Config) Validate() error {
+	c = c.WithDefaults()
+	seen := map[string]bool{}
+	for _, t := range c.Tables {
+		if seen[t.Name] {
+			return fmt.Errorf("outbox table %s is listed twice", t.Name)
+		}
+		seen[t.Name] = true
+		if t.Columns.ID == "-" || t.Columns.Type == "-" {
+			return fmt.Errorf("outbox table %s: the id and type columns are required", t.Name)
+		}
+		if strings.Count(t.Name, ".") != 1 {
+			return fmt.Errorf("outbox table %q: want schema.table", t.Name)
+		}
+	}
+	if c.MessagePrefix == c.HeartbeatPrefix {
+		return errors.New("message_prefix and heartbeat_prefix must differ")
+	}
+	return nil
+}

@@ -1,0 +1,14 @@
+// Package decoder turns pgoutput messages into events.
+//
+// It parses the pgoutput protocol (Begin, Relation, Insert, Message, Commit;
+// everything else is skipped), keeps a relation cache that every Relation
+// message replaces (so ALTER TABLE on the outbox needs no restart), decodes
+// tuple columns by their type, and maps the outbox columns onto CloudEvents
+// attributes. Transactional logical decoding messages with the configured
+// prefix carry a whole CloudEvent as JSON and become events too.
+//
+// A row that cannot become a valid CloudEvent is reported as an *Error naming
+// the table, the row id, the LSN, the column and what is wrong.
+//
+// A Decoder is not safe for concurrent use: one goroutine reads the stream.
+package decoder

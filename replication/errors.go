@@ -1,0 +1,73 @@
+package replication
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// classify maps a server error onto a FatalError when reconnecting cannot fix
+// it, with a message that says what to do. Other errors are returned as they
+// are and retried.
+func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return redact(err)
+	}
+	switch {
+	case pgErr.Code == "42501" || (pgErr.Code == "28000" && containsAny(pgErr.Message, "replication")):
+		return &FatalError{fmt.Errorf("postgres: permission denied: %s (the role needs the REPLICATION attribute: ALTER ROLE <role> WITH REPLICATION)", pgErr.Message)}
+	case pgErr.Code == "28P01" || pgErr.Code == "28000":
+		return &FatalError{fmt.Errorf("postgres: authentication failed: %s (check postgres.url)", pgErr.Message)}
+	case pgErr.Code == "3D000":
+		return &FatalError{fmt.Errorf("postgres: %s (check postgres.url)", pgErr.Message)}
+	case pgErr.Code == "55000" && containsAny(pgErr.Message, "wal_level"):
+		return &FatalError{fmt.Errorf("postgres: %s: set wal_level = logical in postgresql.conf (or ALTER SYSTEM SET wal_level = logical) and restart PostgreSQL", pgErr.Message)}
+	case pgErr.Code == "42704":
+		return &FatalError{fmt.Errorf("postgres: %s: run `outbox-cdc setup`", pgErr.Message)}
+	}
+	return err
+}
+
+func containsAny(s string, subs ...string) bool {
+	for _, sub := range subs {
+		if regexp.MustCompile("(?i)" + regexp.QuoteMeta(sub)).MatchString(s) {
+			return true
+		}
+	}
+	return false
+}
+
+var (
+	passwordKV  = regexp.MustCompile(`(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s]+)`)
+	passwordURL = regexp.MustCompile(`(://[^:/@\s]*:)[^@\s]*@`)
+)
+
+// redact removes passwords from an error's text.
+func redact(err error) error {
+	s := err.Error()
+	r := RedactURL(s)
+	if r == s {
+		return err
+	}
+	return &redacted{msg: r, err: err}
+}
+
+// RedactURL replaces passwords in a connection string or URL with "xxxxx".
+func RedactURL(s string) string {
+	s = passwordKV.ReplaceAllString(s, "${1}xxxxx")
+	return passwordURL.ReplaceAllString(s, "${1}xxxxx@")
+}
+
+type redacted struct {
+	msg string
+	err error
+}
+
+func (r *redacted) Error() string { return r.msg }
+func (r *redacted) Unwrap() error { return r.err }

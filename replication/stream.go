@@ -1,0 +1,400 @@
+package replication
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// Consumer takes the replication stream. All methods are called from the
+// Stream's goroutine.
+type Consumer interface {
+	// WAL handles one pgoutput message that starts at walStart. The data is
+	// only valid during the call. An error stops the stream for good.
+	WAL(walStart uint64, data []byte) error
+	// Keepalive reports the server's WAL end from a keepalive message.
+	Keepalive(walEnd uint64)
+	// Safe returns the position every routed sink has acknowledged.
+	Safe() uint64
+	// Wait returns nil when the consumer can take more, or a channel that is
+	// signalled when it may be able to.
+	Wait() <-chan struct{}
+	// Drain is called when the stream stops (shutdown or connection loss): it
+	// forgets any partly received transaction and waits until what is in
+	// flight is acknowledged or ctx is done.
+	Drain(ctx context.Context) error
+}
+
+// State is the stream's state.
+type State int32
+
+// States.
+const (
+	StateConnecting State = iota
+	StateStandby
+	StateStreaming
+	StateReconnecting
+	StateStopped
+)
+
+func (s State) String() string {
+	switch s {
+	case StateConnecting:
+		return "connecting"
+	case StateStandby:
+		return "standby"
+	case StateStreaming:
+		return "streaming"
+	case StateReconnecting:
+		return "reconnecting"
+	case StateStopped:
+		return "stopped"
+	}
+	return "unknown"
+}
+
+// Hooks observe the stream; every field is optional and must not block.
+type Hooks struct {
+	// State is called on every state change.
+	State func(State)
+	// Reconnect is called when the stream was lost and will reconnect.
+	Reconnect func(err error)
+	// Status is called after each standby status update was sent.
+	Status func(flushed uint64)
+}
+
+// FatalError is an error that reconnecting cannot fix: a bad row, a missing
+// slot, missing privileges. Run returns it.
+type FatalError struct{ Err error }
+
+func (e *FatalError) Error() string { return e.Err.Error() }
+func (e *FatalError) Unwrap() error { return e.Err }
+
+// Stream owns one replication connection at a time.
+type Stream struct {
+	cfg    Config
+	c      Consumer
+	logger *slog.Logger
+	hooks  Hooks
+	state  atomic.Int32
+	sent   atomic.Uint64 // last flushed position reported
+}
+
+// New returns a Stream; logger may be nil. Run starts it.
+func New(cfg Config, c Consumer, logger *slog.Logger, hooks Hooks) (*Stream, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("replication: %w", err)
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Stream{cfg: cfg.withDefaults(), c: c, logger: logger, hooks: hooks}, nil
+}
+
+// State returns the current state. Safe for concurrent use.
+func (s *Stream) State() State { return State(s.state.Load()) }
+
+// Reported returns the last flushed position sent to the server. Safe for
+// concurrent use.
+func (s *Stream) Reported() uint64 { return s.sent.Load() }
+
+func (s *Stream) setState(st State) {
+	if State(s.state.Swap(int32(st))) != st && s.hooks.State != nil {
+		s.hooks.State(st)
+	}
+}
+
+// Run streams until ctx is done, then stops reading, drains what is in flight
+// (bounded by DrainTimeout), reports the final position and returns nil. It
+// blocks. It returns a *FatalError for what reconnecting cannot fix.
+func (s *Stream) Run(ctx context.Context) error {
+	defer s.setState(StateStopped)
+	for attempt := 1; ; attempt++ {
+		streamed, err := s.session(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		var fatal *FatalError
+		if errors.As(err, &fatal) {
+			return err
+		}
+		if streamed {
+			attempt = 1
+		}
+		s.setState(StateReconnecting)
+		s.logger.Warn("replication connection lost; reconnecting", "err", err, "attempt", attempt)
+		if s.hooks.Reconnect != nil {
+			s.hooks.Reconnect(err)
+		}
+		if err := s.cfg.Reconnect.Sleep(ctx, attempt); err != nil {
+			return nil
+		}
+	}
+}
+
+// session runs one connection. streamed tells whether streaming had begun.
+func (s *Stream) session(ctx context.Context) (streamed bool, err error) {
+	s.setState(StateConnecting)
+	conn, err := s.connect(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer conn.Close(context.Background())
+
+	start, err := s.waitForSlot(ctx, conn)
+	if err != nil || ctx.Err() != nil {
+		return false, err
+	}
+	if err := s.start(ctx, conn, start); err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "55006" { // object_in_use: lost a race for the slot
+			return false, err
+		}
+		return false, classify(err)
+	}
+	s.setState(StateStreaming)
+	s.logger.Info("streaming", "slot", s.cfg.Slot, "from", pglogrepl.LSN(start).String())
+	err = s.stream(ctx, conn, start)
+	// Stop reading; drain what is in flight, report, close.
+	dctx, cancel := context.WithTimeout(context.Background(), s.cfg.DrainTimeout)
+	derr := s.c.Drain(dctx)
+	cancel()
+	if derr != nil {
+		s.logger.Warn("stopped with events still in flight; they will be sent again", "err", derr)
+	}
+	if conn.IsClosed() {
+		return true, err
+	}
+	if serr := s.sendStatus(conn, start, false); serr != nil && err == nil {
+		err = serr
+	}
+	return true, err
+}
+
+func (s *Stream) connect(ctx context.Context) (*pgconn.PgConn, error) {
+	pcfg, err := pgconn.ParseConfig(s.cfg.URL)
+	if err != nil {
+		return nil, &FatalError{fmt.Errorf("postgres url: %w", redact(err))}
+	}
+	pcfg.RuntimeParams["replication"] = "database"
+	pcfg.RuntimeParams["application_name"] = "outbox-cdc"
+	pcfg.RuntimeParams["DateStyle"] = "ISO, YMD"
+	pcfg.RuntimeParams["TimeZone"] = "UTC"
+	pcfg.RuntimeParams["bytea_output"] = "hex"
+	pcfg.RuntimeParams["extra_float_digits"] = "3"
+	pcfg.ConnectTimeout = s.cfg.ConnectTimeout
+	conn, err := pgconn.ConnectConfig(ctx, pcfg)
+	if err != nil {
+		return nil, classify(err)
+	}
+	return conn, nil
+}
+
+type slotInfo struct {
+	exists    bool
+	active    bool
+	pid       string
+	confirmed uint64
+	plugin    string
+}
+
+func (s *Stream) slot(ctx context.Context, conn *pgconn.PgConn) (slotInfo, error) {
+	sql := "SELECT plugin, active, coalesce(active_pid::text, ''), coalesce(confirmed_flush_lsn::text, '0/0') FROM pg_replication_slots WHERE slot_name = '" + s.cfg.Slot + "' AND database = current_database()"
+	res, err := conn.Exec(ctx, sql).ReadAll()
+	if err != nil {
+		return slotInfo{}, err
+	}
+	if len(res) == 0 || len(res[0].Rows) == 0 {
+		return slotInfo{}, nil
+	}
+	row := res[0].Rows[0]
+	lsn, err := pglogrepl.ParseLSN(string(row[3]))
+	if err != nil {
+		return slotInfo{}, err
+	}
+	return slotInfo{exists: true, plugin: string(row[0]), active: string(row[1]) == "t", pid: string(row[2]), confirmed: uint64(lsn)}, nil
+}
+
+// waitForSlot returns the slot's confirmed position once the slot is free,
+// waiting as a hot standby while another process streams it.
+func (s *Stream) waitForSlot(ctx context.Context, conn *pgconn.PgConn) (uint64, error) {
+	standby := false
+	for {
+		info, err := s.slot(ctx, conn)
+		if err != nil {
+			return 0, classify(err)
+		}
+		if !info.exists {
+			return 0, &FatalError{fmt.Errorf("replication slot %q does not exist in this database: run `outbox-cdc setup` first", s.cfg.Slot)}
+		}
+		if info.plugin != "pgoutput" {
+			return 0, &FatalError{fmt.Errorf("replication slot %q uses plugin %q; outbox-cdc needs pgoutput", s.cfg.Slot, info.plugin)}
+		}
+		if !info.active {
+			if standby {
+				s.logger.Info("slot is free; taking over", "slot", s.cfg.Slot)
+			}
+			return info.confirmed, nil
+		}
+		if !standby {
+			standby = true
+			s.setState(StateStandby)
+			s.logger.Info("slot is active in another process; waiting as hot standby", "slot", s.cfg.Slot, "pid", info.pid)
+		}
+		t := time.NewTimer(s.cfg.StandbyPoll)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return 0, nil
+		case <-t.C:
+		}
+	}
+}
+
+// protoVersion picks the newest pgoutput protocol the server speaks. Streaming
+// stays off, so every version sends whole transactions at commit.
+func protoVersion(conn *pgconn.PgConn) int {
+	v := conn.ParameterStatus("server_version")
+	major, _ := strconv.Atoi(strings.FieldsFunc(v, func(r rune) bool { return r < '0' || r > '9' })[0])
+	switch {
+	case major >= 16:
+		return 4
+	case major >= 15:
+		return 3
+	case major >= 14:
+		return 2
+	default:
+		return 1
+	}
+}
+
+func (s *Stream) start(ctx context.Context, conn *pgconn.PgConn, start uint64) error {
+	args := []string{
+		fmt.Sprintf("proto_version '%d'", protoVersion(conn)),
+		fmt.Sprintf("publication_names '%s'", s.cfg.Publication),
+		"messages 'true'",
+	}
+	return pglogrepl.StartReplication(ctx, conn, s.cfg.Slot, pglogrepl.LSN(start),
+		pglogrepl.StartReplicationOptions{Mode: pglogrepl.LogicalReplication, PluginArgs: args})
+}
+
+// stream reads until ctx is done or the connection fails.
+func (s *Stream) stream(ctx context.Context, conn *pgconn.PgConn, floor uint64) error {
+	netConn := conn.Conn()
+	stop := context.AfterFunc(ctx, func() { netConn.SetReadDeadline(time.Unix(1, 0)) })
+	defer stop()
+	defer netConn.SetReadDeadline(time.Time{})
+
+	next := time.Now().Add(s.cfg.StatusInterval)
+	timer := time.NewTimer(s.cfg.StatusInterval)
+	defer timer.Stop()
+	for {
+		if time.Now().After(next) {
+			if err := s.sendStatus(conn, floor, false); err != nil {
+				return err
+			}
+			next = time.Now().Add(s.cfg.StatusInterval)
+		}
+		if wait := s.c.Wait(); wait != nil {
+			timer.Reset(time.Until(next))
+			select {
+			case <-wait:
+			case <-timer.C:
+			case <-ctx.Done():
+				return nil
+			}
+			continue
+		}
+		netConn.SetReadDeadline(next)
+		if ctx.Err() != nil {
+			return nil
+		}
+		msg, err := conn.ReceiveMessage(context.Background())
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if isTimeout(err) {
+				continue
+			}
+			return fmt.Errorf("replication: receive: %w", err)
+		}
+		switch m := msg.(type) {
+		case *pgproto3.CopyData:
+			if err := s.copyData(conn, m.Data, floor); err != nil {
+				return err
+			}
+		case *pgproto3.ErrorResponse:
+			return classify(pgconn.ErrorResponseToPgError(m))
+		case *pgproto3.CopyDone:
+			return errors.New("replication: server ended the stream")
+		}
+	}
+}
+
+func (s *Stream) copyData(conn *pgconn.PgConn, data []byte, floor uint64) error {
+	if len(data) == 0 {
+		return nil
+	}
+	switch data[0] {
+	case pglogrepl.PrimaryKeepaliveMessageByteID:
+		if len(data) < 18 {
+			return fmt.Errorf("replication: short keepalive (%d bytes)", len(data))
+		}
+		walEnd := binary.BigEndian.Uint64(data[1:])
+		if !s.cfg.NoKeepaliveFollow {
+			s.c.Keepalive(walEnd)
+		}
+		if data[17] != 0 {
+			return s.sendStatus(conn, floor, false)
+		}
+	case pglogrepl.XLogDataByteID:
+		if len(data) < 25 {
+			return fmt.Errorf("replication: short XLogData (%d bytes)", len(data))
+		}
+		walStart := binary.BigEndian.Uint64(data[1:])
+		if err := s.c.WAL(walStart, data[25:]); err != nil {
+			return &FatalError{err}
+		}
+	}
+	return nil
+}
+
+// sendStatus reports the safe position, never below floor (the slot's
+// confirmed position when streaming began), as write, flush and apply.
+func (s *Stream) sendStatus(conn *pgconn.PgConn, floor uint64, reply bool) error {
+	pos := max(s.c.Safe(), floor)
+	lsn := pglogrepl.LSN(pos)
+	err := pglogrepl.SendStandbyStatusUpdate(context.Background(), conn, pglogrepl.StandbyStatusUpdate{
+		WALWritePosition: lsn,
+		WALFlushPosition: lsn,
+		WALApplyPosition: lsn,
+		ClientTime:       time.Now(),
+		ReplyRequested:   reply,
+	})
+	if err != nil {
+		return fmt.Errorf("replication: send standby status: %w", err)
+	}
+	s.sent.Store(pos)
+	if s.hooks.Status != nil {
+		s.hooks.Status(pos)
+	}
+	return nil
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
+}

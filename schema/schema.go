@@ -1,0 +1,254 @@
+package schema
+
+import (
+	"bytes"
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"strings"
+	"text/template"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+//go:embed outbox.sql
+var outboxSQL string
+
+var outboxTmpl = template.Must(template.New("outbox.sql").Parse(outboxSQL))
+
+// Names are the server objects outbox-cdc uses.
+type Names struct {
+	Slot        string
+	Publication string
+	Tables      []string // schema-qualified outbox tables
+}
+
+// quoteQualified quotes "schema.table" as an SQL identifier pair.
+func quoteQualified(name string) string {
+	schema, table, ok := strings.Cut(name, ".")
+	if !ok {
+		return pgx.Identifier{name}.Sanitize()
+	}
+	return pgx.Identifier{schema, table}.Sanitize()
+}
+
+// OutboxSQL returns the DDL for one outbox table and its helper function
+// (<table>_publish in the same schema).
+func OutboxSQL(table string) (string, error) {
+	schema, name, _ := strings.Cut(table, ".")
+	var b bytes.Buffer
+	err := outboxTmpl.Execute(&b, map[string]string{
+		"Table":    quoteQualified(table),
+		"Function": pgx.Identifier{schema, name + "_publish"}.Sanitize(),
+	})
+	return b.String(), err
+}
+
+// Setup creates what is missing, idempotently: each outbox table with the
+// default layout (createTables), the publication WITH (publish = 'insert')
+// covering the tables, and the permanent pgoutput slot. It reports what it did
+// through say.
+func Setup(ctx context.Context, conn *pgx.Conn, n Names, createTables bool, say func(string)) error {
+	if err := checkWALLevel(ctx, conn); err != nil {
+		return err
+	}
+	if createTables {
+		for _, t := range n.Tables {
+			sql, err := OutboxSQL(t)
+			if err != nil {
+				return err
+			}
+			if _, err := conn.Exec(ctx, sql); err != nil {
+				return fmt.Errorf("setup: create outbox table %s: %w", t, explain(err))
+			}
+			say("outbox table " + t + " is ready")
+		}
+	}
+	for _, t := range n.Tables {
+		if err := tableExists(ctx, conn, t); err != nil {
+			return err
+		}
+	}
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)", n.Publication).Scan(&exists); err != nil {
+		return fmt.Errorf("setup: %w", explain(err))
+	}
+	pub := pgx.Identifier{n.Publication}.Sanitize()
+	if !exists {
+		quoted := make([]string, len(n.Tables))
+		for i, t := range n.Tables {
+			quoted[i] = quoteQualified(t)
+		}
+		sql := fmt.Sprintf("CREATE PUBLICATION %s FOR TABLE %s WITH (publish = 'insert')", pub, strings.Join(quoted, ", "))
+		if _, err := conn.Exec(ctx, sql); err != nil {
+			return fmt.Errorf("setup: create publication %s: %w", n.Publication, explain(err))
+		}
+		say("publication " + n.Publication + " created")
+	} else {
+		missing, err := tablesMissingFromPublication(ctx, conn, n)
+		if err != nil {
+			return err
+		}
+		for _, t := range missing {
+			if _, err := conn.Exec(ctx, fmt.Sprintf("ALTER PUBLICATION %s ADD TABLE %s", pub, quoteQualified(t))); err != nil {
+				return fmt.Errorf("setup: add %s to publication %s: %w", t, n.Publication, explain(err))
+			}
+			say("table " + t + " added to publication " + n.Publication)
+		}
+		say("publication " + n.Publication + " is ready")
+	}
+	var plugin *string
+	err := conn.QueryRow(ctx, "SELECT plugin FROM pg_replication_slots WHERE slot_name = $1", n.Slot).Scan(&plugin)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		if _, err := conn.Exec(ctx, "SELECT pg_create_logical_replication_slot($1, 'pgoutput')", n.Slot); err != nil {
+			return fmt.Errorf("setup: create replication slot %s: %w", n.Slot, explain(err))
+		}
+		say("replication slot " + n.Slot + " created; it keeps WAL until outbox-cdc confirms it: run `outbox-cdc teardown --yes` if you remove outbox-cdc")
+	case err != nil:
+		return fmt.Errorf("setup: %w", explain(err))
+	case plugin == nil || *plugin != "pgoutput":
+		return fmt.Errorf("setup: replication slot %s exists but is not a pgoutput logical slot", n.Slot)
+	default:
+		say("replication slot " + n.Slot + " is ready")
+	}
+	return nil
+}
+
+// Check verifies, before streaming, everything a clear message can be given
+// for: wal_level, the REPLICATION privilege, the tables, the publication and
+// the slot.
+func Check(ctx context.Context, conn *pgx.Conn, n Names) error {
+	if err := checkWALLevel(ctx, conn); err != nil {
+		return err
+	}
+	var role string
+	var ok bool
+	if err := conn.QueryRow(ctx, "SELECT current_user, rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user").Scan(&role, &ok); err != nil {
+		return fmt.Errorf("postgres: %w", explain(err))
+	}
+	if !ok {
+		return fmt.Errorf("postgres: role %q lacks the REPLICATION attribute needed to stream a slot: ALTER ROLE %s WITH REPLICATION", role, pgx.Identifier{role}.Sanitize())
+	}
+	for _, t := range n.Tables {
+		if err := tableExists(ctx, conn, t); err != nil {
+			return err
+		}
+	}
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)", n.Publication).Scan(&exists); err != nil {
+		return fmt.Errorf("postgres: %w", explain(err))
+	}
+	if !exists {
+		return fmt.Errorf("postgres: publication %q does not exist: run `outbox-cdc setup`", n.Publication)
+	}
+	missing, err := tablesMissingFromPublication(ctx, conn, n)
+	if err != nil {
+		return err
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("postgres: publication %q does not include %s: run `outbox-cdc setup`", n.Publication, strings.Join(missing, ", "))
+	}
+	var plugin, db string
+	err = conn.QueryRow(ctx, "SELECT plugin, coalesce(database, '') FROM pg_replication_slots WHERE slot_name = $1", n.Slot).Scan(&plugin, &db)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("postgres: replication slot %q does not exist: run `outbox-cdc setup`", n.Slot)
+	}
+	if err != nil {
+		return fmt.Errorf("postgres: %w", explain(err))
+	}
+	if plugin != "pgoutput" {
+		return fmt.Errorf("postgres: replication slot %q uses plugin %q; outbox-cdc needs a pgoutput slot", n.Slot, plugin)
+	}
+	if cur := conn.Config().Database; db != cur {
+		return fmt.Errorf("postgres: replication slot %q belongs to database %q, not %q", n.Slot, db, cur)
+	}
+	return nil
+}
+
+// Teardown drops the slot and the publication. The outbox tables and their
+// rows stay. A slot that is being streamed cannot be dropped.
+func Teardown(ctx context.Context, conn *pgx.Conn, n Names, say func(string)) error {
+	var active bool
+	var pid *int32
+	err := conn.QueryRow(ctx, "SELECT active, active_pid FROM pg_replication_slots WHERE slot_name = $1", n.Slot).Scan(&active, &pid)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		say("replication slot " + n.Slot + " does not exist")
+	case err != nil:
+		return fmt.Errorf("teardown: %w", explain(err))
+	case active:
+		p := int32(0)
+		if pid != nil {
+			p = *pid
+		}
+		return fmt.Errorf("teardown: replication slot %s is in use by process %d: stop outbox-cdc first", n.Slot, p)
+	default:
+		if _, err := conn.Exec(ctx, "SELECT pg_drop_replication_slot($1)", n.Slot); err != nil {
+			return fmt.Errorf("teardown: drop replication slot %s: %w", n.Slot, explain(err))
+		}
+		say("replication slot " + n.Slot + " dropped")
+	}
+	if _, err := conn.Exec(ctx, "DROP PUBLICATION IF EXISTS "+pgx.Identifier{n.Publication}.Sanitize()); err != nil {
+		return fmt.Errorf("teardown: drop publication %s: %w", n.Publication, explain(err))
+	}
+	say("publication " + n.Publication + " dropped; outbox tables were left in place")
+	return nil
+}
+
+func checkWALLevel(ctx context.Context, conn *pgx.Conn) error {
+	var level string
+	if err := conn.QueryRow(ctx, "SHOW wal_level").Scan(&level); err != nil {
+		return fmt.Errorf("postgres: %w", explain(err))
+	}
+	if level != "logical" {
+		return fmt.Errorf("postgres: wal_level is %q but logical replication needs wal_level = logical: set it in postgresql.conf (or run ALTER SYSTEM SET wal_level = logical) and restart PostgreSQL", level)
+	}
+	return nil
+}
+
+func tableExists(ctx context.Context, conn *pgx.Conn, table string) error {
+	var ok bool
+	if err := conn.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", quoteQualified(table)).Scan(&ok); err != nil {
+		return fmt.Errorf("postgres: %w", explain(err))
+	}
+	if !ok {
+		return fmt.Errorf("postgres: outbox table %s does not exist: run `outbox-cdc setup` (or create it as in schema/outbox.sql)", table)
+	}
+	return nil
+}
+
+func tablesMissingFromPublication(ctx context.Context, conn *pgx.Conn, n Names) ([]string, error) {
+	rows, err := conn.Query(ctx, "SELECT schemaname || '.' || tablename FROM pg_publication_tables WHERE pubname = $1", n.Publication)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", explain(err))
+	}
+	in, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", explain(err))
+	}
+	var missing []string
+	for _, t := range n.Tables {
+		found := false
+		for _, x := range in {
+			if x == t {
+				found = true
+			}
+		}
+		if !found {
+			missing = append(missing, t)
+		}
+	}
+	return missing, nil
+}
+
+// explain adds advice to common server errors.
+func explain(err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "42501" {
+		return fmt.Errorf("%w (the role needs more privileges: see the README's Postgres setup)", err)
+	}
+	return err
+}
