@@ -6,58 +6,31 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/outbox-cdc/outbox-cdc/config"
-	"github.com/outbox-cdc/outbox-cdc/replication"
 	"github.com/outbox-cdc/outbox-cdc/schema"
+	"github.com/outbox-cdc/outbox-cdc/streamer"
 )
 
-func names(cfg *config.Config) schema.Names {
-	return schema.Names{Slot: cfg.Postgres.Slot, Publication: cfg.Postgres.Publication, Tables: cfg.TableNames()}
-}
-
-// connect opens a plain SQL connection with a clear error when the server
-// cannot be reached.
-func connect(ctx context.Context, cfg *config.Config) (*pgx.Conn, error) {
-	pc, err := pgx.ParseConfig(cfg.Postgres.URL)
-	if err != nil {
-		return nil, fmt.Errorf("config: postgres.url: %s", replication.RedactURL(err.Error()))
-	}
-	timeout := cfg.Postgres.ConnectTimeout
-	if timeout <= 0 {
-		timeout = replication.DefaultConnectTimeout
-	}
-	pc.ConnectTimeout = timeout
-	pc.RuntimeParams["application_name"] = "outbox-cdc"
-	conn, err := pgx.ConnectConfig(ctx, pc)
-	if err != nil {
-		return nil, fmt.Errorf("postgres: cannot connect to %s:%d (is PostgreSQL running, and is postgres.url right?): %s",
-			pc.Host, pc.Port, replication.RedactURL(err.Error()))
-	}
-	return conn, nil
-}
-
 func setup(ctx context.Context, cfg *config.Config, tables bool, out io.Writer) error {
-	conn, err := connect(ctx, cfg)
+	conn, err := streamer.Connect(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer conn.Close(context.Background())
-	return schema.Setup(ctx, conn, names(cfg), tables, func(s string) { fmt.Fprintln(out, s) })
+	return schema.Setup(ctx, conn, streamer.Names(cfg), tables, func(s string) { fmt.Fprintln(out, s) })
 }
 
 func teardown(ctx context.Context, cfg *config.Config, out io.Writer) error {
-	conn, err := connect(ctx, cfg)
+	conn, err := streamer.Connect(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer conn.Close(context.Background())
-	return schema.Teardown(ctx, conn, names(cfg), func(s string) { fmt.Fprintln(out, s) })
+	return schema.Teardown(ctx, conn, streamer.Names(cfg), func(s string) { fmt.Fprintln(out, s) })
 }
 
 func status(ctx context.Context, cfg *config.Config, asJSON bool, out io.Writer) error {
-	conn, err := connect(ctx, cfg)
+	conn, err := streamer.Connect(ctx, cfg)
 	if err != nil {
 		return err
 	}

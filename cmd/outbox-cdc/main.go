@@ -21,6 +21,7 @@ import (
 	"syscall"
 
 	"github.com/outbox-cdc/outbox-cdc/config"
+	"github.com/outbox-cdc/outbox-cdc/streamer"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -89,7 +90,7 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	switch cmd {
 	case "run":
-		err = run(ctx, cfg, logger)
+		err = streamer.Run(ctx, cfg, streamer.Options{Logger: logger, Version: versionString()})
 	case "setup":
 		err = setup(ctx, cfg, !*skipTables, stdout)
 	case "status":

@@ -1,0 +1,19 @@
+package streamer
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/outbox-cdc/outbox-cdc/config"
+	"github.com/outbox-cdc/outbox-cdc/sink"
+	"github.com/outbox-cdc/outbox-cdc/sink/file"
+)
+
+// openSink opens the sink sc describes.
+func openSink(ctx context.Context, sc config.Sink, opts sink.Options) (sink.Sink, error) {
+	switch sc.Type {
+	case "file", "stdout":
+		return file.Open(sc.File(), opts)
+	}
+	return nil, fmt.Errorf("sink %s: unknown type %q", sc.Name, sc.Type)
+}

@@ -1,0 +1,162 @@
+// Package streamer wires the replication stream, the decoder, the checkpoint
+// and the sinks into one running outbox-cdc, for the command and for programs
+// that embed it.
+package streamer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/outbox-cdc/outbox-cdc/checkpoint"
+	"github.com/outbox-cdc/outbox-cdc/config"
+	"github.com/outbox-cdc/outbox-cdc/decoder"
+	"github.com/outbox-cdc/outbox-cdc/pipeline"
+	"github.com/outbox-cdc/outbox-cdc/replication"
+	"github.com/outbox-cdc/outbox-cdc/schema"
+	"github.com/outbox-cdc/outbox-cdc/sink"
+)
+
+// Options extend a run beyond the configuration.
+type Options struct {
+	// Logger receives state changes; nil discards.
+	Logger *slog.Logger
+	// Version is logged at start.
+	Version string
+	// Targets are sinks built by the caller (in-process handlers), added to
+	// the configured ones.
+	Targets []sink.Target
+	// Observer receives sink metrics signals; nil ignores them.
+	Observer sink.Observer
+	// Started, if set, is called with the stream once it is built, so the
+	// caller can watch its state.
+	Started func(*replication.Stream, *checkpoint.Checkpoint)
+	// NoKeepaliveFollow is a test-only switch; see replication.Config.
+	NoKeepaliveFollow bool
+}
+
+// Run checks the server, opens the sinks and streams until ctx is done; then
+// it stops reading, drains what is in flight, confirms it and returns nil. It
+// returns an error when the setup is wrong, when a sink cannot be opened, and
+// when something reconnecting cannot fix stops the stream (a row that cannot
+// become a CloudEvent, a sink that failed for good).
+func Run(ctx context.Context, cfg *config.Config, opts Options) error {
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	conn, err := Connect(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	err = schema.Check(ctx, conn, Names(cfg))
+	conn.Close(context.Background())
+	if err != nil {
+		return err
+	}
+
+	obs := opts.Observer
+	if obs == nil {
+		obs = sink.NopObserver{}
+	}
+	var targets []sink.Target
+	closeAll := func() {
+		for _, t := range targets {
+			t.Sink.Close()
+		}
+	}
+	for _, sc := range cfg.Sinks {
+		s, err := openSink(ctx, sc, sink.Options{Name: sc.Name, Logger: logger, Observer: obs})
+		if err != nil {
+			closeAll()
+			return err
+		}
+		targets = append(targets, sink.Target{Name: sc.Name, Sink: s, Route: sc.Route, MaxBatch: sc.MaxBatch})
+	}
+	targets = append(targets, opts.Targets...)
+	fan, err := sink.NewFanout(targets, logger, sink.Hooks{})
+	if err != nil {
+		closeAll()
+		return err
+	}
+	defer fan.Close()
+
+	dec, err := decoder.New(cfg.Decoder(), logger)
+	if err != nil {
+		return err
+	}
+	cp := checkpoint.New(cfg.Checkpoint(), 0)
+	pl := pipeline.New(dec, cp, fan, pipeline.Hooks{})
+	rcfg := cfg.Replication()
+	rcfg.NoKeepaliveFollow = opts.NoKeepaliveFollow
+	stream, err := replication.New(rcfg, pl, logger, replication.Hooks{})
+	if err != nil {
+		return err
+	}
+	if opts.Started != nil {
+		opts.Started(stream, cp)
+	}
+
+	// The sinks run on their own context: at shutdown they must keep
+	// delivering while the stream drains.
+	sinkCtx, cancelSinks := context.WithCancel(context.Background())
+	defer cancelSinks()
+	streamCtx, cancelStream := context.WithCancel(ctx)
+	defer cancelStream()
+	fanDone := make(chan error, 1)
+	go func() {
+		err := fan.Run(sinkCtx)
+		if err != nil {
+			cancelStream() // a sink failed for good: stop reading, drain, confirm
+		}
+		fanDone <- err
+	}()
+
+	logger.Info("outbox-cdc starting", "version", opts.Version, "slot", cfg.Postgres.Slot,
+		"publication", cfg.Postgres.Publication, "sinks", len(targets))
+	streamErr := stream.Run(streamCtx)
+
+	fan.Stop()
+	var fanErr error
+	select {
+	case fanErr = <-fanDone:
+	case <-time.After(10 * time.Second):
+		cancelSinks()
+		fanErr = <-fanDone
+	}
+	if err := errors.Join(streamErr, fanErr); err != nil {
+		return err
+	}
+	logger.Info("outbox-cdc stopped", "confirmed", decoder.FormatLSN(stream.Reported()))
+	return nil
+}
+
+// Names returns the server objects cfg names.
+func Names(cfg *config.Config) schema.Names {
+	return schema.Names{Slot: cfg.Postgres.Slot, Publication: cfg.Postgres.Publication, Tables: cfg.TableNames()}
+}
+
+// Connect opens a plain SQL connection with a clear error when the server
+// cannot be reached. The password never appears in the error.
+func Connect(ctx context.Context, cfg *config.Config) (*pgx.Conn, error) {
+	pc, err := pgx.ParseConfig(cfg.Postgres.URL)
+	if err != nil {
+		return nil, fmt.Errorf("config: postgres.url: %s", replication.RedactURL(err.Error()))
+	}
+	timeout := cfg.Postgres.ConnectTimeout
+	if timeout <= 0 {
+		timeout = replication.DefaultConnectTimeout
+	}
+	pc.ConnectTimeout = timeout
+	pc.RuntimeParams["application_name"] = "outbox-cdc"
+	conn, err := pgx.ConnectConfig(ctx, pc)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: cannot connect to %s:%d (is PostgreSQL running, and is postgres.url right?): %s",
+			pc.Host, pc.Port, replication.RedactURL(err.Error()))
+	}
+	return conn, nil
+}

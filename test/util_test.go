@@ -1,0 +1,18 @@
+package test
+
+import (
+	"context"
+	"os/exec"
+
+	"github.com/outbox-cdc/outbox-cdc/test/harness"
+)
+
+func execCommand(ctx context.Context, name string, args ...string) *exec.Cmd {
+	return exec.CommandContext(ctx, name, args...)
+}
+
+func freePort() (int, error) { return harness.FreePort() }
+
+func startReplicaLevelPostgres(ctx context.Context) (*harness.Postgres, error) {
+	return harness.StartPostgres(ctx, harness.PostgresOptions{WALLevel: "replica"})
+}
