@@ -1,0 +1,118 @@
+package test
+
+import (
+	"context"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/outbox-cdc/outbox-cdc/config"
+	"github.com/outbox-cdc/outbox-cdc/event"
+	"github.com/outbox-cdc/outbox-cdc/sink"
+	"github.com/outbox-cdc/outbox-cdc/streamer"
+)
+
+// gateSink takes events and acknowledges them only when opened: a broker that
+// withholds its acknowledgements.
+type gateSink struct {
+	mu   sync.Mutex
+	open bool
+	held []*event.Event
+	got  int
+}
+
+func (g *gateSink) Publish(_ context.Context, evs []*event.Event) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.got += len(evs)
+	if g.open {
+		for _, e := range evs {
+			e.Ack()
+		}
+		return nil
+	}
+	g.held = append(g.held, evs...)
+	return nil
+}
+
+func (g *gateSink) release() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.open = true
+	for _, e := range g.held {
+		e.Ack()
+	}
+	g.held = nil
+}
+
+func (g *gateSink) count() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.got
+}
+
+func (g *gateSink) Flush(context.Context) error { return nil }
+func (g *gateSink) Close() error                { return nil }
+
+// runInProcess runs the streamer for e's config with extra sinks until the
+// returned stop function is called.
+func runInProcess(t *testing.T, e *env, opts streamer.Options) (stop func() error) {
+	t.Helper()
+	cfg, err := config.Load(e.cfgPath, os.Environ(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- streamer.Run(ctx, cfg, opts) }()
+	var once sync.Once
+	var runErr error
+	stop = func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case runErr = <-done:
+			case <-time.After(60 * time.Second):
+				t.Error("streamer did not stop within 60s")
+			}
+		})
+		return runErr
+	}
+	t.Cleanup(func() { stop() })
+	return stop
+}
+
+// Acceptance: a sink that withholds acknowledgements holds the slot; once it
+// acknowledges, the slot catches up to the end of the last transaction.
+func TestWithheldAcksHoldTheSlot(t *testing.T) {
+	e := newEnv(t, "")
+	gate := &gateSink{}
+	stop := runInProcess(t, e, streamer.Options{Targets: []sink.Target{{Name: "gate", Sink: gate}}})
+	waitFor(t, 10*time.Second, "streaming", func() bool { _, a := e.slot(); return a })
+	before, _ := e.slot()
+
+	for i := 0; i < 20; i++ {
+		e.exec(`INSERT INTO outbox (type, source, aggregate_id, data)
+		        SELECT 'gate.test', '/t', 'a' || (g % 3), jsonb_build_object('n', g) FROM generate_series(1, 50) g`)
+	}
+	end := e.currentLSN()
+	waitFor(t, 10*time.Second, "the gate sink to receive 1000 events", func() bool { return gate.count() >= 1000 })
+	waitFor(t, 10*time.Second, "the file sink to write 1000 events", func() bool { return e.countLines() >= 1000 })
+	// Several status intervals pass; the slot must not move past the
+	// unacknowledged events.
+	for i := 0; i < 10; i++ {
+		time.Sleep(100 * time.Millisecond)
+		if c, _ := e.slot(); c > before {
+			t.Fatalf("confirmed_flush_lsn moved from %X to %X while the gate sink held every acknowledgement", before, c)
+		}
+	}
+	gate.release()
+	waitFor(t, 10*time.Second, "the slot to catch up with the last transaction", func() bool {
+		c, _ := e.slot()
+		return c >= end
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
