@@ -21,7 +21,7 @@ func applyEnv(cfg *Config, environ []string, warn func(string)) error {
 	if len(env) == 0 {
 		return nil
 	}
-	used := map[string]bool{}
+	used := map[string]bool{EnvPrefix + "_CONFIG": true}
 	if err := walkEnv(reflect.ValueOf(cfg).Elem(), EnvPrefix, env, used); err != nil {
 		return err
 	}

@@ -1,0 +1,51 @@
+# outbox-cdc — see README.md.
+#
+#   make build      build bin/outbox-cdc
+#   make demo       throwaway Postgres → outbox-cdc → stdout, then clean up
+#   make test       install test servers if missing, vet, gofmt, go test -race
+#   make bench      throughput, latency, CPU and memory beside pg_recvlogical
+#   make fuzz       run every fuzz target for FUZZTIME each
+#   make lint       go vet + gofmt check
+#   make soak       long fault runs (SOAK_TIME, default 10m)
+
+GO       ?= go
+FUZZTIME ?= 30s
+OUTBOX_CDC_CACHE ?= $(HOME)/.cache/outbox-cdc
+CACHE_ENV = OUTBOX_CDC_CACHE="$(OUTBOX_CDC_CACHE)"
+
+.PHONY: build test test-deps lint bench fuzz demo soak docs-build docs-serve clean
+
+build:
+	$(GO) build -o bin/outbox-cdc ./cmd/outbox-cdc
+
+test-deps:
+	$(CACHE_ENV) bash scripts/install-test-deps.sh
+
+lint:
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+test: test-deps lint
+	. "$(OUTBOX_CDC_CACHE)/env.sh" && $(GO) test -race -count=1 -timeout 30m ./...
+
+bench: build test-deps
+	. "$(OUTBOX_CDC_CACHE)/env.sh" && $(GO) run ./test/bench $(BENCHFLAGS)
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./decoder/
+	$(GO) test -run '^$$' -fuzz '^FuzzAppendJSONString$$' -fuzztime $(FUZZTIME) ./event/
+
+demo: build
+	bash scripts/demo.sh
+
+soak: build test-deps
+	. "$(OUTBOX_CDC_CACHE)/env.sh" && OUTBOX_CDC_SOAK=$${SOAK_TIME:-10m} $(GO) test -count=1 -timeout 3h -run 'Soak' -v ./test/
+
+docs-build:
+	bash scripts/docs.sh build
+
+docs-serve:
+	bash scripts/docs.sh serve
+
+clean:
+	rm -rf bin site

@@ -1,0 +1,432 @@
+// Command bench measures outbox-cdc end to end beside pg_recvlogical, the
+// limit: PostgreSQL decoding the same WAL with pgoutput and throwing it away.
+//
+// It starts a throwaway cluster, creates one slot per run before loading, so
+// every run reads the very same WAL, loads the events, checkpoints, then
+// alternates pg_recvlogical and outbox-cdc runs and prints medians and the
+// ratio. Then it streams a single 1,000,000-row transaction for peak RSS, and
+// measures commit-to-delivery latency at steady rates.
+//
+//	go run ./test/bench [-events 500000] [-tx 100] [-runs 3] [-sinks file]
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/outbox-cdc/outbox-cdc/schema"
+	"github.com/outbox-cdc/outbox-cdc/test/harness"
+)
+
+var (
+	events   = flag.Int("events", 500000, "events in the throughput run")
+	txSize   = flag.Int("tx", 100, "rows per transaction in the throughput run")
+	runs     = flag.Int("runs", 3, "runs of each contender (medians are reported)")
+	bigTx    = flag.Int("bigtx", 1000000, "rows in the single-transaction memory run (0 skips)")
+	latRates = flag.String("latency", "1000x1,5000x10", "latency runs: events/s x rows per transaction, comma-separated (empty skips)")
+	latSecs  = flag.Int("latency-seconds", 10, "duration of each latency run")
+	binPath  = flag.String("bin", "bin/outbox-cdc", "outbox-cdc binary")
+	sinkList = flag.String("sinks", "file", "sinks to measure: file (more with the broker sinks)")
+)
+
+func main() {
+	flag.Parse()
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+type result struct {
+	secs   float64
+	cpu    float64 // user+sys seconds
+	rssMiB float64
+}
+
+func run() error {
+	ctx := context.Background()
+	bin, err := filepath.Abs(*binPath)
+	if err != nil {
+		return err
+	}
+	pg, err := harness.StartPostgres(ctx, harness.PostgresOptions{Fsync: true, ExtraConf: map[string]string{
+		"shared_buffers": "256MB", "max_wal_size": "4GB", "checkpoint_timeout": "30min",
+	}})
+	if err != nil {
+		return err
+	}
+	defer pg.Close()
+	work, err := os.MkdirTemp("", "outbox-cdc-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	b := &bench{pg: pg, bin: bin, work: work}
+
+	fmt.Printf("outbox-cdc bench: %d events in transactions of %d rows, %d runs each, PostgreSQL %s\n",
+		*events, *txSize, *runs, filepath.Base(filepath.Dir(pg.BinDir())))
+	if err := b.throughput(ctx); err != nil {
+		return err
+	}
+	if *bigTx > 0 {
+		if err := b.bigTransaction(ctx); err != nil {
+			return err
+		}
+	}
+	if *latRates != "" {
+		for _, spec := range strings.Split(*latRates, ",") {
+			var rate, per int
+			if _, err := fmt.Sscanf(spec, "%dx%d", &rate, &per); err != nil {
+				return fmt.Errorf("-latency %q: %v", spec, err)
+			}
+			if err := b.latency(ctx, rate, per); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+type bench struct {
+	pg   *harness.Postgres
+	bin  string
+	work string
+	seq  int
+}
+
+// database makes a fresh database with the outbox, its publication and the
+// named slots, all created before any event is written.
+func (b *bench) database(ctx context.Context, slots ...string) (string, *pgxpool.Pool, error) {
+	b.seq++
+	db := fmt.Sprintf("bench%d", b.seq)
+	if err := b.pg.CreateDatabase(ctx, db); err != nil {
+		return "", nil, err
+	}
+	conn, err := pgx.Connect(ctx, b.pg.URL(db))
+	if err != nil {
+		return "", nil, err
+	}
+	defer conn.Close(ctx)
+	if err := schema.Setup(ctx, conn, schema.Names{Slot: slots[0], Publication: "outbox_cdc", Tables: []string{"public.outbox"}}, true, func(string) {}); err != nil {
+		return "", nil, err
+	}
+	for _, s := range slots[1:] {
+		if _, err := conn.Exec(ctx, "SELECT pg_create_logical_replication_slot($1, 'pgoutput')", s); err != nil {
+			return "", nil, err
+		}
+	}
+	pool, err := pgxpool.New(ctx, b.pg.URL(db))
+	return db, pool, err
+}
+
+func (b *bench) load(ctx context.Context, pool *pgxpool.Pool, n, per int) (string, error) {
+	for done := 0; done < n; done += per {
+		k := min(per, n-done)
+		_, err := pool.Exec(ctx, `INSERT INTO outbox (type, source, aggregate_type, aggregate_id, data)
+			SELECT 'bench.event', '/bench', 'order', 'order-' || (g % 50), jsonb_build_object('seq', g, 'payload', 'abcdefghijklmnopqrstuvwxyz0123456789')
+			FROM generate_series($1::int, $2::int) g`, done, done+k-1)
+		if err != nil {
+			return "", err
+		}
+	}
+	var end string
+	if _, err := pool.Exec(ctx, "CHECKPOINT"); err != nil {
+		return "", err
+	}
+	err := pool.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&end)
+	return end, err
+}
+
+func (b *bench) throughput(ctx context.Context) error {
+	var slots []string
+	for i := 0; i < *runs; i++ {
+		slots = append(slots, fmt.Sprintf("cdc%d", i), fmt.Sprintf("recv%d", i))
+	}
+	db, pool, err := b.database(ctx, slots...)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	t0 := time.Now()
+	end, err := b.load(ctx, pool, *events, *txSize)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("loaded %d events in %.1fs; WAL end %s\n\n", *events, time.Since(t0).Seconds(), end)
+
+	var recv, cdc []result
+	for i := 0; i < *runs; i++ {
+		r, err := b.recvlogical(ctx, db, fmt.Sprintf("recv%d", i), end)
+		if err != nil {
+			return err
+		}
+		recv = append(recv, r)
+		c, err := b.outboxCDC(ctx, db, fmt.Sprintf("cdc%d", i), end, pool, filepath.Join(b.work, fmt.Sprintf("events-%d.jsonl", i)))
+		if err != nil {
+			return err
+		}
+		cdc = append(cdc, c)
+		os.Remove(filepath.Join(b.work, fmt.Sprintf("events-%d.jsonl", i)))
+		fmt.Printf("run %d: pg_recvlogical %.2fs, outbox-cdc(file) %.2fs (cpu %.2fs, peak RSS %.1f MiB)\n", i+1, r.secs, c.secs, c.cpu, c.rssMiB)
+	}
+	n := float64(*events)
+	rl, cl := median(recv, func(r result) float64 { return r.secs }), median(cdc, func(r result) float64 { return r.secs })
+	cpu := median(cdc, func(r result) float64 { return r.cpu })
+	rss := slices.MaxFunc(cdc, func(a, b result) int { return int(a.rssMiB - b.rssMiB) }).rssMiB
+	fmt.Printf("\n%-26s %12s %8s %14s %12s\n", "throughput (median)", "events/s", "ratio", "CPU µs/event", "peak RSS")
+	fmt.Printf("%-26s %12.0f %8s %14s %12s\n", "pg_recvlogical (limit)", n/rl, "1.00", "-", "-")
+	fmt.Printf("%-26s %12.0f %8.2f %14.2f %9.1f MiB\n\n", "outbox-cdc → file", n/cl, rl/cl, cpu/n*1e6, rss)
+	return nil
+}
+
+func median(rs []result, f func(result) float64) float64 {
+	v := make([]float64, len(rs))
+	for i, r := range rs {
+		v[i] = f(r)
+	}
+	slices.Sort(v)
+	return v[len(v)/2]
+}
+
+func (b *bench) recvlogical(ctx context.Context, db, slot, end string) (result, error) {
+	cmd := exec.CommandContext(ctx, filepath.Join(b.pg.BinDir(), "pg_recvlogical"),
+		"-d", b.pg.URL(db), "--slot", slot, "--start", "--no-loop", "-E", end,
+		"-o", "proto_version=1", "-o", "publication_names=outbox_cdc", "-f", "/dev/null")
+	t0 := time.Now()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return result{}, fmt.Errorf("pg_recvlogical: %v: %s", err, out)
+	}
+	return usage(time.Since(t0), cmd.ProcessState), nil
+}
+
+func usage(wall time.Duration, ps *os.ProcessState) result {
+	r := result{secs: wall.Seconds(), cpu: (ps.UserTime() + ps.SystemTime()).Seconds()}
+	if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
+		r.rssMiB = float64(ru.Maxrss) / 1024
+	}
+	return r
+}
+
+func (b *bench) config(db, slot, sinkYAML string) (string, error) {
+	path := filepath.Join(b.work, slot+".yaml")
+	cfg := fmt.Sprintf("postgres: {url: %q, slot: %s, publication: outbox_cdc, status_interval: 50ms}\nsinks:\n%s\nhttp: {addr: \"-\"}\nlog: {level: warn}\n",
+		b.pg.URL(db), slot, sinkYAML)
+	return path, os.WriteFile(path, []byte(cfg), 0o644)
+}
+
+// outboxCDC runs the binary until the slot has confirmed end, then stops it.
+func (b *bench) outboxCDC(ctx context.Context, db, slot, end string, pool *pgxpool.Pool, out string) (result, error) {
+	cfg, err := b.config(db, slot, fmt.Sprintf("  - {name: file, type: file, path: %q}", out))
+	if err != nil {
+		return result{}, err
+	}
+	cmd := exec.CommandContext(ctx, b.bin, "run", "--config", cfg)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	t0 := time.Now()
+	if err := cmd.Start(); err != nil {
+		return result{}, err
+	}
+	for {
+		var done bool
+		if err := pool.QueryRow(ctx, "SELECT confirmed_flush_lsn >= $1::pg_lsn FROM pg_replication_slots WHERE slot_name = $2", end, slot).Scan(&done); err != nil {
+			cmd.Process.Kill()
+			return result{}, err
+		}
+		if done {
+			break
+		}
+		if cmd.ProcessState != nil {
+			return result{}, fmt.Errorf("outbox-cdc exited: %s", stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	wall := time.Since(t0)
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		return result{}, fmt.Errorf("outbox-cdc: %v: %s", err, stderr.String())
+	}
+	return usage(wall, cmd.ProcessState), nil
+}
+
+func (b *bench) bigTransaction(ctx context.Context) error {
+	db, pool, err := b.database(ctx, "cdcbig", "recvbig")
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if _, err := pool.Exec(ctx, `INSERT INTO outbox (type, source, aggregate_id, data)
+		SELECT 'bench.big', '/bench', 'a' || (g % 20), jsonb_build_object('seq', g) FROM generate_series(1, $1::int) g`, *bigTx); err != nil {
+		return err
+	}
+	var end string
+	if _, err := pool.Exec(ctx, "CHECKPOINT"); err != nil {
+		return err
+	}
+	if err := pool.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&end); err != nil {
+		return err
+	}
+	r, err := b.recvlogical(ctx, db, "recvbig", end)
+	if err != nil {
+		return err
+	}
+	out := filepath.Join(b.work, "big.jsonl")
+	c, err := b.outboxCDC(ctx, db, "cdcbig", end, pool, out)
+	os.Remove(out)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("one %d-row transaction: pg_recvlogical %.2fs; outbox-cdc → file %.2fs (ratio %.2f), CPU %.2f µs/event, peak RSS %.1f MiB\n\n",
+		*bigTx, r.secs, c.secs, r.secs/c.secs, c.cpu/float64(*bigTx)*1e6, c.rssMiB)
+	return nil
+}
+
+// latency commits rate events/s in transactions of per rows for latSecs and
+// measures, per event, the time from COMMIT returning to the line appearing in
+// the file sink's output.
+func (b *bench) latency(ctx context.Context, rate, per int) error {
+	db, pool, err := b.database(ctx, fmt.Sprintf("cdclat%d", rate))
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	out := filepath.Join(b.work, fmt.Sprintf("lat-%d.jsonl", rate))
+	defer os.Remove(out)
+	cfg, err := b.config(db, fmt.Sprintf("cdclat%d", rate), fmt.Sprintf("  - {name: file, type: file, path: %q}", out))
+	if err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, b.bin, "run", "--config", cfg)
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
+	time.Sleep(500 * time.Millisecond)
+
+	f, err := os.Create(out + ".touch")
+	if err == nil {
+		f.Close()
+	}
+	arrivals := make(map[int]time.Time, rate**latSecs)
+	stopTail := make(chan struct{})
+	tailDone := make(chan error, 1)
+	go func() { tailDone <- tailFile(out, arrivals, stopTail) }()
+
+	commits := make(map[int]time.Time, rate**latSecs)
+	txPerSec := float64(rate) / float64(per)
+	interval := time.Duration(float64(time.Second) / txPerSec)
+	total := rate * *latSecs
+	next := time.Now()
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	for seq := 0; seq < total; seq += per {
+		if d := time.Until(next); d > 0 {
+			time.Sleep(d)
+		}
+		next = next.Add(interval)
+		if _, err := conn.Exec(ctx, `INSERT INTO outbox (type, source, aggregate_id, data)
+			SELECT 'bench.latency', '/bench', 'a' || (g % 50), jsonb_build_object('seq', g) FROM generate_series($1::int, $2::int) g`, seq, seq+per-1); err != nil {
+			return err
+		}
+		now := time.Now()
+		for i := seq; i < seq+per; i++ {
+			commits[i] = now
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+		if n := arrivalCount(arrivals); n >= total {
+			break
+		}
+	}
+	close(stopTail)
+	if err := <-tailDone; err != nil {
+		return err
+	}
+	var lat []float64
+	for seq, c := range commits {
+		if a, ok := arrivals[seq]; ok {
+			lat = append(lat, max(0, a.Sub(c).Seconds()*1000))
+		}
+	}
+	if len(lat) < total {
+		return fmt.Errorf("latency run at %d events/s: only %d of %d events arrived", rate, len(lat), total)
+	}
+	slices.Sort(lat)
+	pct := func(p float64) float64 { return lat[min(len(lat)-1, int(p*float64(len(lat))))] }
+	fmt.Printf("latency at %d events/s (%d-row transactions, %ds): commit → file p50 %.2f ms, p99 %.2f ms, max %.2f ms\n",
+		rate, per, *latSecs, pct(0.50), pct(0.99), lat[len(lat)-1])
+	return nil
+}
+
+var arrivalMu = make(chan struct{}, 1)
+
+func arrivalCount(m map[int]time.Time) int {
+	arrivalMu <- struct{}{}
+	defer func() { <-arrivalMu }()
+	return len(m)
+}
+
+// tailFile follows path and records when each seq first appears.
+func tailFile(path string, arrivals map[int]time.Time, stop <-chan struct{}) error {
+	var f *os.File
+	for f == nil {
+		var err error
+		if f, err = os.Open(path); err != nil {
+			select {
+			case <-stop:
+				return nil
+			case <-time.After(time.Millisecond):
+			}
+		}
+	}
+	defer f.Close()
+	r := bufio.NewReaderSize(f, 1<<20)
+	var partial []byte
+	for {
+		line, err := r.ReadBytes('\n')
+		if len(line) > 0 {
+			partial = append(partial, line...)
+		}
+		if err == nil {
+			now := time.Now()
+			var ev struct {
+				Data struct {
+					Seq int `json:"seq"`
+				} `json:"data"`
+			}
+			if json.Unmarshal(partial, &ev) == nil {
+				arrivalMu <- struct{}{}
+				if _, ok := arrivals[ev.Data.Seq]; !ok {
+					arrivals[ev.Data.Seq] = now
+				}
+				<-arrivalMu
+			}
+			partial = partial[:0]
+			continue
+		}
+		select {
+		case <-stop:
+			return nil
+		case <-time.After(200 * time.Microsecond):
+		}
+	}
+}
