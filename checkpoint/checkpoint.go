@@ -91,8 +91,12 @@ func (t *Tx) Done(e *event.Event) {
 
 // Begin starts tracking a new transaction. Transactions must begin in commit
 // order, which is the order pgoutput sends them in.
-func (c *Checkpoint) Begin() *Tx {
-	t := &Tx{cp: c}
+func (c *Checkpoint) Begin() *Tx { return c.BeginAt(time.Time{}) }
+
+// BeginAt is Begin for a transaction whose commit time is already known (the
+// pgoutput Begin message carries it).
+func (c *Checkpoint) BeginAt(commitTime time.Time) *Tx {
+	t := &Tx{cp: c, commitTime: commitTime}
 	t.pending.Store(1)
 	c.mu.Lock()
 	c.txs = append(c.txs, t)
@@ -171,6 +175,19 @@ func (c *Checkpoint) Safe() uint64 {
 		}
 	}
 	return c.safe
+}
+
+// Oldest returns the commit time of the oldest transaction not yet completed,
+// as of now, and false when nothing is in flight.
+func (c *Checkpoint) Oldest() (time.Time, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, t := range c.txs {
+		if !t.done.Load() {
+			return t.commitTime, true
+		}
+	}
+	return time.Time{}, false
 }
 
 // InFlight returns the events and bytes in the window.

@@ -22,6 +22,7 @@ import (
 
 	"github.com/outbox-cdc/outbox-cdc/checkpoint"
 	"github.com/outbox-cdc/outbox-cdc/decoder"
+	"github.com/outbox-cdc/outbox-cdc/observe"
 	"github.com/outbox-cdc/outbox-cdc/replication"
 	"github.com/outbox-cdc/outbox-cdc/retry"
 	"github.com/outbox-cdc/outbox-cdc/sink"
@@ -37,8 +38,19 @@ type Config struct {
 	Outbox   Outbox   `yaml:"outbox"`
 	Window   Window   `yaml:"window"`
 	Sinks    []Sink   `yaml:"sinks"`
-	HTTP     HTTP     `yaml:"http"`
-	Log      Log      `yaml:"log"`
+	HTTP      observe.Config `yaml:"http"`
+	Heartbeat Heartbeat      `yaml:"heartbeat"`
+	Log       Log            `yaml:"log"`
+}
+
+// Heartbeat keeps the slot moving on an idle outbox: a transactional
+// pg_logical_emit_message with the heartbeat prefix, written by outbox-cdc in
+// the slot's database and never published.
+type Heartbeat struct {
+	// Interval between heartbeats. Default 10s.
+	Interval time.Duration `yaml:"interval"`
+	// Disabled turns heartbeats off, for read-only setups. Default false.
+	Disabled bool `yaml:"disabled"`
 }
 
 // Postgres is the source database.
@@ -84,12 +96,6 @@ type Window struct {
 	MaxEvents int `yaml:"max_events"`
 	// MaxBytes defaults to 8 MiB.
 	MaxBytes int64 `yaml:"max_bytes"`
-}
-
-// HTTP is the metrics, health and admin endpoint.
-type HTTP struct {
-	// Addr is the listen address. Default "127.0.0.1:9187"; "-" disables.
-	Addr string `yaml:"addr"`
 }
 
 // Log configures logging.
@@ -170,7 +176,10 @@ func (c *Config) setDefaults() {
 		c.Postgres.Publication = "outbox_cdc"
 	}
 	if c.HTTP.Addr == "" {
-		c.HTTP.Addr = "127.0.0.1:9187"
+		c.HTTP.Addr = observe.DefaultAddr
+	}
+	if c.Heartbeat.Interval <= 0 {
+		c.Heartbeat.Interval = 10 * time.Second
 	}
 	if c.Log.Level == "" {
 		c.Log.Level = "info"

@@ -81,8 +81,8 @@ func (p *Pipeline) Drain(ctx context.Context) error {
 }
 
 // Begin implements decoder.Handler.
-func (p *Pipeline) Begin(uint64, time.Time) error {
-	p.tx = p.cp.Begin()
+func (p *Pipeline) Begin(_ uint64, commitTime time.Time) error {
+	p.tx = p.cp.BeginAt(commitTime)
 	return nil
 }
 

@@ -73,6 +73,8 @@ type Hooks struct {
 	Reconnect func(err error)
 	// Status is called after each standby status update was sent.
 	Status func(flushed uint64)
+	// WindowFull is called with the time the reader waited on a full window.
+	WindowFull func(time.Duration)
 }
 
 // FatalError is an error that reconnecting cannot fix: a bad row, a missing
@@ -90,7 +92,14 @@ type Stream struct {
 	hooks  Hooks
 	state  atomic.Int32
 	sent   atomic.Uint64 // last flushed position reported
+	tick   atomic.Int64  // unix nanoseconds of the loop's last turn
 }
+
+// LastActivity returns when the stream's loop last turned: a watchdog sees a
+// stuck loop by this not moving. Safe for concurrent use.
+func (s *Stream) LastActivity() time.Time { return time.Unix(0, s.tick.Load()) }
+
+func (s *Stream) turn(now time.Time) { s.tick.Store(now.UnixNano()) }
 
 // New returns a Stream; logger may be nil. Run starts it.
 func New(cfg Config, c Consumer, logger *slog.Logger, hooks Hooks) (*Stream, error) {
@@ -121,6 +130,7 @@ func (s *Stream) setState(st State) {
 // blocks. It returns a *FatalError for what reconnecting cannot fix.
 func (s *Stream) Run(ctx context.Context) error {
 	defer s.setState(StateStopped)
+	s.turn(time.Now())
 	for attempt := 1; ; attempt++ {
 		streamed, err := s.session(ctx)
 		if ctx.Err() != nil {
@@ -141,6 +151,7 @@ func (s *Stream) Run(ctx context.Context) error {
 		if err := s.cfg.Reconnect.Sleep(ctx, attempt); err != nil {
 			return nil
 		}
+		s.turn(time.Now())
 	}
 }
 
@@ -253,6 +264,7 @@ func (s *Stream) waitForSlot(ctx context.Context, conn *pgconn.PgConn) (uint64, 
 			s.setState(StateStandby)
 			s.logger.Info("slot is active in another process; waiting as hot standby", "slot", s.cfg.Slot, "pid", info.pid)
 		}
+		s.turn(time.Now())
 		t := time.NewTimer(s.cfg.StandbyPoll)
 		select {
 		case <-ctx.Done():
@@ -301,7 +313,9 @@ func (s *Stream) stream(ctx context.Context, conn *pgconn.PgConn, floor uint64) 
 	timer := time.NewTimer(s.cfg.StatusInterval)
 	defer timer.Stop()
 	for {
-		if time.Now().After(next) {
+		now := time.Now()
+		s.turn(now)
+		if now.After(next) {
 			if err := s.sendStatus(conn, floor, false); err != nil {
 				return err
 			}
@@ -314,6 +328,9 @@ func (s *Stream) stream(ctx context.Context, conn *pgconn.PgConn, floor uint64) 
 			case <-timer.C:
 			case <-ctx.Done():
 				return nil
+			}
+			if s.hooks.WindowFull != nil {
+				s.hooks.WindowFull(time.Since(now))
 			}
 			continue
 		}

@@ -15,6 +15,8 @@ import (
 	"github.com/outbox-cdc/outbox-cdc/checkpoint"
 	"github.com/outbox-cdc/outbox-cdc/config"
 	"github.com/outbox-cdc/outbox-cdc/decoder"
+	"github.com/outbox-cdc/outbox-cdc/event"
+	"github.com/outbox-cdc/outbox-cdc/observe"
 	"github.com/outbox-cdc/outbox-cdc/pipeline"
 	"github.com/outbox-cdc/outbox-cdc/replication"
 	"github.com/outbox-cdc/outbox-cdc/schema"
@@ -59,9 +61,10 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		return err
 	}
 
-	obs := opts.Observer
-	if obs == nil {
-		obs = sink.NopObserver{}
+	metrics := observe.NewMetrics(opts.Version)
+	var obs sink.Observer = metrics
+	if opts.Observer != nil {
+		obs = multiObserver{metrics, opts.Observer}
 	}
 	var targets []sink.Target
 	closeAll := func() {
@@ -78,7 +81,10 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		targets = append(targets, sink.Target{Name: sc.Name, Sink: s, Route: sc.Route, MaxBatch: sc.MaxBatch})
 	}
 	targets = append(targets, opts.Targets...)
-	fan, err := sink.NewFanout(targets, logger, sink.Hooks{})
+	for _, t := range targets {
+		metrics.AddSink(t.Name)
+	}
+	fan, err := sink.NewFanout(targets, logger, sink.Hooks{Published: metrics.Published})
 	if err != nil {
 		closeAll()
 		return err
@@ -90,13 +96,19 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		return err
 	}
 	cp := checkpoint.New(cfg.Checkpoint(), 0)
-	pl := pipeline.New(dec, cp, fan, pipeline.Hooks{})
+	pl := pipeline.New(dec, cp, fan, pipeline.Hooks{Decoded: metrics.Decoded})
 	rcfg := cfg.Replication()
 	rcfg.NoKeepaliveFollow = opts.NoKeepaliveFollow
-	stream, err := replication.New(rcfg, pl, logger, replication.Hooks{})
+	server := observe.NewServer(cfg.HTTP, metrics, cfg.Postgres.URL, cfg.Postgres.Slot, logger)
+	stream, err := replication.New(rcfg, pl, logger, replication.Hooks{
+		State:      metrics.State,
+		Reconnect:  server.Reconnect,
+		WindowFull: metrics.WindowFull,
+	})
 	if err != nil {
 		return err
 	}
+	server.Attach(stream, cp)
 	if opts.Started != nil {
 		opts.Started(stream, cp)
 	}
@@ -107,6 +119,18 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	defer cancelSinks()
 	streamCtx, cancelStream := context.WithCancel(ctx)
 	defer cancelStream()
+	serverDone := make(chan error, 1)
+	go func() { serverDone <- server.Run(sinkCtx) }()
+	select {
+	case err := <-serverDone: // only a listen error returns this early
+		if err != nil {
+			return err
+		}
+	case <-time.After(50 * time.Millisecond):
+	}
+	if !cfg.Heartbeat.Disabled {
+		go heartbeat(streamCtx, cfg, cfg.Decoder().WithDefaults().HeartbeatPrefix, stream, logger)
+	}
 	fanDone := make(chan error, 1)
 	go func() {
 		err := fan.Run(sinkCtx)
@@ -119,6 +143,10 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	logger.Info("outbox-cdc starting", "version", opts.Version, "slot", cfg.Postgres.Slot,
 		"publication", cfg.Postgres.Publication, "sinks", len(targets))
 	streamErr := stream.Run(streamCtx)
+	var decErr *decoder.Error
+	if errors.As(streamErr, &decErr) {
+		metrics.DecodeError()
+	}
 
 	fan.Stop()
 	var fanErr error
@@ -159,4 +187,22 @@ func Connect(ctx context.Context, cfg *config.Config) (*pgx.Conn, error) {
 			pc.Host, pc.Port, replication.RedactURL(err.Error()))
 	}
 	return conn, nil
+}
+
+// multiObserver feeds two observers.
+type multiObserver [2]sink.Observer
+
+func (m multiObserver) Acked(s string, e *event.Event) {
+	m[0].Acked(s, e)
+	m[1].Acked(s, e)
+}
+
+func (m multiObserver) Retried(s string, err error) {
+	m[0].Retried(s, err)
+	m[1].Retried(s, err)
+}
+
+func (m multiObserver) Duplicate(s string, e *event.Event) {
+	m[0].Duplicate(s, e)
+	m[1].Duplicate(s, e)
 }

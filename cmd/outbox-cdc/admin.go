@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
+	"time"
 
 	"github.com/outbox-cdc/outbox-cdc/config"
+	"github.com/outbox-cdc/outbox-cdc/observe"
 	"github.com/outbox-cdc/outbox-cdc/schema"
 	"github.com/outbox-cdc/outbox-cdc/streamer"
 )
@@ -39,10 +42,17 @@ func status(ctx context.Context, cfg *config.Config, asJSON bool, out io.Writer)
 	if err != nil {
 		return err
 	}
+	live, liveErr := liveStatus(ctx, cfg)
 	if asJSON {
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
-		return enc.Encode(st)
+		v := map[string]any{"slot": st}
+		if live != nil {
+			v["instance"] = live
+		} else if liveErr != nil {
+			v["instance_error"] = liveErr.Error()
+		}
+		return enc.Encode(v)
 	}
 	if !st.Exists {
 		fmt.Fprintf(out, "slot %s does not exist (run `outbox-cdc setup`); server WAL at %s\n", st.Slot, st.CurrentLSN)
@@ -66,5 +76,46 @@ func status(ctx context.Context, cfg *config.Config, asJSON bool, out io.Writer)
 	if st.SafeWALSize != nil {
 		fmt.Fprintf(out, "safe_wal_size:   %d bytes\n", *st.SafeWALSize)
 	}
+	switch {
+	case live != nil:
+		ready := "ready"
+		if !live.Ready.OK {
+			ready = "NOT READY"
+			for _, c := range live.Ready.Checks {
+				if !c.OK {
+					ready += "; " + c.Name + ": " + c.Reason
+				}
+			}
+		}
+		fmt.Fprintf(out, "instance:        %s since %s, %s\n", live.State, live.Since.UTC().Format(time.RFC3339), ready)
+		fmt.Fprintf(out, "in flight:       %d events, %d bytes, oldest %.1fs\n", live.InFlightEvents, live.InFlightBytes, live.LagSeconds)
+		fmt.Fprintf(out, "confirmed by it: %s\n", live.Confirmed)
+	case liveErr != nil:
+		fmt.Fprintf(out, "instance:        %v\n", liveErr)
+	}
 	return nil
+}
+
+// liveStatus asks a running instance at http.addr for its state. It returns
+// nil, nil when the HTTP server is disabled.
+func liveStatus(ctx context.Context, cfg *config.Config) (*observe.StatusReport, error) {
+	if cfg.HTTP.Addr == "-" {
+		return nil, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+cfg.HTTP.Addr+"/status", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("no running instance answers at %s", cfg.HTTP.Addr)
+	}
+	defer resp.Body.Close()
+	var st observe.StatusReport
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		return nil, fmt.Errorf("instance at %s: %w", cfg.HTTP.Addr, err)
+	}
+	return &st, nil
 }

@@ -1,0 +1,91 @@
+package observe
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// sinkHealth follows one sink's acknowledgements for readiness.
+type sinkHealth struct {
+	name string
+
+	mu       sync.Mutex
+	pending  int64     // published, not yet acknowledged
+	progress time.Time // last acknowledgement, or when pending became non-zero
+	lastErr  string
+	errAt    time.Time
+}
+
+func (h *sinkHealth) published(n int) {
+	h.mu.Lock()
+	if h.pending == 0 {
+		h.progress = time.Now()
+	}
+	h.pending += int64(n)
+	h.mu.Unlock()
+}
+
+func (h *sinkHealth) acked(n int) {
+	now := time.Now()
+	h.mu.Lock()
+	h.pending -= int64(n)
+	if h.pending < 0 {
+		h.pending = 0
+	}
+	h.progress = now
+	h.lastErr = ""
+	h.mu.Unlock()
+}
+
+func (h *sinkHealth) failed(err error) {
+	h.mu.Lock()
+	h.lastErr = err.Error()
+	h.errAt = time.Now()
+	h.mu.Unlock()
+}
+
+// stalled reports whether the sink has had events pending without any
+// acknowledgement for longer than limit, since when, and the last error.
+func (h *sinkHealth) stalled(now time.Time, limit time.Duration) (bool, int64, time.Time, string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.pending == 0 || now.Sub(h.progress) < limit {
+		return false, h.pending, h.progress, h.lastErr
+	}
+	return true, h.pending, h.progress, h.lastErr
+}
+
+func sortHealths(hs []*sinkHealth) {
+	slices.SortFunc(hs, func(a, b *sinkHealth) int { return strings.Compare(a.name, b.name) })
+}
+
+// Check is one readiness or liveness check.
+type Check struct {
+	Name   string     `json:"name"`
+	OK     bool       `json:"ok"`
+	Reason string     `json:"reason,omitempty"`
+	Since  *time.Time `json:"since,omitempty"`
+}
+
+// Report is the body of /healthz and /readyz.
+type Report struct {
+	OK     bool    `json:"ok"`
+	Checks []Check `json:"checks"`
+}
+
+func newReport(checks []Check) Report {
+	r := Report{OK: true, Checks: checks}
+	for _, c := range checks {
+		if !c.OK {
+			r.OK = false
+		}
+	}
+	return r
+}
+
+func sinceStr(t time.Time) string {
+	return fmt.Sprintf("%s (%s ago)", t.UTC().Format(time.RFC3339), time.Since(t).Round(time.Second))
+}
