@@ -29,9 +29,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Version is logged at start.
 	Version string
-	// Targets are sinks built by the caller (in-process handlers), added to
-	// the configured ones.
-	Targets []sink.Target
+	// Sinks are sinks built by the caller (in-process handlers), added to the
+	// configured ones. Each is built with the Options every sink gets; it
+	// must acknowledge through Options.Ack so that metrics and health see it.
+	Sinks []Custom
 	// Observer receives sink metrics signals; nil ignores them.
 	Observer sink.Observer
 	// Started, if set, is called with the stream once it is built, so the
@@ -39,6 +40,13 @@ type Options struct {
 	Started func(*replication.Stream, *checkpoint.Checkpoint)
 	// NoKeepaliveFollow is a test-only switch; see replication.Config.
 	NoKeepaliveFollow bool
+}
+
+// Custom is a sink the embedding program builds.
+type Custom struct {
+	Name  string
+	Route sink.Route
+	New   func(sink.Options) sink.Sink
 }
 
 // Run checks the server, opens the sinks and streams until ctx is done; then
@@ -80,7 +88,10 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		}
 		targets = append(targets, sink.Target{Name: sc.Name, Sink: s, Route: sc.Route, MaxBatch: sc.MaxBatch})
 	}
-	targets = append(targets, opts.Targets...)
+	for _, c := range opts.Sinks {
+		targets = append(targets, sink.Target{Name: c.Name, Route: c.Route,
+			Sink: c.New(sink.Options{Name: c.Name, Logger: logger, Observer: obs})})
+	}
 	for _, t := range targets {
 		metrics.AddSink(t.Name)
 	}

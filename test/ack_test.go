@@ -16,6 +16,7 @@ import (
 // gateSink takes events and acknowledges them only when opened: a broker that
 // withholds its acknowledgements.
 type gateSink struct {
+	opts sink.Options
 	mu   sync.Mutex
 	open bool
 	held []*event.Event
@@ -28,7 +29,7 @@ func (g *gateSink) Publish(_ context.Context, evs []*event.Event) error {
 	g.got += len(evs)
 	if g.open {
 		for _, e := range evs {
-			e.Ack()
+			g.opts.Ack(e)
 		}
 		return nil
 	}
@@ -41,7 +42,7 @@ func (g *gateSink) release() {
 	defer g.mu.Unlock()
 	g.open = true
 	for _, e := range g.held {
-		e.Ack()
+		g.opts.Ack(e)
 	}
 	g.held = nil
 }
@@ -52,14 +53,19 @@ func (g *gateSink) count() int {
 	return g.got
 }
 
+// custom returns the gate as an in-process sink named name.
+func (g *gateSink) custom(name string) streamer.Custom {
+	return streamer.Custom{Name: name, New: func(o sink.Options) sink.Sink { g.opts = o; return g }}
+}
+
 func (g *gateSink) Flush(context.Context) error { return nil }
 func (g *gateSink) Close() error                { return nil }
 
 // runInProcess runs the streamer for e's config with extra sinks until the
 // returned stop function is called.
-func runInProcess(t *testing.T, e *env, opts streamer.Options) (stop func() error) {
+func runInProcess(t *testing.T, e *env, opts streamer.Options, env ...string) (stop func() error) {
 	t.Helper()
-	cfg, err := config.Load(e.cfgPath, os.Environ(), nil)
+	cfg, err := config.Load(e.cfgPath, append(os.Environ(), env...), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +94,7 @@ func runInProcess(t *testing.T, e *env, opts streamer.Options) (stop func() erro
 func TestWithheldAcksHoldTheSlot(t *testing.T) {
 	e := newEnv(t, "")
 	gate := &gateSink{}
-	stop := runInProcess(t, e, streamer.Options{Targets: []sink.Target{{Name: "gate", Sink: gate}}})
+	stop := runInProcess(t, e, streamer.Options{Sinks: []streamer.Custom{gate.custom("gate")}})
 	waitFor(t, 10*time.Second, "streaming", func() bool { _, a := e.slot(); return a })
 	before, _ := e.slot()
 

@@ -83,8 +83,14 @@ log: {level: debug}
 // cli runs the binary with a command and the env's config; it returns the
 // combined output.
 func (e *env) cli(ctx context.Context, args ...string) (string, error) {
+	return e.cliEnv(ctx, nil, args...)
+}
+
+// cliEnv is cli with extra environment.
+func (e *env) cliEnv(ctx context.Context, env []string, args ...string) (string, error) {
 	args = append(args, "--config", e.cfgPath)
 	cmd := exec.CommandContext(ctx, binary, args...)
+	cmd.Env = append(os.Environ(), env...)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
