@@ -34,10 +34,10 @@ const EnvPrefix = "OUTBOX_CDC"
 
 // Config is the whole configuration.
 type Config struct {
-	Postgres Postgres `yaml:"postgres"`
-	Outbox   Outbox   `yaml:"outbox"`
-	Window   Window   `yaml:"window"`
-	Sinks    []Sink   `yaml:"sinks"`
+	Postgres  Postgres       `yaml:"postgres"`
+	Outbox    Outbox         `yaml:"outbox"`
+	Window    Window         `yaml:"window"`
+	Sinks     []Sink         `yaml:"sinks"`
 	HTTP      observe.Config `yaml:"http"`
 	Heartbeat Heartbeat      `yaml:"heartbeat"`
 	Log       Log            `yaml:"log"`
@@ -231,7 +231,7 @@ func (c *Config) Validate() error {
 				return fmt.Errorf("%s (%s): %w", where, s.Name, err)
 			}
 		}
-		if s.Type != "file" && s.Type != "stdout" && (s.Path != "" || s.Sync) {
+		if s.Type != "file" && (s.Path != "" || s.Sync) {
 			return fmt.Errorf("%s (%s): path and sync apply only to file sinks", where, s.Name)
 		}
 	}

@@ -37,6 +37,7 @@ type Decoder struct {
 
 	cols       []column // scratch for tuples
 	lastSource string   // the last source that passed validation
+	lastCT     string   // the last datacontenttype that passed validation
 }
 
 // New returns a Decoder for cfg; logger may be nil.
@@ -61,9 +62,9 @@ func New(cfg Config, logger *slog.Logger) (*Decoder, error) {
 	return d, nil
 }
 
-// Reset forgets the transaction in progress, after the stream was cut. The
-// relation cache is kept: the server sends Relation messages again on a new
-// connection before the first change of each relation.
+// Reset forgets the transaction in progress and the relation cache, after the
+// stream was cut: on a new connection the server sends a Relation message
+// again before the first change of each relation.
 func (d *Decoder) Reset() {
 	d.inTx = false
 	clear(d.rels)

@@ -22,12 +22,8 @@ func (d *Decoder) message(r *reader, walStart uint64, h Handler) error {
 	if r.err != nil {
 		return r.err
 	}
-	switch string(prefix) {
-	case d.cfg.HeartbeatPrefix:
-		return nil
-	case d.cfg.MessagePrefix:
-	default:
-		return nil
+	if d.cfg.MessagePrefix == "-" || string(prefix) != d.cfg.MessagePrefix {
+		return nil // heartbeats and other prefixes are not events
 	}
 	if flags&1 == 0 || !d.inTx {
 		d.logger.Warn("ignoring a non-transactional outbox message: emit events with pg_logical_emit_message(true, ...)",
@@ -37,35 +33,44 @@ func (d *Decoder) message(r *reader, walStart uint64, h Handler) error {
 	e, err := d.messageEvent(content)
 	if err != nil {
 		s := string(content)
-		return &Error{Table: "message " + string(prefix), LSN: d.commitLSN, Column: err.column, Reason: err.reason,
+		return &Error{Table: "message " + string(prefix), RowID: err.id, LSN: d.commitLSN, Column: err.column, Reason: err.reason,
 			Raw: map[string]*string{"content": &s}}
 	}
 	return h.Event(e)
 }
 
-type msgErr struct{ column, reason string }
+type msgErr struct {
+	column, reason string
+	id             string
+}
 
-func (d *Decoder) messageEvent(content []byte) (*event.Event, *msgErr) {
+func (d *Decoder) messageEvent(content []byte) (e *event.Event, merr *msgErr) {
+	var id string
+	defer func() {
+		if merr != nil {
+			merr.id = id
+		}
+	}()
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(content, &m); err != nil {
-		return nil, &msgErr{"", "content is not a CloudEvent in JSON: " + err.Error()}
+		return nil, &msgErr{column: "", reason: "content is not a CloudEvent in JSON: " + err.Error()}
 	}
-	e := &event.Event{CommitLSN: d.commitLSN, CommitTime: d.commitTime}
+	e = &event.Event{CommitLSN: d.commitLSN, CommitTime: d.commitTime}
 	str := func(name string, required bool) (string, *msgErr) {
 		raw, ok := m[name]
 		delete(m, name)
 		if !ok || string(raw) == "null" {
 			if required {
-				return "", &msgErr{name, "is missing; a CloudEvent requires " + name}
+				return "", &msgErr{column: name, reason: "is missing; a CloudEvent requires " + name}
 			}
 			return "", nil
 		}
 		var s string
 		if err := json.Unmarshal(raw, &s); err != nil {
-			return "", &msgErr{name, "must be a string"}
+			return "", &msgErr{column: name, reason: "must be a string"}
 		}
 		if s == "" && required {
-			return "", &msgErr{name, "is empty; a CloudEvent requires " + name}
+			return "", &msgErr{column: name, reason: "is empty; a CloudEvent requires " + name}
 		}
 		return s, nil
 	}
@@ -75,11 +80,12 @@ func (d *Decoder) messageEvent(content []byte) (*event.Event, *msgErr) {
 		return nil, err
 	}
 	if spec != "" && spec != event.SpecVersion {
-		return nil, &msgErr{"specversion", fmt.Sprintf("is %q; only 1.0 is supported", spec)}
+		return nil, &msgErr{column: "specversion", reason: fmt.Sprintf("is %q; only 1.0 is supported", spec)}
 	}
 	if e.ID, err = str("id", true); err != nil {
 		return nil, err
 	}
+	id = e.ID
 	if e.Type, err = str("type", true); err != nil {
 		return nil, err
 	}
@@ -88,11 +94,11 @@ func (d *Decoder) messageEvent(content []byte) (*event.Event, *msgErr) {
 	}
 	if e.Source == "" {
 		if e.Source = d.cfg.DefaultSource; e.Source == "" {
-			return nil, &msgErr{"source", "is missing and no default_source is configured"}
+			return nil, &msgErr{column: "source", reason: "is missing and no default_source is configured"}
 		}
 	}
 	if reason := validURIRef(e.Source); reason != "" {
-		return nil, &msgErr{"source", reason}
+		return nil, &msgErr{column: "source", reason: reason}
 	}
 	if e.Subject, err = str("subject", false); err != nil {
 		return nil, err
@@ -100,12 +106,15 @@ func (d *Decoder) messageEvent(content []byte) (*event.Event, *msgErr) {
 	if e.DataContentType, err = str("datacontenttype", false); err != nil {
 		return nil, err
 	}
+	if reason := validMediaType(e.DataContentType); reason != "" {
+		return nil, &msgErr{column: "datacontenttype", reason: reason}
+	}
 	if e.DataSchema, err = str("dataschema", false); err != nil {
 		return nil, err
 	}
 	if e.DataSchema != "" {
 		if u, perr := url.Parse(e.DataSchema); perr != nil || !u.IsAbs() {
-			return nil, &msgErr{"dataschema", fmt.Sprintf("%q is not an absolute URI", e.DataSchema)}
+			return nil, &msgErr{column: "dataschema", reason: fmt.Sprintf("%q is not an absolute URI", e.DataSchema)}
 		}
 	}
 	var ts string
@@ -117,9 +126,12 @@ func (d *Decoder) messageEvent(content []byte) (*event.Event, *msgErr) {
 	} else {
 		t, perr := time.Parse(time.RFC3339Nano, ts)
 		if perr != nil {
-			return nil, &msgErr{"time", "is not an RFC 3339 timestamp: " + perr.Error()}
+			return nil, &msgErr{column: "time", reason: "is not an RFC 3339 timestamp: " + perr.Error()}
 		}
 		e.Time = t.UTC()
+		if reason := validYear(e.Time); reason != "" {
+			return nil, &msgErr{column: "time", reason: reason}
+		}
 	}
 	if raw, ok := m["data"]; ok {
 		delete(m, "data")
@@ -139,15 +151,15 @@ func (d *Decoder) messageEvent(content []byte) (*event.Event, *msgErr) {
 	if raw, ok := m["data_base64"]; ok {
 		delete(m, "data_base64")
 		if e.DataKind != event.DataNone {
-			return nil, &msgErr{"data_base64", "an event has data or data_base64, not both"}
+			return nil, &msgErr{column: "data_base64", reason: "an event has data or data_base64, not both"}
 		}
 		var s string
 		if json.Unmarshal(raw, &s) != nil {
-			return nil, &msgErr{"data_base64", "must be a base64 string"}
+			return nil, &msgErr{column: "data_base64", reason: "must be a base64 string"}
 		}
 		b, derr := base64.StdEncoding.DecodeString(s)
 		if derr != nil {
-			return nil, &msgErr{"data_base64", "is not valid base64: " + derr.Error()}
+			return nil, &msgErr{column: "data_base64", reason: "is not valid base64: " + derr.Error()}
 		}
 		e.Data, e.DataKind = b, event.DataBinary
 	}
@@ -155,7 +167,7 @@ func (d *Decoder) messageEvent(content []byte) (*event.Event, *msgErr) {
 		delete(m, ExtPartitionKey)
 		var s string
 		if json.Unmarshal(raw, &s) != nil {
-			return nil, &msgErr{ExtPartitionKey, "must be a string"}
+			return nil, &msgErr{column: ExtPartitionKey, reason: "must be a string"}
 		}
 		e.AggregateID = s
 	}
@@ -167,7 +179,7 @@ func (d *Decoder) messageEvent(content []byte) (*event.Event, *msgErr) {
 	}
 	delete(m, ExtLSN)
 	if reason := addExtensions(e, m); reason != "" {
-		return nil, &msgErr{"", reason}
+		return nil, &msgErr{column: "", reason: reason}
 	}
 	d.finish(e)
 	e.Size = baseEventSize + len(content)

@@ -5,9 +5,11 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"mime"
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgtype"
 
@@ -166,6 +168,12 @@ func (d *Decoder) row(rel *relation, cols []column) (*event.Event, error) {
 	if e.DataContentType, err = str(fDataContentType, false); err != nil {
 		return nil, err
 	}
+	if e.DataContentType != d.lastCT {
+		if reason := validMediaType(e.DataContentType); reason != "" {
+			return nil, d.rowError(rel, cols, fDataContentType, reason)
+		}
+		d.lastCT = e.DataContentType
+	}
 	if e.DataSchema, err = str(fDataSchema, false); err != nil {
 		return nil, err
 	}
@@ -282,6 +290,26 @@ func (d *Decoder) time(rel *relation, cols []column, e *event.Event) string {
 		return "infinite timestamps cannot be a CloudEvents time"
 	}
 	e.Time = t.Time.UTC()
+	return validYear(e.Time)
+}
+
+// validYear reports why t cannot be an RFC 3339 timestamp, or "".
+func validYear(t time.Time) string {
+	if y := t.Year(); y < 1 || y > 9999 {
+		return fmt.Sprintf("year %d cannot be written as an RFC 3339 time", y)
+	}
+	return ""
+}
+
+// validMediaType reports why ct is not an RFC 2046 media type, or "".
+func validMediaType(ct string) string {
+	if ct == "" {
+		return ""
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil || !strings.Contains(mt, "/") || strings.HasSuffix(mt, "/") || strings.HasPrefix(mt, "/") {
+		return fmt.Sprintf("%q is not a media type such as application/json", ct)
+	}
 	return ""
 }
 

@@ -59,6 +59,9 @@ func (b Backoff) Delay(n int) time.Duration {
 
 // Sleep waits Delay(n) or until ctx is done, and returns ctx.Err() then.
 func (b Backoff) Sleep(ctx context.Context, n int) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	t := time.NewTimer(b.Delay(n))
 	defer t.Stop()
 	select {

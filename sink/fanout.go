@@ -118,6 +118,8 @@ func (f *Fanout) Flush() {
 // to its sink before returning; when ctx is done it returns at once. It returns
 // the first pipeline error: a sink that failed for good (see Permanent).
 func (f *Fanout) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	errc := make(chan error, len(f.pipes))
 	var wg sync.WaitGroup
 	for _, p := range f.pipes {
@@ -126,6 +128,7 @@ func (f *Fanout) Run(ctx context.Context) error {
 			defer wg.Done()
 			if err := p.run(ctx, f); err != nil {
 				errc <- err
+				cancel() // one sink failed for good: stop the others too
 			}
 		}()
 	}

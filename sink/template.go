@@ -5,12 +5,14 @@ import (
 	"strings"
 	"sync"
 	"text/template"
+	"text/template/parse"
 
 	"github.com/outbox-cdc/outbox-cdc/event"
 )
 
 // Template names a destination (topic, subject, stream) from event fields,
 // with text/template syntax over [event.Event]: "outbox.{{.AggregateType}}".
+// {{.Extension "name"}} gives an extension attribute's value ("" if absent).
 // A template without actions is returned as is. Templates that only use Type
 // and AggregateType are cached per pair. Safe for concurrent use.
 type Template struct {
@@ -37,16 +39,11 @@ func ParseTemplate(s string) (*Template, error) {
 	if err != nil {
 		return nil, fmt.Errorf("destination template %q: %w", s, err)
 	}
-	if err := tm.Execute(discard{}, &event.Event{}); err != nil {
+	if err := tm.Execute(discard{}, view{&event.Event{}}); err != nil {
 		return nil, fmt.Errorf("destination template %q: %w", s, err)
 	}
 	t.tmpl = tm
-	t.cached = true
-	for _, f := range []string{".ID", ".AggregateID", ".Subject", ".Source", ".Table", ".DataSchema", ".DataContentType", ".Extension", ".PartitionKey", ".Seq", ".CommitLSN", ".Time", ".CommitTime"} {
-		if strings.Contains(s, f) {
-			t.cached = false
-		}
-	}
+	t.cached = onlyTypeFields(tm.Tree.Root)
 	if t.cached {
 		t.cache = make(map[[2]string]string)
 	}
@@ -75,7 +72,7 @@ func (t *Template) Execute(e *event.Event) (string, error) {
 		}
 	}
 	var b strings.Builder
-	if err := t.tmpl.Execute(&b, e); err != nil {
+	if err := t.tmpl.Execute(&b, view{e}); err != nil {
 		return "", fmt.Errorf("destination template %q: %w", t.text, err)
 	}
 	s := b.String()
@@ -93,3 +90,58 @@ func (t *Template) Execute(e *event.Event) (string, error) {
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// view is what templates see: the event, with Extension returning one value.
+type view struct{ *event.Event }
+
+// Extension returns the value of the extension attribute name, or "".
+func (v view) Extension(name string) string {
+	s, _ := v.Event.Extension(name)
+	return s
+}
+
+// onlyTypeFields reports whether a template reads no event field other than
+// .Type and .AggregateType, so that its result can be cached per pair.
+func onlyTypeFields(n parse.Node) bool {
+	switch n := n.(type) {
+	case nil:
+		return true
+	case *parse.ListNode:
+		if n == nil {
+			return true
+		}
+		for _, c := range n.Nodes {
+			if !onlyTypeFields(c) {
+				return false
+			}
+		}
+		return true
+	case *parse.TextNode, *parse.StringNode, *parse.NumberNode, *parse.BoolNode, *parse.NilNode, *parse.IdentifierNode, *parse.CommentNode:
+		return true
+	case *parse.FieldNode:
+		return len(n.Ident) == 1 && (n.Ident[0] == "Type" || n.Ident[0] == "AggregateType")
+	case *parse.ActionNode:
+		return onlyTypeFields(n.Pipe)
+	case *parse.PipeNode:
+		if n == nil {
+			return true
+		}
+		for _, c := range n.Cmds {
+			if !onlyTypeFields(c) {
+				return false
+			}
+		}
+		return true
+	case *parse.CommandNode:
+		for _, a := range n.Args {
+			if !onlyTypeFields(a) {
+				return false
+			}
+		}
+		return true
+	case *parse.IfNode:
+		return onlyTypeFields(n.Pipe) && onlyTypeFields(n.List) && onlyTypeFields(n.ElseList)
+	default: // dot, variables, chains, range, with, template calls
+		return false
+	}
+}
