@@ -38,6 +38,8 @@ type Decoder struct {
 	cols       []column // scratch for tuples
 	lastSource string   // the last source that passed validation
 	lastCT     string   // the last datacontenttype that passed validation
+	lastSchema string   // the last dataschema that passed validation
+	interned   map[string]string
 }
 
 // New returns a Decoder for cfg; logger may be nil.
@@ -55,6 +57,8 @@ func New(cfg Config, logger *slog.Logger) (*Decoder, error) {
 		tables: make(map[string]*Table),
 		rels:   make(map[uint32]*relation),
 		types:  pgtype.NewMap(),
+
+		interned: make(map[string]string),
 	}
 	for i := range cfg.Tables {
 		d.tables[cfg.Tables[i].Name] = &cfg.Tables[i]

@@ -115,34 +115,21 @@ func (d *Decoder) row(rel *relation, cols []column) (*event.Event, error) {
 		CommitTime: d.commitTime,
 		Seq:        d.seq,
 	}
-	var (
-		v    []byte
-		ok   bool
-		bad  string
-		size = baseEventSize
-	)
+	size := baseEventSize
 	str := func(f int, required bool) (string, *Error) {
-		v, ok, bad = rel.text(cols, f)
-		if bad != "" {
-			return "", d.rowError(rel, cols, f, bad)
-		}
-		if !ok || len(v) == 0 {
-			if required {
-				return "", d.rowError(rel, cols, f, "is NULL or empty; a CloudEvent requires "+fieldNames[f])
-			}
-			return "", nil
-		}
-		size += len(v)
-		return string(v), nil
+		return d.column(rel, cols, f, required, &size, false)
+	}
+	istr := func(f int, required bool) (string, *Error) { // for values that repeat across rows
+		return d.column(rel, cols, f, required, &size, true)
 	}
 	var err *Error
 	if e.ID, err = str(fID, true); err != nil {
 		return nil, err
 	}
-	if e.Type, err = str(fType, true); err != nil {
+	if e.Type, err = istr(fType, true); err != nil {
 		return nil, err
 	}
-	if e.Source, err = str(fSource, false); err != nil {
+	if e.Source, err = istr(fSource, false); err != nil {
 		return nil, err
 	}
 	if e.Source == "" {
@@ -159,13 +146,13 @@ func (d *Decoder) row(rel *relation, cols []column) (*event.Event, error) {
 	if e.Subject, err = str(fSubject, false); err != nil {
 		return nil, err
 	}
-	if e.AggregateType, err = str(fAggregateType, false); err != nil {
+	if e.AggregateType, err = istr(fAggregateType, false); err != nil {
 		return nil, err
 	}
 	if e.AggregateID, err = str(fAggregateID, false); err != nil {
 		return nil, err
 	}
-	if e.DataContentType, err = str(fDataContentType, false); err != nil {
+	if e.DataContentType, err = istr(fDataContentType, false); err != nil {
 		return nil, err
 	}
 	if e.DataContentType != d.lastCT {
@@ -174,13 +161,14 @@ func (d *Decoder) row(rel *relation, cols []column) (*event.Event, error) {
 		}
 		d.lastCT = e.DataContentType
 	}
-	if e.DataSchema, err = str(fDataSchema, false); err != nil {
+	if e.DataSchema, err = istr(fDataSchema, false); err != nil {
 		return nil, err
 	}
-	if e.DataSchema != "" {
+	if e.DataSchema != "" && e.DataSchema != d.lastSchema {
 		if u, perr := url.Parse(e.DataSchema); perr != nil || !u.IsAbs() {
 			return nil, d.rowError(rel, cols, fDataSchema, fmt.Sprintf("%q is not an absolute URI", e.DataSchema))
 		}
+		d.lastSchema = e.DataSchema
 	}
 	if reason := d.data(rel, cols, e); reason != "" {
 		return nil, d.rowError(rel, cols, fData, reason)
@@ -197,13 +185,35 @@ func (d *Decoder) row(rel *relation, cols []column) (*event.Event, error) {
 	return e, nil
 }
 
+// column reads field f as a string.
+func (d *Decoder) column(rel *relation, cols []column, f int, required bool, size *int, intern bool) (string, *Error) {
+	v, ok, bad := rel.text(cols, f)
+	if bad != "" {
+		return "", d.rowError(rel, cols, f, bad)
+	}
+	if !ok || len(v) == 0 {
+		if required {
+			return "", d.rowError(rel, cols, f, "is NULL or empty; a CloudEvent requires "+fieldNames[f])
+		}
+		return "", nil
+	}
+	*size += len(v)
+	if intern {
+		return d.intern(v), nil
+	}
+	return string(v), nil
+}
+
 // finish adds the decoder's own extensions and numbers the event.
 func (d *Decoder) finish(e *event.Event) {
+	if e.Extensions == nil {
+		e.Extensions = make([]event.Extension, 0, 2)
+	}
 	if e.AggregateID != "" {
 		e.Extensions = append(e.Extensions, event.Extension{Name: ExtPartitionKey, Value: e.AggregateID})
 	}
 	e.Extensions = append(e.Extensions, event.Extension{Name: ExtLSN, Value: d.lsnText})
-	if len(e.Extensions) > 1 {
+	if len(e.Extensions) > 2 || (len(e.Extensions) == 2 && e.Extensions[0].Name > e.Extensions[1].Name) {
 		slices.SortFunc(e.Extensions, func(a, b event.Extension) int { return strings.Compare(a.Name, b.Name) })
 	}
 	e.Seq = d.seq
@@ -267,6 +277,12 @@ func (d *Decoder) time(rel *relation, cols []column, e *event.Event) string {
 		e.Time = d.commitTime
 		return ""
 	}
+	if rel.timeOID != pgtype.DateOID {
+		if t, ok := parseTimestamp(v); ok {
+			e.Time = t
+			return validYear(t)
+		}
+	}
 	var t pgtype.Timestamptz
 	switch rel.timeOID {
 	case pgtype.TimestampOID:
@@ -321,11 +337,7 @@ func (d *Decoder) headers(rel *relation, cols []column, e *event.Event) string {
 	if !ok || len(v) == 0 || string(v) == "null" || string(v) == "{}" {
 		return ""
 	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(v, &m); err != nil {
-		return "must be a JSON object of extension attributes: " + err.Error()
-	}
-	return addExtensions(e, m)
+	return parseHeaders(v, e)
 }
 
 func addExtensions(e *event.Event, m map[string]json.RawMessage) string {
