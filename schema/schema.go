@@ -16,13 +16,43 @@ import (
 //go:embed outbox.sql
 var outboxSQL string
 
-var outboxTmpl = template.Must(template.New("outbox.sql").Parse(outboxSQL))
+//go:embed dead_letter.sql
+var deadLetterSQL string
+
+var (
+	outboxTmpl     = template.Must(template.New("outbox.sql").Parse(outboxSQL))
+	deadLetterTmpl = template.Must(template.New("dead_letter.sql").Parse(deadLetterSQL))
+)
+
+// DefaultDeadLetterTable is where dead letters go unless configured.
+const DefaultDeadLetterTable = "public.outbox_dead_letter"
+
+// DeadLetterSQL returns the DDL of the dead-letter table.
+func DeadLetterSQL(table string) (string, error) {
+	_, name, _ := strings.Cut(table, ".")
+	var b bytes.Buffer
+	err := deadLetterTmpl.Execute(&b, map[string]string{
+		"Table": quoteQualified(table),
+		"Index": pgx.Identifier{name + "_status_idx"}.Sanitize(),
+	})
+	return b.String(), err
+}
 
 // Names are the server objects outbox-cdc uses.
 type Names struct {
 	Slot        string
 	Publication string
 	Tables      []string // schema-qualified outbox tables
+	// DeadLetter is the schema-qualified dead-letter table; empty means
+	// DefaultDeadLetterTable.
+	DeadLetter string
+}
+
+func (n Names) deadLetter() string {
+	if n.DeadLetter == "" {
+		return DefaultDeadLetterTable
+	}
+	return n.DeadLetter
 }
 
 // quoteQualified quotes "schema.table" as an SQL identifier pair.
@@ -71,6 +101,14 @@ func Setup(ctx context.Context, conn *pgx.Conn, n Names, createTables bool, say 
 			return err
 		}
 	}
+	dl, err := DeadLetterSQL(n.deadLetter())
+	if err != nil {
+		return err
+	}
+	if _, err := conn.Exec(ctx, dl); err != nil {
+		return fmt.Errorf("setup: create dead-letter table %s: %w", n.deadLetter(), explain(err))
+	}
+	say("dead-letter table " + n.deadLetter() + " is ready")
 	var exists bool
 	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)", n.Publication).Scan(&exists); err != nil {
 		return fmt.Errorf("setup: %w", explain(err))
@@ -100,7 +138,7 @@ func Setup(ctx context.Context, conn *pgx.Conn, n Names, createTables bool, say 
 		say("publication " + n.Publication + " is ready")
 	}
 	var plugin *string
-	err := conn.QueryRow(ctx, "SELECT plugin FROM pg_replication_slots WHERE slot_name = $1", n.Slot).Scan(&plugin)
+	err = conn.QueryRow(ctx, "SELECT plugin FROM pg_replication_slots WHERE slot_name = $1", n.Slot).Scan(&plugin)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		if _, err := conn.Exec(ctx, "SELECT pg_create_logical_replication_slot($1, 'pgoutput')", n.Slot); err != nil {

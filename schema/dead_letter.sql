@@ -1,0 +1,21 @@
+-- outbox-cdc dead-letter store. Created by `outbox-cdc setup` in the outbox's
+-- database; never part of the publication. One row per event (or undecodable
+-- outbox row) that a sink could not take and the policy said to set aside.
+CREATE TABLE IF NOT EXISTS {{.Table}} (
+    id              bigserial   PRIMARY KEY,
+    sink            text        NOT NULL,          -- sink name; '' for rows that could not be decoded
+    event_id        text        NOT NULL,          -- CloudEvents id, or '' when the row had none
+    source_table    text        NOT NULL DEFAULT '',
+    commit_lsn      pg_lsn      NOT NULL,
+    event           jsonb,                         -- the CloudEvent, structured mode (NULL for decode failures)
+    raw             jsonb,                         -- the outbox row as column -> text, for decode failures
+    error           text        NOT NULL,
+    attempts        integer     NOT NULL DEFAULT 1,
+    first_failed_at timestamptz NOT NULL DEFAULT now(),
+    last_failed_at  timestamptz NOT NULL DEFAULT now(),
+    status          text        NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'replayed', 'discarded')),
+    resolved_at     timestamptz,
+    resolved_by     text,
+    UNIQUE (sink, event_id, commit_lsn)           -- an event sent again after a crash is stored once
+);
+CREATE INDEX IF NOT EXISTS {{.Index}} ON {{.Table}} (status, sink);
