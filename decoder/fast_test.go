@@ -92,4 +92,3 @@ func FuzzParseHeaders(f *testing.F) {
 		}
 	})
 }
-

@@ -1,0 +1,53 @@
+// Package harness starts real PostgreSQL, Redis, NATS (JetStream) and Kafka
+// (KRaft) servers for the outbox-cdc integration tests.
+//
+// Every server runs as a child process on free 127.0.0.1 ports with its data
+// and log in a private temporary directory. A server can be stopped
+// gracefully (Stop), killed with SIGKILL (Kill) and started again (Start) on
+// the same port and data directory, so tests can take a broker away for a
+// while and bring it back. Close kills the server and deletes its temporary
+// directory; call it from t.Cleanup.
+//
+//	pg, err := harness.StartPostgres(ctx, harness.PostgresOptions{})
+//	harness.SkipIfNotInstalled(t, "postgres", err)
+//	t.Cleanup(func() { pg.Close() })
+//	conn, err := pgx.Connect(ctx, pg.URL("postgres"))
+//
+// # Where the servers come from
+//
+// scripts/install-test-deps.sh installs or builds everything and writes
+// $OUTBOX_CDC_CACHE/env.sh (default cache dir: $HOME/.cache/outbox-cdc),
+// which exports the variables below. Each has a fallback, so sourcing the
+// file is optional on a machine where the script has run:
+//
+//	OUTBOX_CDC_PG_BIN        PostgreSQL bin dir (default: newest /usr/lib/postgresql/*/bin)
+//	OUTBOX_CDC_REDIS_SERVER  redis-server binary (default: redis-server in PATH)
+//	OUTBOX_CDC_NATS_SERVER   nats-server binary (default: $CACHE/bin/nats-server,
+//	                         else built with `go build` from the repository's go.mod)
+//	OUTBOX_CDC_KAFKA_LIBS    dir of Kafka broker jars (default: $CACHE/kafka-libs)
+//	OUTBOX_CDC_JAVA          java binary (default: $JAVA_HOME/bin/java, else java in PATH)
+//	OUTBOX_CDC_CACHE         the cache dir itself
+//
+// When a binary or the jar dir is missing, the Start functions return an
+// error wrapping ErrNotInstalled. Tests should skip then, except on CI or
+// when OUTBOX_CDC_REQUIRE_SERVERS is set, where a missing server is a
+// failure: see Require and SkipIfNotInstalled.
+//
+// # Processes
+//
+// Servers run in their own process group with a parent-death signal
+// (SIGKILL), so a test binary that crashes or is killed by `go test
+// -timeout` does not leave servers behind. Kill and Close SIGKILL the whole
+// group (e.g. the postmaster and all its backends). PostgreSQL refuses to run
+// as root: when the tests run as root, initdb and postgres run as the
+// unprivileged "postgres" OS user, and the data directory belongs to it.
+//
+// Each server appends its output to a log file in its temporary directory
+// (LogPath); a failed Start returns an error that includes the tail of that
+// log, and LogTail gives it to tests that want to print it on failure. Set
+// OUTBOX_CDC_KEEP_TEMP=1 to keep the directories after Close. Directories
+// left by a test process that died are removed by the next one.
+//
+// The package uses only the standard library, pgx (PostgreSQL helpers) and
+// franz-go (to ask Kafka for metadata before reporting it ready).
+package harness
