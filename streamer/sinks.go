@@ -7,6 +7,7 @@ import (
 	"github.com/outbox-cdc/outbox-cdc/config"
 	"github.com/outbox-cdc/outbox-cdc/sink"
 	"github.com/outbox-cdc/outbox-cdc/sink/file"
+	"github.com/outbox-cdc/outbox-cdc/sink/kafka"
 )
 
 // openSink opens the sink sc describes.
@@ -14,6 +15,8 @@ func openSink(ctx context.Context, sc config.Sink, opts sink.Options) (sink.Sink
 	switch sc.Type {
 	case "file", "stdout":
 		return file.Open(sc.File(), opts)
+	case "kafka":
+		return kafka.New(ctx, *sc.Brokers.Kafka, opts)
 	}
 	return nil, fmt.Errorf("sink %s: unknown type %q", sc.Name, sc.Type)
 }

@@ -99,7 +99,8 @@ func TestKillUnderLoadLosesNothing(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	prodDone := make(chan error, 1)
-	go func() { prodDone <- produce(ctx, e, total, 500, 20, 40*time.Millisecond, rng) }()
+	prodRng := rand.New(rand.NewPCG(rng.Uint64(), 2)) // the producer's own: rand.Rand is not safe for concurrent use
+	go func() { prodDone <- produce(ctx, e, total, 500, 20, 40*time.Millisecond, prodRng) }()
 
 	type kill struct {
 		confirmed uint64
