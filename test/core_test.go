@@ -22,7 +22,12 @@ type seqData struct {
 // aggregates, one transaction at a time so that commit order is known: seq
 // counts per aggregate in commit order. pause is slept between transactions.
 func produce(ctx context.Context, e *env, n, maxTx, aggs int, pause time.Duration, rng *rand.Rand) error {
-	next := make([]int, aggs)
+	return produceFrom(ctx, e, make([]int, aggs), n, maxTx, pause, rng)
+}
+
+// produceFrom is produce continuing the per-aggregate sequences in next.
+func produceFrom(ctx context.Context, e *env, next []int, n, maxTx int, pause time.Duration, rng *rand.Rand) error {
+	aggs := len(next)
 	for sent := 0; sent < n; {
 		k := min(1+rng.IntN(maxTx), n-sent)
 		rows := make([][]any, k)

@@ -49,6 +49,7 @@ func testMain(m *testing.M) int {
 	if pg != nil {
 		defer pg.Close()
 	}
+	defer closeShared()
 	return m.Run()
 }
 

@@ -2,6 +2,7 @@ package test
 
 import (
 	"context"
+	"os"
 	"os/exec"
 
 	"github.com/outbox-cdc/outbox-cdc/test/harness"
@@ -15,4 +16,14 @@ func freePort() (int, error) { return harness.FreePort() }
 
 func startReplicaLevelPostgres(ctx context.Context) (*harness.Postgres, error) {
 	return harness.StartPostgres(ctx, harness.PostgresOptions{WALLevel: "replica"})
+}
+
+func writeFile(t interface {
+	Helper()
+	Fatal(...any)
+}, path, body string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
