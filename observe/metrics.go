@@ -18,7 +18,7 @@ const ns = "outbox_cdc"
 
 // LatencyBuckets are the commit-to-acknowledgement histogram buckets, in
 // seconds.
-var LatencyBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}
+var LatencyBuckets = []float64{.0005, .001, .002, .003, .005, .0075, .01, .015, .025, .05, .075, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}
 
 // Metrics holds every outbox-cdc metric. It implements sink.Observer; its
 // methods are safe for concurrent use and never block.

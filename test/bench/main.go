@@ -39,7 +39,7 @@ var (
 	latRates = flag.String("latency", "1000x1,5000x10", "latency runs: events/s x rows per transaction, comma-separated (empty skips)")
 	latSecs  = flag.Int("latency-seconds", 10, "duration of each latency run")
 	binPath  = flag.String("bin", "bin/outbox-cdc", "outbox-cdc binary")
-	sinkList = flag.String("sinks", "file", "sinks to measure: file (more with the broker sinks)")
+	sinkList = flag.String("sinks", "file,kafka", "sinks to measure, comma-separated: file, kafka")
 )
 
 func main() {
@@ -75,6 +75,11 @@ func run() error {
 	}
 	defer os.RemoveAll(work)
 	b := &bench{pg: pg, bin: bin, work: work}
+	defer func() {
+		for _, f := range b.cleanup {
+			f()
+		}
+	}()
 
 	fmt.Printf("outbox-cdc bench: %d events in transactions of %d rows, %d runs each, PostgreSQL %s\n",
 		*events, *txSize, *runs, filepath.Base(filepath.Dir(pg.BinDir())))
@@ -92,8 +97,10 @@ func run() error {
 			if _, err := fmt.Sscanf(spec, "%dx%d", &rate, &per); err != nil {
 				return fmt.Errorf("-latency %q: %v", spec, err)
 			}
-			if err := b.latency(ctx, rate, per); err != nil {
-				return err
+			for _, kind := range strings.Split(*sinkList, ",") {
+				if err := b.latency(ctx, rate, per, kind); err != nil {
+					return err
+				}
 			}
 		}
 	}
@@ -101,10 +108,11 @@ func run() error {
 }
 
 type bench struct {
-	pg   *harness.Postgres
-	bin  string
-	work string
-	seq  int
+	pg      *harness.Postgres
+	bin     string
+	work    string
+	seq     int
+	cleanup []func()
 }
 
 // database makes a fresh database with the outbox, its publication and the
@@ -151,9 +159,13 @@ func (b *bench) load(ctx context.Context, pool *pgxpool.Pool, n, per int) (strin
 }
 
 func (b *bench) throughput(ctx context.Context) error {
+	sinks := strings.Split(*sinkList, ",")
 	var slots []string
 	for i := 0; i < *runs; i++ {
-		slots = append(slots, fmt.Sprintf("cdc%d", i), fmt.Sprintf("recv%d", i))
+		slots = append(slots, fmt.Sprintf("recv%d", i))
+		for _, k := range sinks {
+			slots = append(slots, fmt.Sprintf("cdc_%s_%d", k, i))
+		}
 	}
 	db, pool, err := b.database(ctx, slots...)
 	if err != nil {
@@ -167,28 +179,41 @@ func (b *bench) throughput(ctx context.Context) error {
 	}
 	fmt.Printf("loaded %d events in %.1fs; WAL end %s\n\n", *events, time.Since(t0).Seconds(), end)
 
-	var recv, cdc []result
+	var recv []result
+	cdc := map[string][]result{}
 	for i := 0; i < *runs; i++ {
 		r, err := b.recvlogical(ctx, db, fmt.Sprintf("recv%d", i), end)
 		if err != nil {
 			return err
 		}
 		recv = append(recv, r)
-		c, err := b.outboxCDC(ctx, db, fmt.Sprintf("cdc%d", i), end, pool, filepath.Join(b.work, fmt.Sprintf("events-%d.jsonl", i)))
-		if err != nil {
-			return err
+		line := fmt.Sprintf("run %d: pg_recvlogical %.2fs", i+1, r.secs)
+		for _, k := range sinks {
+			y, cleanup, err := b.sinkYAML(ctx, k, fmt.Sprintf("%d", i))
+			if err != nil {
+				return err
+			}
+			c, err := b.outboxCDC(ctx, db, fmt.Sprintf("cdc_%s_%d", k, i), end, pool, y)
+			cleanup()
+			if err != nil {
+				return err
+			}
+			cdc[k] = append(cdc[k], c)
+			line += fmt.Sprintf(", %s %.2fs (cpu %.2fs, %.1f MiB)", k, c.secs, c.cpu, c.rssMiB)
 		}
-		cdc = append(cdc, c)
-		os.Remove(filepath.Join(b.work, fmt.Sprintf("events-%d.jsonl", i)))
-		fmt.Printf("run %d: pg_recvlogical %.2fs, outbox-cdc(file) %.2fs (cpu %.2fs, peak RSS %.1f MiB)\n", i+1, r.secs, c.secs, c.cpu, c.rssMiB)
+		fmt.Println(line)
 	}
 	n := float64(*events)
-	rl, cl := median(recv, func(r result) float64 { return r.secs }), median(cdc, func(r result) float64 { return r.secs })
-	cpu := median(cdc, func(r result) float64 { return r.cpu })
-	rss := slices.MaxFunc(cdc, func(a, b result) int { return int(a.rssMiB - b.rssMiB) }).rssMiB
+	rl := median(recv, func(r result) float64 { return r.secs })
 	fmt.Printf("\n%-26s %12s %8s %14s %12s\n", "throughput (median)", "events/s", "ratio", "CPU µs/event", "peak RSS")
 	fmt.Printf("%-26s %12.0f %8s %14s %12s\n", "pg_recvlogical (limit)", n/rl, "1.00", "-", "-")
-	fmt.Printf("%-26s %12.0f %8.2f %14.2f %9.1f MiB\n\n", "outbox-cdc → file", n/cl, rl/cl, cpu/n*1e6, rss)
+	for _, k := range sinks {
+		cl := median(cdc[k], func(r result) float64 { return r.secs })
+		cpu := median(cdc[k], func(r result) float64 { return r.cpu })
+		rss := slices.MaxFunc(cdc[k], func(a, b result) int { return int(a.rssMiB - b.rssMiB) }).rssMiB
+		fmt.Printf("%-26s %12.0f %8.2f %14.2f %9.1f MiB\n", "outbox-cdc → "+k, n/cl, rl/cl, cpu/n*1e6, rss)
+	}
+	fmt.Println()
 	return nil
 }
 
@@ -229,8 +254,8 @@ func (b *bench) config(db, slot, sinkYAML string) (string, error) {
 }
 
 // outboxCDC runs the binary until the slot has confirmed end, then stops it.
-func (b *bench) outboxCDC(ctx context.Context, db, slot, end string, pool *pgxpool.Pool, out string) (result, error) {
-	cfg, err := b.config(db, slot, fmt.Sprintf("  - {name: file, type: file, path: %q}", out))
+func (b *bench) outboxCDC(ctx context.Context, db, slot, end string, pool *pgxpool.Pool, sinkYAML string) (result, error) {
+	cfg, err := b.config(db, slot, sinkYAML)
 	if err != nil {
 		return result{}, err
 	}
@@ -285,7 +310,7 @@ func (b *bench) bigTransaction(ctx context.Context) error {
 		return err
 	}
 	out := filepath.Join(b.work, "big.jsonl")
-	c, err := b.outboxCDC(ctx, db, "cdcbig", end, pool, out)
+	c, err := b.outboxCDC(ctx, db, "cdcbig", end, pool, fmt.Sprintf("  - {name: file, type: file, path: %q}", out))
 	os.Remove(out)
 	if err != nil {
 		return err
@@ -295,41 +320,53 @@ func (b *bench) bigTransaction(ctx context.Context) error {
 	return nil
 }
 
-// latency commits rate events/s in transactions of per rows for latSecs and
-// measures, per event, the time from COMMIT returning to the line appearing in
-// the file sink's output.
-func (b *bench) latency(ctx context.Context, rate, per int) error {
-	db, pool, err := b.database(ctx, fmt.Sprintf("cdclat%d", rate))
+// latency commits rate events/s in transactions of per rows for latSecs.
+// For the file sink it measures, per event, the time from COMMIT returning
+// to the line appearing in the output; for every sink it also reads
+// outbox-cdc's own commit-to-acknowledgement histogram.
+func (b *bench) latency(ctx context.Context, rate, per int, kind string) error {
+	slot := fmt.Sprintf("cdclat_%s_%d", kind, rate)
+	db, pool, err := b.database(ctx, slot)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	out := filepath.Join(b.work, fmt.Sprintf("lat-%d.jsonl", rate))
-	defer os.Remove(out)
-	cfg, err := b.config(db, fmt.Sprintf("cdclat%d", rate), fmt.Sprintf("  - {name: file, type: file, path: %q}", out))
+	y, cleanup, err := b.sinkYAML(ctx, kind, "lat")
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	port, err := harness.FreePort()
+	if err != nil {
+		return err
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	cfg, err := b.config(db, slot, y)
 	if err != nil {
 		return err
 	}
 	cmd := exec.CommandContext(ctx, b.bin, "run", "--config", cfg)
+	cmd.Env = append(os.Environ(), "OUTBOX_CDC_HTTP_ADDR="+addr, "OUTBOX_CDC_POSTGRES_STATUS_INTERVAL=500ms")
 	if err := cmd.Start(); err != nil {
 		return err
 	}
 	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
-	time.Sleep(500 * time.Millisecond)
+	time.Sleep(time.Second)
 
-	f, err := os.Create(out + ".touch")
-	if err == nil {
-		f.Close()
-	}
-	arrivals := make(map[int]time.Time, rate**latSecs)
+	total := rate * *latSecs
+	var out string
+	arrivals := make(map[int]time.Time, total)
 	stopTail := make(chan struct{})
 	tailDone := make(chan error, 1)
-	go func() { tailDone <- tailFile(out, arrivals, stopTail) }()
+	if kind == "file" {
+		out = fileSinkPath(y)
+		go func() { tailDone <- tailFile(out, arrivals, stopTail) }()
+	} else {
+		close(tailDone)
+	}
 
-	commits := make(map[int]time.Time, rate**latSecs)
-	txPerSec := float64(rate) / float64(per)
-	interval := time.Duration(float64(time.Second) / txPerSec)
-	total := rate * *latSecs
+	commits := make(map[int]time.Time, total)
+	interval := time.Duration(float64(time.Second) * float64(per) / float64(rate))
 	next := time.Now()
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
@@ -350,31 +387,46 @@ func (b *bench) latency(ctx context.Context, rate, per int) error {
 			commits[i] = now
 		}
 	}
-	deadline := time.Now().Add(30 * time.Second)
+	// Wait until the histogram has every event.
+	deadline := time.Now().Add(60 * time.Second)
+	var hist histogram
 	for time.Now().Before(deadline) {
-		time.Sleep(100 * time.Millisecond)
-		if n := arrivalCount(arrivals); n >= total {
+		time.Sleep(200 * time.Millisecond)
+		if hist, err = scrapeHistogram(addr, kind); err == nil && hist.count >= float64(total) {
 			break
 		}
 	}
-	close(stopTail)
-	if err := <-tailDone; err != nil {
-		return err
+	if hist.count < float64(total) {
+		return fmt.Errorf("latency run %s at %d events/s: only %.0f of %d events acknowledged", kind, rate, hist.count, total)
 	}
-	var lat []float64
-	for seq, c := range commits {
-		if a, ok := arrivals[seq]; ok {
-			lat = append(lat, max(0, a.Sub(c).Seconds()*1000))
+	line := fmt.Sprintf("latency %-6s at %5d events/s (%2d-row transactions, %ds): commit → ack (histogram) p50 %.2f ms, p99 %.2f ms",
+		kind, rate, per, *latSecs, hist.quantile(0.5)*1000, hist.quantile(0.99)*1000)
+	if kind == "file" {
+		time.Sleep(200 * time.Millisecond)
+		close(stopTail)
+		if err := <-tailDone; err != nil {
+			return err
+		}
+		var lat []float64
+		for seq, c := range commits {
+			if a, ok := arrivals[seq]; ok {
+				lat = append(lat, max(0, a.Sub(c).Seconds()*1000))
+			}
+		}
+		if len(lat) > 0 {
+			slices.Sort(lat)
+			pct := func(p float64) float64 { return lat[min(len(lat)-1, int(p*float64(len(lat))))] }
+			line += fmt.Sprintf("; COMMIT returned → line in file p50 %.2f ms, p99 %.2f ms, max %.2f ms", pct(0.5), pct(0.99), lat[len(lat)-1])
 		}
 	}
-	if len(lat) < total {
-		return fmt.Errorf("latency run at %d events/s: only %d of %d events arrived", rate, len(lat), total)
-	}
-	slices.Sort(lat)
-	pct := func(p float64) float64 { return lat[min(len(lat)-1, int(p*float64(len(lat))))] }
-	fmt.Printf("latency at %d events/s (%d-row transactions, %ds): commit → file p50 %.2f ms, p99 %.2f ms, max %.2f ms\n",
-		rate, per, *latSecs, pct(0.50), pct(0.99), lat[len(lat)-1])
+	fmt.Println(line)
 	return nil
+}
+
+func fileSinkPath(sinkYAML string) string {
+	i := strings.Index(sinkYAML, `path: "`)
+	rest := sinkYAML[i+len(`path: "`):]
+	return rest[:strings.IndexByte(rest, '"')]
 }
 
 var arrivalMu = make(chan struct{}, 1)

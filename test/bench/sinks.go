@@ -1,0 +1,37 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/outbox-cdc/outbox-cdc/test/harness"
+)
+
+// servers started for the bench, once.
+var kafka *harness.Kafka
+
+// sinkYAML returns the sinks[] entry for kind, starting its server on first
+// use, and a cleanup for what the run left (files).
+func (b *bench) sinkYAML(ctx context.Context, kind, run string) (string, func(), error) {
+	tag := fmt.Sprintf("%s-%d", run, time.Now().UnixNano())
+	switch kind {
+	case "file":
+		out := filepath.Join(b.work, "events-"+tag+".jsonl")
+		return fmt.Sprintf("  - {name: file, type: file, path: %q}", out), func() { os.Remove(out) }, nil
+	case "kafka":
+		if kafka == nil {
+			k, err := harness.StartKafka(ctx, harness.KafkaOptions{HeapMB: 768})
+			if err != nil {
+				return "", nil, err
+			}
+			kafka = k
+			b.cleanup = append(b.cleanup, func() { k.Close() })
+		}
+		return fmt.Sprintf("  - {name: kafka, type: kafka, kafka: {brokers: [%q], topic: bench-%s, create_topics: true, partitions: 4}}",
+			kafka.Addr(), tag), func() {}, nil
+	}
+	return "", nil, fmt.Errorf("unknown sink %q", kind)
+}
