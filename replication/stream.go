@@ -1,10 +1,12 @@
 package replication
 
 import (
+	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -206,6 +208,11 @@ func (s *Stream) connect(ctx context.Context) (*pgconn.PgConn, error) {
 	pcfg.RuntimeParams["bytea_output"] = "hex"
 	pcfg.RuntimeParams["extra_float_digits"] = "3"
 	pcfg.ConnectTimeout = s.cfg.ConnectTimeout
+	// Read the socket in large chunks: while the stream runs ahead of us the
+	// kernel holds many of the server's 8 KiB sends, and one read takes them.
+	pcfg.BuildFrontend = func(r io.Reader, w io.Writer) *pgproto3.Frontend {
+		return pgproto3.NewFrontend(bufio.NewReaderSize(r, 256<<10), w)
+	}
 	conn, err := pgconn.ConnectConfig(ctx, pcfg)
 	if err != nil {
 		return nil, classify(err)
@@ -310,6 +317,7 @@ func (s *Stream) stream(ctx context.Context, conn *pgconn.PgConn, floor uint64) 
 	defer netConn.SetReadDeadline(time.Time{})
 
 	next := time.Now().Add(s.cfg.StatusInterval)
+	var deadline time.Time // the read deadline set on netConn
 	timer := time.NewTimer(s.cfg.StatusInterval)
 	defer timer.Stop()
 	for {
@@ -334,7 +342,10 @@ func (s *Stream) stream(ctx context.Context, conn *pgconn.PgConn, floor uint64) 
 			}
 			continue
 		}
-		netConn.SetReadDeadline(next)
+		if next != deadline {
+			netConn.SetReadDeadline(next)
+			deadline = next
+		}
 		if ctx.Err() != nil {
 			return nil
 		}
