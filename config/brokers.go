@@ -5,16 +5,18 @@ import (
 	"fmt"
 
 	"github.com/outbox-cdc/outbox-cdc/sink/kafka"
+	"github.com/outbox-cdc/outbox-cdc/sink/redis"
 )
 
 // brokers holds the broker sinks' sections; exactly the one named by the
 // sink's type may be set.
 type brokers struct {
 	Kafka *kafka.Config `yaml:"kafka"`
+	Redis *redis.Config `yaml:"redis"`
 }
 
 func (b brokers) validate(typ string) error {
-	set := map[string]bool{"kafka": b.Kafka != nil}
+	set := map[string]bool{"kafka": b.Kafka != nil, "redis": b.Redis != nil}
 	for name, ok := range set {
 		if ok && name != typ {
 			return fmt.Errorf("a %s section on a %s sink", name, typ)
@@ -26,6 +28,11 @@ func (b brokers) validate(typ string) error {
 			return errors.New("type kafka needs a kafka section (brokers, topic, ...)")
 		}
 		return b.Kafka.Validate()
+	case "redis":
+		if b.Redis == nil {
+			return errors.New("type redis needs a redis section (address, stream, ...)")
+		}
+		return b.Redis.Validate()
 	case "":
 		return errors.New("type is required (file, stdout, kafka, nats or redis)")
 	}

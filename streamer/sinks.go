@@ -8,6 +8,7 @@ import (
 	"github.com/outbox-cdc/outbox-cdc/sink"
 	"github.com/outbox-cdc/outbox-cdc/sink/file"
 	"github.com/outbox-cdc/outbox-cdc/sink/kafka"
+	"github.com/outbox-cdc/outbox-cdc/sink/redis"
 )
 
 // openSink opens the sink sc describes.
@@ -17,6 +18,9 @@ func openSink(ctx context.Context, sc config.Sink, opts sink.Options) (sink.Sink
 		return file.Open(sc.File(), opts)
 	case "kafka":
 		return kafka.New(ctx, *sc.Brokers.Kafka, opts)
+	case "redis":
+		redis.SetClientLogger(opts.Logger)
+		return redis.New(ctx, *sc.Brokers.Redis, opts)
 	}
 	return nil, fmt.Errorf("sink %s: unknown type %q", sc.Name, sc.Type)
 }

@@ -1,0 +1,222 @@
+package redis
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"unsafe"
+
+	"github.com/outbox-cdc/outbox-cdc/event"
+)
+
+// Entry field names. The binary layout writes them in this order; see the
+// package documentation.
+const (
+	FieldSpecVersion     = "specversion"
+	FieldID              = "id"
+	FieldSource          = "source"
+	FieldType            = "type"
+	FieldSubject         = "subject"
+	FieldTime            = "time"
+	FieldDataContentType = "datacontenttype"
+	FieldDataSchema      = "dataschema"
+	FieldData            = "data"
+	// FieldEvent is the only field of the structured layout.
+	FieldEvent = "event"
+)
+
+// StructuredContentType is the media type of FieldEvent in the structured
+// layout.
+const StructuredContentType = "application/cloudevents+json"
+
+// guardInfix separates the stream's hash-tagged name from the event id in a
+// guard key.
+const guardInfix = ":outbox-cdc-guard:"
+
+// record is one event as the sender needs it. Every string the XADD
+// arguments point to lives either in the event (read-only once published) or
+// in the record, and the arguments hold *string, which go-redis writes as the
+// string and which boxes without allocating.
+type record struct {
+	e      *event.Event
+	stream string
+	guard  string // guard key; "guard" mode only
+	id     string // entry id "<commit LSN>-<seq>"; "entryid" mode only
+	time   string
+	data   string
+	body   string // structured layout
+	vals   []any  // field/value pairs of the entry
+}
+
+// encoder turns events into records. It belongs to the Publish goroutine.
+type encoder struct {
+	stream     streamNamer
+	structured bool
+	guard      bool
+	entryID    bool
+}
+
+type streamNamer interface {
+	Execute(e *event.Event) (string, error)
+}
+
+// encodeError is an event that cannot be written; it becomes a
+// sink.PermanentError.
+type encodeError struct {
+	e   *event.Event
+	err error
+}
+
+// encode fills recs[i] for events[i]. It allocates a few slabs per call, not
+// per event. It stops at the first event that cannot be encoded.
+func (c *encoder) encode(events []*event.Event, recs []record) *encodeError {
+	nvals := 0
+	nbytes := 0
+	for _, e := range events {
+		if c.structured {
+			nvals += 2
+			nbytes += 256 + len(e.Data)*4/3 + len(e.ID) + len(e.Source) + len(e.Type) + len(e.Subject) + len(e.DataSchema)
+			for _, x := range e.Extensions {
+				nbytes += len(x.Name) + len(x.Value) + 6
+			}
+		} else {
+			nvals += 18 + 2*len(e.Extensions)
+			nbytes += 32
+		}
+		if c.guard {
+			nbytes += 64 + len(e.ID)
+		}
+		if c.entryID {
+			nbytes += 42
+		}
+	}
+	vals := make([]any, 0, nvals)
+	arena := make([]byte, 0, nbytes)
+	for i, e := range events {
+		r := &recs[i]
+		r.e = e
+		stream, err := c.stream.Execute(e)
+		if err != nil {
+			return &encodeError{e, err}
+		}
+		if stream == "" {
+			return &encodeError{e, errors.New("the stream template gave an empty stream name")}
+		}
+		r.stream = stream
+		start := len(vals)
+		if c.structured {
+			n := len(arena)
+			arena = e.AppendJSON(arena)
+			r.body = bytesString(arena[n:])
+			vals = append(vals, FieldEvent, &r.body)
+		} else {
+			vals = append(vals, FieldSpecVersion, event.SpecVersion, FieldID, &e.ID, FieldSource, &e.Source, FieldType, &e.Type)
+			if e.Subject != "" {
+				vals = append(vals, FieldSubject, &e.Subject)
+			}
+			if !e.Time.IsZero() {
+				n := len(arena)
+				arena = event.AppendTime(arena, e.Time)
+				r.time = bytesString(arena[n:])
+				vals = append(vals, FieldTime, &r.time)
+			}
+			if e.DataContentType != "" {
+				vals = append(vals, FieldDataContentType, &e.DataContentType)
+			}
+			if e.DataSchema != "" {
+				vals = append(vals, FieldDataSchema, &e.DataSchema)
+			}
+			for j := range e.Extensions {
+				x := &e.Extensions[j]
+				if reservedField(x.Name) {
+					return &encodeError{e, fmt.Errorf("extension %q collides with an entry field of the binary layout", x.Name)}
+				}
+				vals = append(vals, &x.Name, &x.Value)
+			}
+			if e.DataKind != event.DataNone {
+				r.data = bytesString(e.Data)
+				vals = append(vals, FieldData, &r.data)
+			}
+		}
+		r.vals = vals[start:len(vals):len(vals)]
+		if c.guard {
+			n := len(arena)
+			arena = appendGuardKey(arena, stream, e.ID)
+			r.guard = bytesString(arena[n:])
+		}
+		if c.entryID {
+			if e.CommitLSN == 0 || e.Seq < 0 {
+				return &encodeError{e, fmt.Errorf("dedup entryid needs a commit LSN and a sequence number; the event has %d/%d", e.CommitLSN, e.Seq)}
+			}
+			n := len(arena)
+			arena = appendEntryID(arena, e)
+			r.id = bytesString(arena[n:])
+		}
+	}
+	return nil
+}
+
+// appendEntryID appends the stream entry id of e in "entryid" mode:
+// "<commit LSN>-<seq>", both decimal. Ids grow in commit order, as Redis
+// requires within a stream.
+func appendEntryID(dst []byte, e *event.Event) []byte {
+	dst = strconv.AppendUint(dst, e.CommitLSN, 10)
+	dst = append(dst, '-')
+	return strconv.AppendUint(dst, uint64(e.Seq), 10)
+}
+
+func reservedField(name string) bool {
+	switch name {
+	case FieldSpecVersion, FieldID, FieldSource, FieldType, FieldSubject, FieldTime,
+		FieldDataContentType, FieldDataSchema, FieldData:
+		return true
+	}
+	return false
+}
+
+// bytesString returns b as a string without copying. The caller guarantees
+// b is never written again: arena bytes are appended once and the slab is
+// never reused, and event data is read-only once published.
+func bytesString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
+}
+
+// appendGuardKey appends the guard key of event id in stream: the stream's
+// cluster hash key in braces (so that the guard and the stream hash to the
+// same slot), then guardInfix, then the id. A stream with its own hash tag
+// "{tag}" keeps it: the key becomes "{tag}" + guardInfix + stream + ":" + id.
+func appendGuardKey(dst []byte, stream, id string) []byte {
+	if tag, ok := hashTag(stream); ok {
+		dst = append(dst, '{')
+		dst = append(dst, tag...)
+		dst = append(dst, '}')
+		dst = append(dst, guardInfix...)
+		dst = append(dst, stream...)
+		dst = append(dst, ':')
+		return append(dst, id...)
+	}
+	dst = append(dst, '{')
+	dst = append(dst, stream...)
+	dst = append(dst, '}')
+	dst = append(dst, guardInfix...)
+	return append(dst, id...)
+}
+
+// hashTag returns the part of key Redis Cluster hashes when key has a hash
+// tag: the text between the first '{' and the first '}' after it, if not
+// empty.
+func hashTag(key string) (string, bool) {
+	i := strings.IndexByte(key, '{')
+	if i < 0 {
+		return "", false
+	}
+	j := strings.IndexByte(key[i+1:], '}')
+	if j <= 0 {
+		return "", false
+	}
+	return key[i+1 : i+1+j], true
+}

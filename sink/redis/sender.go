@@ -1,0 +1,376 @@
+package redis
+
+import (
+	"cmp"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/outbox-cdc/outbox-cdc/sink"
+)
+
+// run is the sender: one round trip at a time, in order. A round trip carries
+// up to Config.BatchSize events from the front of the queue. The events it
+// acknowledges are a prefix of the round; the rest (from the first failure)
+// stay at the front and are sent again, before anything newer, so the order
+// in every stream is the order of Publish.
+func (s *Sink) run() {
+	defer close(s.done)
+	var (
+		pending   []*record // taken from the queue, not yet acknowledged, in order
+		attempt   int       // consecutive failed round trips
+		isolate   int       // rounds still to send one event at a time
+		downSince time.Time
+	)
+	for {
+		if len(pending) < s.cfg.BatchSize {
+			s.mu.Lock()
+			n := min(len(s.queue), s.cfg.BatchSize-len(pending))
+			pending = append(pending, s.queue[:n]...)
+			clear(s.queue[:n])
+			s.queue = s.queue[n:]
+			if len(s.queue) == 0 {
+				s.queue = s.queue[:0:0] // let the old array go
+			}
+			s.mu.Unlock()
+		}
+		if len(pending) == 0 {
+			select {
+			case <-s.wake:
+				continue
+			case <-s.ctx.Done():
+				return
+			}
+		}
+		size := s.cfg.BatchSize
+		if isolate > 0 {
+			size = 1
+			isolate--
+		}
+		round := pending[:min(len(pending), size)]
+		done, err := s.roundTrip(round)
+		if done > 0 {
+			clear(pending[:done])
+			pending = pending[done:]
+			if len(pending) == 0 {
+				pending = nil
+			}
+			s.mu.Lock()
+			s.inflight -= done
+			s.broadcast()
+			s.mu.Unlock()
+		}
+		if err == nil {
+			if attempt > 0 {
+				s.opts.Logger.Info("redis sink recovered", "sink", s.opts.Name, "address", s.cfg.Address,
+					"attempts", attempt, "down_for", time.Since(downSince).Round(time.Millisecond))
+				attempt = 0
+			}
+			continue
+		}
+		class, cause := classify(err)
+		if s.ctx.Err() != nil {
+			return
+		}
+		switch class {
+		case stopped:
+			return
+		case permanent:
+			var whole *roundError
+			if errors.As(err, &whole) && len(round) > 1 {
+				// Redis refused the round as a whole (the guard script did
+				// not run): send its events one by one to find the one at
+				// fault and deliver those before it.
+				isolate = len(round)
+				continue
+			}
+			e := round[done].e
+			perr := &sink.PermanentError{Sink: s.opts.Name, EventID: e.ID, Err: cause}
+			s.opts.Logger.Error("redis sink stopped: an event cannot be delivered", "sink", s.opts.Name,
+				"event_id", e.ID, "stream", round[done].stream, "err", cause)
+			s.mu.Lock()
+			s.err = perr
+			s.broadcast()
+			s.mu.Unlock()
+			<-s.ctx.Done()
+			return
+		case noScript:
+			// The server lost its script cache (a restart or SCRIPT FLUSH):
+			// load the script and resend at once, the first time.
+			if lerr := s.client.ScriptLoad(s.ctx, guardScript).Err(); lerr != nil {
+				cause = lerr
+			} else if attempt == 0 {
+				continue
+			}
+		}
+		s.opts.Observer.Retried(s.opts.Name, cause)
+		attempt++
+		if attempt == 1 {
+			downSince = time.Now()
+			s.opts.Logger.Warn("redis sink cannot deliver; retrying with backoff", "sink", s.opts.Name,
+				"address", s.cfg.Address, "unacknowledged", len(pending), "err", cause)
+		}
+		if s.cfg.Retry.Sleep(s.ctx, attempt) != nil {
+			return
+		}
+	}
+}
+
+// roundTrip sends round in one round trip and acknowledges, in order, the
+// events Redis stored (or already held) up to the first failure. It returns
+// how many it acknowledged and the error of the next one, if any.
+func (s *Sink) roundTrip(round []*record) (int, error) {
+	if s.dedup == DedupGuard {
+		return s.roundTripGuard(round)
+	}
+	return s.roundTripTx(round)
+}
+
+// roundTripGuard runs the guard script once for the whole round.
+func (s *Sink) roundTripGuard(round []*record) (int, error) {
+	nomk := "0"
+	if s.cfg.NoMkStream {
+		nomk = "1"
+	}
+	args := append(s.args[:0], "evalsha", guardScriptSHA, 2*len(round))
+	for _, r := range round {
+		args = append(args, &r.stream, &r.guard)
+	}
+	args = append(args, &s.ttl, &s.maxlen, nomk)
+	for _, r := range round {
+		args = append(args, len(r.vals)/2)
+		args = append(args, r.vals...)
+	}
+	s.args = args
+	cmd := goredis.NewSliceCmd(s.ctx, args...)
+	_ = s.client.Process(s.ctx, cmd)
+	defer clear(s.args)
+	reply, err := cmd.Result()
+	if err != nil {
+		return 0, &roundError{err}
+	}
+	for i, v := range reply {
+		switch v := v.(type) {
+		case string:
+			if i >= len(round) {
+				return i, errors.New("redis: guard script replied with more results than events")
+			}
+			s.opts.Ack(round[i].e)
+		case int64:
+			if v == 0 && i < len(round) {
+				s.opts.Observer.Duplicate(s.opts.Name, round[i].e)
+				s.opts.Ack(round[i].e)
+				continue
+			}
+			msg := "unexpected guard script reply " + strconv.FormatInt(v, 10)
+			if v == -1 && i+1 < len(reply) {
+				msg, _ = reply[i+1].(string)
+			}
+			return i, newServerError(msg, nil)
+		default:
+			return i, errors.New("redis: unexpected guard script reply")
+		}
+	}
+	if len(reply) != len(round) {
+		return len(reply), errors.New("redis: guard script replied with fewer results than events")
+	}
+	return len(round), nil
+}
+
+// roundTripTx sends one XADD per event in one MULTI/EXEC transaction
+// ("entryid", "idmp", "none"). A command Redis refuses before EXEC (out of
+// memory, loading, busy, not permitted) aborts the whole transaction, so a
+// transient refusal never leaves later events stored ahead of an earlier
+// one; an error during EXEC (WRONGTYPE, or a resent id in "entryid") fails
+// only its own command.
+func (s *Sink) roundTripTx(round []*record) (int, error) {
+	args := s.args[:0]
+	cmds := s.cmds[:0]
+	for _, r := range round {
+		start := len(args)
+		args = s.appendXAdd(args, r)
+		// When append grows args, earlier commands keep the old array, which
+		// nothing writes to again.
+		cmd := goredis.NewStringCmd(s.ctx, args[start:len(args):len(args)]...)
+		cmds = append(cmds, cmd)
+		_ = s.pipe.Process(s.ctx, cmd)
+	}
+	s.args, s.cmds = args, cmds
+	defer func() {
+		clear(s.args)
+		clear(s.cmds)
+	}()
+	_, _ = s.pipe.Exec(s.ctx)
+
+	limit, err := len(cmds), error(nil) // events [0, limit) were stored or are duplicates
+	var resent []int                    // "entryid": ids Redis refused as not above the top
+	for i, cmd := range cmds {
+		cerr := cmd.Err()
+		if cerr == nil {
+			continue
+		}
+		if isExecAbort(cerr) {
+			return s.aborted(round, cmds)
+		}
+		if s.dedup == DedupEntryID && isIDNotAboveTop(cerr) {
+			resent = append(resent, i)
+			continue
+		}
+		limit, err = i, cerr
+		break
+	}
+	if len(resent) > 0 {
+		if at, verr := s.checkResent(round, resent); verr != nil && at < limit {
+			limit, err = at, verr
+		}
+	}
+	for i := range limit {
+		if len(resent) > 0 && resent[0] == i {
+			resent = resent[1:]
+			s.opts.Observer.Duplicate(s.opts.Name, round[i].e)
+		}
+		s.opts.Ack(round[i].e)
+	}
+	return limit, err
+}
+
+// aborted handles a transaction Redis discarded (EXECABORT): nothing of the
+// round was stored. The reason is the first command refused when queued. A
+// permanent reason at event k still delivers the events before k, in a
+// transaction of their own, before reporting k.
+func (s *Sink) aborted(round []*record, cmds []*goredis.StringCmd) (int, error) {
+	at, reason := -1, error(nil)
+	for i, cmd := range cmds {
+		if err := cmd.Err(); err != nil && !isExecAbort(err) {
+			at, reason = i, err
+			break
+		}
+	}
+	if reason == nil {
+		return 0, newServerError("TRYAGAIN transaction aborted without a reason", cmds[0].Err())
+	}
+	if class, _ := classify(reason); class != permanent || at == 0 {
+		return 0, reason
+	}
+	n, err := s.roundTripTx(round[:at])
+	if err != nil {
+		return n, err
+	}
+	return at, reason
+}
+
+// appendXAdd appends the XADD arguments of r.
+func (s *Sink) appendXAdd(args []any, r *record) []any {
+	args = append(args, "xadd", &r.stream)
+	if s.cfg.NoMkStream {
+		args = append(args, "nomkstream")
+	}
+	if s.dedup == DedupIDMP {
+		args = append(args, "idmp", &s.pid, &r.e.ID)
+	}
+	if s.cfg.MaxLen > 0 {
+		args = append(args, "maxlen", "~", &s.maxlen)
+	}
+	if s.dedup == DedupEntryID {
+		args = append(args, &r.id)
+	} else {
+		args = append(args, "*")
+	}
+	return append(args, r.vals...)
+}
+
+func isExecAbort(err error) bool {
+	var re goredis.Error
+	return errors.As(err, &re) && strings.HasPrefix(re.Error(), "EXECABORT")
+}
+
+// isIDNotAboveTop reports XADD's refusal of an explicit id that is not above
+// the stream's last id.
+func isIDNotAboveTop(err error) bool {
+	var re goredis.Error
+	return errors.As(err, &re) && strings.Contains(re.Error(), "equal or smaller than the target stream top item")
+}
+
+// checkResent decides, for the events at idx whose entry id Redis refused as
+// not above the stream's top, whether each is a duplicate: the entry with
+// that id holds the same event id, or the id lies before the stream's first
+// entry (it was stored, then trimmed). It returns the index of the first that
+// is not, and why, or -1.
+func (s *Sink) checkResent(round []*record, idx []int) (int, error) {
+	pipe := s.client.Pipeline()
+	ranges := make([]*goredis.XMessageSliceCmd, len(idx))
+	for j, i := range idx {
+		r := round[i]
+		ranges[j] = pipe.XRangeN(s.ctx, r.stream, r.id, r.id, 1)
+	}
+	_, _ = pipe.Exec(s.ctx)
+	for j, i := range idx {
+		r := round[i]
+		msgs, err := ranges[j].Result()
+		if err != nil {
+			return i, err
+		}
+		if len(msgs) == 1 {
+			if got := storedEventID(msgs[0].Values); got != r.e.ID {
+				return i, newServerError(fmt.Sprintf("IDCONFLICT entry %s of stream %q holds event %q, not this event: another writer uses the stream, or the database was restored to an earlier LSN", r.id, r.stream, got), nil)
+			}
+			continue
+		}
+		info, err := s.client.XInfoStream(s.ctx, r.stream).Result()
+		if err != nil {
+			return i, err
+		}
+		if info.EntriesAdded > info.Length && (info.Length == 0 || compareEntryIDs(r.id, info.FirstEntry.ID) < 0) {
+			continue // stored, then trimmed
+		}
+		return i, newServerError(fmt.Sprintf("IDCONFLICT stream %q is past entry id %s (last %s) but never held it: another writer uses the stream, or the database was restored to an earlier LSN", r.stream, r.id, info.LastGeneratedID), nil)
+	}
+	return -1, nil
+}
+
+// storedEventID returns the CloudEvents id of a stored entry, of either
+// layout.
+func storedEventID(values map[string]any) string {
+	if id, ok := values[FieldID].(string); ok {
+		return id
+	}
+	if body, ok := values[FieldEvent].(string); ok {
+		var v struct {
+			ID string `json:"id"`
+		}
+		if json.Unmarshal([]byte(body), &v) == nil {
+			return v.ID
+		}
+	}
+	return ""
+}
+
+// compareEntryIDs compares stream entry ids "ms-seq" numerically.
+func compareEntryIDs(a, b string) int {
+	am, as := splitEntryID(a)
+	bm, bs := splitEntryID(b)
+	if c := cmp.Compare(am, bm); c != 0 {
+		return c
+	}
+	return cmp.Compare(as, bs)
+}
+
+func splitEntryID(id string) (uint64, uint64) {
+	ms, seq, _ := strings.Cut(id, "-")
+	m, _ := strconv.ParseUint(ms, 10, 64)
+	q, _ := strconv.ParseUint(seq, 10, 64)
+	return m, q
+}
+
+// roundError is an error Redis returned for a whole round trip rather than
+// for one of its events.
+type roundError struct{ err error }
+
+func (e *roundError) Error() string { return e.err.Error() }
+
+func (e *roundError) Unwrap() error { return e.err }

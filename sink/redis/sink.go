@@ -1,0 +1,374 @@
+package redis
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/outbox-cdc/outbox-cdc/event"
+	"github.com/outbox-cdc/outbox-cdc/sink"
+)
+
+var _ sink.Sink = (*Sink)(nil)
+
+// Sink adds events to Redis streams. New starts one sender goroutine; Close
+// stops it and must be called. Publish and Flush are called from one goroutine; Close may be
+// called from any goroutine, more than once.
+type Sink struct {
+	opts   sink.Options
+	cfg    Config
+	client *goredis.Client
+	enc    encoder
+	dedup  string // resolved: guard, idmp or none
+	pid    string // IDMP producer id
+	ttl    string // guard TTL in ms
+	maxlen string // MAXLEN threshold, "0" for none
+
+	mu       sync.Mutex
+	queue    []*record     // taken by Publish, not yet picked up by the sender
+	inflight int           // taken by Publish and not yet acknowledged
+	err      error         // sticky permanent error
+	closed   bool          // Close was called
+	changed  chan struct{} // closed and replaced when inflight drops, err is set or the sink closes
+	wake     chan struct{} // capacity 1: tells the sender the queue grew
+
+	ctx       context.Context // canceled by Close
+	cancel    context.CancelFunc
+	done      chan struct{} // closed when the sender returned
+	closeOnce sync.Once
+	closeErr  error
+
+	// Sender state.
+	args []any
+	cmds []*goredis.StringCmd
+	pipe goredis.Pipeliner // MULTI/EXEC
+}
+
+// New validates cfg, connects to Redis, checks what can be checked before the
+// first event (credentials, the server version, the script, a static
+// stream's key type) and starts the sender. It fails after about
+// cfg.ConnectTimeout when the server cannot be reached. Call Close to release
+// the connections.
+func New(ctx context.Context, cfg Config, opts sink.Options) (*Sink, error) {
+	opts = opts.WithDefaults()
+	name := opts.Name
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("sink %s: %w", name, err)
+	}
+	stream, err := sink.ParseTemplate(cfg.Stream)
+	if err != nil {
+		return nil, fmt.Errorf("sink %s: stream: %w", name, err)
+	}
+	tlsConfig, err := cfg.TLS.build(cfg.Address)
+	if err != nil {
+		return nil, fmt.Errorf("sink %s: tls: %w", name, err)
+	}
+	client := goredis.NewClient(&goredis.Options{
+		Addr:         cfg.Address,
+		Username:     cfg.Username,
+		Password:     cfg.Password,
+		DB:           cfg.DB,
+		TLSConfig:    tlsConfig,
+		DialTimeout:  cfg.ConnectTimeout,
+		ReadTimeout:  cfg.Timeout,
+		WriteTimeout: cfg.Timeout,
+		// The sender retries with its own backoff and decides what to
+		// resend; go-redis must not retry dials or commands by itself.
+		DialerRetries: 1,
+		MaxRetries:    -1,
+		// Deadlines of the startup checks' context bound their reads too.
+		ContextTimeoutEnabled: true,
+		PoolSize:              4,
+		DisableIdentity:       true, // no CLIENT SETINFO: fewer ACL permissions needed
+	})
+	s := &Sink{
+		opts:    opts,
+		cfg:     cfg,
+		client:  client,
+		enc:     encoder{stream: stream, structured: cfg.ContentMode == ContentStructured},
+		ttl:     strconv.FormatInt(cfg.GuardTTL.Milliseconds(), 10),
+		maxlen:  strconv.FormatInt(cfg.MaxLen, 10),
+		pid:     cfg.ProducerID,
+		changed: make(chan struct{}),
+		wake:    make(chan struct{}, 1),
+		done:    make(chan struct{}),
+	}
+	if s.pid == "" {
+		s.pid = "outbox-cdc/" + name
+	}
+	if err := s.check(ctx, stream); err != nil {
+		client.Close()
+		return nil, err
+	}
+	s.enc.guard = s.dedup == DedupGuard
+	s.enc.entryID = s.dedup == DedupEntryID
+	s.pipe = client.TxPipeline()
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	go s.run()
+	return s, nil
+}
+
+// check runs the startup checks and resolves the dedup mode.
+func (s *Sink) check(ctx context.Context, stream *sink.Template) error {
+	name, addr := s.opts.Name, s.cfg.Address
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.ConnectTimeout)
+	defer cancel()
+	if err := s.client.Ping(ctx).Err(); err != nil {
+		return startupError(name, addr, s.cfg.Username, err)
+	}
+	version := "unknown"
+	info, err := s.client.Info(ctx, "server").Result()
+	if err == nil {
+		version = infoField(info, "redis_version")
+	} else if !isNoPerm(err) {
+		return startupError(name, addr, s.cfg.Username, err)
+	}
+	idmp := versionAtLeast(version, 8, 6)
+	s.dedup = s.cfg.Dedup
+	switch s.cfg.Dedup {
+	case DedupIDMP:
+		if !idmp {
+			return fmt.Errorf("sink %s: redis at %s is version %s; dedup \"idmp\" needs 8.6 or newer: use dedup \"guard\" or \"auto\"", name, addr, version)
+		}
+	case DedupAuto:
+		s.dedup = DedupEntryID
+		if idmp {
+			keep := s.idmpCapacity(ctx)
+			if keep >= int64(s.cfg.MaxInFlight) {
+				s.dedup = DedupIDMP
+			} else {
+				s.opts.Logger.Info("redis sink: server has XADD IDMP but keeps fewer idempotent ids per producer than max_in_flight; using entry ids",
+					"sink", name, "stream_idmp_maxsize", keep, "max_in_flight", s.cfg.MaxInFlight)
+			}
+		}
+	}
+	if s.dedup == DedupGuard {
+		sha, err := s.client.ScriptLoad(ctx, guardScript).Result()
+		if err != nil {
+			return startupError(name, addr, s.cfg.Username, err)
+		}
+		if sha != guardScriptSHA {
+			return fmt.Errorf("sink %s: redis at %s returned script sha %s, want %s", name, addr, sha, guardScriptSHA)
+		}
+	}
+	if key, static := stream.Static(); static {
+		typ, err := s.client.Type(ctx, key).Result()
+		if err != nil {
+			return startupError(name, addr, s.cfg.Username, err)
+		}
+		switch {
+		case typ == "none" && s.cfg.NoMkStream:
+			return fmt.Errorf("sink %s: stream %q does not exist in redis at %s db %d and nomkstream is set: create it (XGROUP CREATE %s <group> $ MKSTREAM) or unset nomkstream", name, key, addr, s.cfg.DB, key)
+		case typ != "none" && typ != "stream":
+			return fmt.Errorf("sink %s: key %q in redis at %s db %d holds a %s, not a stream: choose another stream name or delete the key", name, key, addr, s.cfg.DB, typ)
+		}
+	}
+	s.opts.Logger.Info("redis sink connected", "sink", name, "address", addr, "db", s.cfg.DB,
+		"redis_version", version, "dedup", s.dedup, "content_mode", s.cfg.ContentMode, "stream", s.cfg.Stream)
+	return nil
+}
+
+// idmpCapacity returns the server's default number of idempotent ids kept per
+// producer and stream, or 0 when it cannot be read.
+func (s *Sink) idmpCapacity(ctx context.Context) int64 {
+	m, err := s.client.ConfigGet(ctx, "stream-idmp-maxsize").Result()
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.ParseInt(m["stream-idmp-maxsize"], 10, 64)
+	return n
+}
+
+func isNoPerm(err error) bool {
+	var re goredis.Error
+	return errors.As(err, &re) && strings.HasPrefix(re.Error(), "NOPERM")
+}
+
+// infoField returns the value of key in an INFO reply.
+func infoField(info, key string) string {
+	for line := range strings.Lines(info) {
+		if v, ok := strings.CutPrefix(line, key+":"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown"
+}
+
+// versionAtLeast reports whether version "X.Y.Z" is at least major.minor.
+func versionAtLeast(version string, major, minor int) bool {
+	parts := strings.SplitN(version, ".", 3)
+	if len(parts) < 2 {
+		return false
+	}
+	ma, err1 := strconv.Atoi(parts[0])
+	mi, err2 := strconv.Atoi(parts[1])
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	return ma > major || ma == major && mi >= minor
+}
+
+// build returns the *tls.Config, or nil when TLS is off.
+func (c TLSConfig) build(addr string) (*tls.Config, error) {
+	if !c.on() {
+		return nil, nil
+	}
+	t := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: c.InsecureSkipVerify, ServerName: c.ServerName}
+	if t.ServerName == "" {
+		if host, _, err := net.SplitHostPort(addr); err == nil {
+			t.ServerName = host
+		}
+	}
+	if c.CAFile != "" {
+		pem, err := os.ReadFile(c.CAFile)
+		if err != nil {
+			return nil, err
+		}
+		t.RootCAs = x509.NewCertPool()
+		if !t.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("ca_file %s holds no PEM certificate", c.CAFile)
+		}
+	}
+	if c.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+		if err != nil {
+			return nil, err
+		}
+		t.Certificates = []tls.Certificate{cert}
+	}
+	return t, nil
+}
+
+// Dedup returns the dedup mode in use: "entryid", "guard", "idmp" or "none".
+func (s *Sink) Dedup() string { return s.dedup }
+
+// Publish encodes events and queues them for the sender. It blocks while
+// Config.MaxInFlight events are unacknowledged. It returns a
+// *sink.PermanentError for an event that cannot be encoded (the events before
+// it are queued) or that Redis rejected earlier, ctx.Err() when ctx is done
+// while blocked, and sink.ErrClosed after Close. It does not keep events.
+func (s *Sink) Publish(ctx context.Context, events []*event.Event) error {
+	if len(events) == 0 {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.stateErr()
+	}
+	recs := make([]record, len(events))
+	encErr := s.enc.encode(events, recs)
+	n := len(events)
+	if encErr != nil {
+		for n = 0; events[n] != encErr.e; n++ {
+		}
+	}
+	for i := 0; i < n; {
+		s.mu.Lock()
+		for s.inflight >= s.cfg.MaxInFlight && s.err == nil && !s.closed {
+			ch := s.changed
+			s.mu.Unlock()
+			select {
+			case <-ch:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			s.mu.Lock()
+		}
+		if err := s.stateErr(); err != nil {
+			s.mu.Unlock()
+			return err
+		}
+		m := min(n-i, s.cfg.MaxInFlight-s.inflight)
+		for j := range m {
+			s.queue = append(s.queue, &recs[i+j])
+		}
+		s.inflight += m
+		i += m
+		s.mu.Unlock()
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
+	}
+	if encErr != nil {
+		return &sink.PermanentError{Sink: s.opts.Name, EventID: encErr.e.ID, Err: encErr.err}
+	}
+	return nil
+}
+
+// stateErr returns the sticky error or sink.ErrClosed. s.mu is held.
+func (s *Sink) stateErr() error {
+	if s.err != nil {
+		return s.err
+	}
+	if s.closed {
+		return sink.ErrClosed
+	}
+	return nil
+}
+
+// Flush blocks until every event handed to Publish was acknowledged. It
+// returns the sticky *sink.PermanentError if Redis rejected an event,
+// sink.ErrClosed after Close, or ctx.Err().
+func (s *Sink) Flush(ctx context.Context) error {
+	s.mu.Lock()
+	for s.inflight > 0 && s.err == nil && !s.closed {
+		ch := s.changed
+		s.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		s.mu.Lock()
+	}
+	defer s.mu.Unlock()
+	return s.stateErr()
+}
+
+// Close stops the sender and closes the connections. Events not yet
+// acknowledged stay unacknowledged. Close is idempotent and safe for
+// concurrent use.
+func (s *Sink) Close() error {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		s.broadcast()
+		s.mu.Unlock()
+		s.cancel()
+		s.closeErr = s.client.Close()
+		<-s.done
+	})
+	return s.closeErr
+}
+
+// broadcast wakes everyone waiting on s.changed. s.mu is held.
+func (s *Sink) broadcast() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// SetClientLogger routes the log lines of the go-redis client library (a
+// process-wide logger, mostly failed dials, one per attempt) to logger at
+// debug level; the sink itself logs each state change once. Call it once at
+// startup, before New; it affects every go-redis client in the process.
+func SetClientLogger(logger *slog.Logger) {
+	goredis.SetLogger(clientLogger{logger})
+}
+
+type clientLogger struct{ l *slog.Logger }
+
+func (c clientLogger) Printf(ctx context.Context, format string, v ...any) {
+	if c.l.Enabled(ctx, slog.LevelDebug) {
+		c.l.DebugContext(ctx, fmt.Sprintf(format, v...), "component", "go-redis")
+	}
+}

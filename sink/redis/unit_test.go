@@ -1,0 +1,240 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/outbox-cdc/outbox-cdc/event"
+	"github.com/outbox-cdc/outbox-cdc/sink"
+)
+
+func TestConfigValidate(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		cfg     Config
+		wantErr string // "" means valid
+	}{
+		{"zero value", Config{}, ""},
+		{"full", Config{Address: "redis.internal:6380", Username: "u", Password: "p", DB: 3, Stream: "s:{{.Type}}", MaxLen: 10,
+			ContentMode: ContentStructured, Dedup: DedupGuard, GuardTTL: time.Hour, BatchSize: 10, MaxInFlight: 10,
+			TLS: TLSConfig{Enabled: true, CAFile: "ca.pem", CertFile: "c.pem", KeyFile: "k.pem"}}, ""},
+		{"address without port", Config{Address: "localhost"}, "address"},
+		{"negative db", Config{DB: -1}, "db"},
+		{"bad template", Config{Stream: "{{.Nope}}"}, "stream"},
+		{"negative maxlen", Config{MaxLen: -1}, "maxlen"},
+		{"content mode", Config{ContentMode: "xml"}, "content_mode"},
+		{"dedup", Config{Dedup: "maybe"}, "dedup"},
+		{"guard ttl", Config{GuardTTL: time.Microsecond}, "guard_ttl"},
+		{"batch", Config{BatchSize: -1}, "batch_size"},
+		{"in flight below batch", Config{BatchSize: 100, MaxInFlight: 10}, "max_in_flight"},
+		{"cert without key", Config{TLS: TLSConfig{Enabled: true, CertFile: "c.pem"}}, "key_file"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.cfg.Validate()
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatalf("Validate: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("Validate: %v, want an error about %s", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+// crc16 is Redis Cluster's key hash (CRC16-CCITT, XMODEM).
+func crc16(b string) uint16 {
+	var crc uint16
+	for i := 0; i < len(b); i++ {
+		crc ^= uint16(b[i]) << 8
+		for range 8 {
+			if crc&0x8000 != 0 {
+				crc = crc<<1 ^ 0x1021
+			} else {
+				crc <<= 1
+			}
+		}
+	}
+	return crc
+}
+
+// slot is the cluster slot of key, per the Redis Cluster specification.
+func slot(key string) uint16 {
+	if tag, ok := hashTag(key); ok {
+		key = tag
+	}
+	return crc16(key) % 16384
+}
+
+// TestGuardKeySlot: a guard key hashes to the slot of its stream, with and
+// without a hash tag in the stream name.
+func TestGuardKeySlot(t *testing.T) {
+	t.Parallel()
+	if got := crc16("123456789"); got != 0x31C3 {
+		t.Fatalf("crc16 test vector: %#x, want 0x31c3", got)
+	}
+	for _, tc := range []struct {
+		stream, want string
+	}{
+		{"outbox:order", "{outbox:order}" + guardInfix + "e1"},
+		{"outbox:{tenant7}:order", "{tenant7}" + guardInfix + "outbox:{tenant7}:order:e1"},
+		{"{a}{b}", "{a}" + guardInfix + "{a}{b}:e1"},
+		{"x{}y", "{x{}y}" + guardInfix + "e1"}, // empty tag: the whole name is hashed
+	} {
+		got := string(appendGuardKey(nil, tc.stream, "e1"))
+		if got != tc.want {
+			t.Errorf("guard key of %q: %q, want %q", tc.stream, got, tc.want)
+		}
+		if tc.stream != "x{}y" && slot(got) != slot(tc.stream) {
+			t.Errorf("guard key %q in slot %d, stream %q in slot %d", got, slot(got), tc.stream, slot(tc.stream))
+		}
+	}
+}
+
+// TestXAddArgs compares the XADD arguments of every mode with what go-redis
+// itself builds for the same options (its IDMP syntax included: Redis 8.6 is
+// not available to test against here).
+func TestXAddArgs(t *testing.T) {
+	t.Parallel()
+	e := &event.Event{ID: "ev-1", CommitLSN: 42, Seq: 3}
+	r := &record{e: e, stream: "s", id: "42-3", vals: []any{"id", &e.ID, "data", "x"}}
+	client := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:1"})
+	defer client.Close()
+	pipe := client.Pipeline()
+	ctx := context.Background()
+	for _, tc := range []struct {
+		dedup string
+		cfg   Config
+		want  *goredis.XAddArgs
+	}{
+		{DedupNone, Config{}, &goredis.XAddArgs{Stream: "s"}},
+		{DedupEntryID, Config{}, &goredis.XAddArgs{Stream: "s", ID: "42-3"}},
+		{DedupIDMP, Config{}, &goredis.XAddArgs{Stream: "s", ProducerID: "pid", IdempotentID: "ev-1"}},
+		{DedupIDMP, Config{MaxLen: 100, NoMkStream: true}, &goredis.XAddArgs{Stream: "s", ProducerID: "pid", IdempotentID: "ev-1", MaxLen: 100, Approx: true, NoMkStream: true}},
+		{DedupEntryID, Config{MaxLen: 100}, &goredis.XAddArgs{Stream: "s", ID: "42-3", MaxLen: 100, Approx: true}},
+	} {
+		s := &Sink{cfg: tc.cfg, dedup: tc.dedup, pid: "pid", maxlen: fmt.Sprint(tc.cfg.MaxLen)}
+		tc.want.Values = []any{"id", "ev-1", "data", "x"}
+		want := pipe.XAdd(ctx, tc.want).Args()
+		got := s.appendXAdd(nil, r)
+		if g, w := argStrings(got), argStrings(want); !slices.Equal(g, w) {
+			t.Errorf("%s %+v: args %q, want %q", tc.dedup, tc.cfg, g, w)
+		}
+	}
+}
+
+func argStrings(args []any) []string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		if p, ok := a.(*string); ok {
+			a = *p
+		}
+		out[i] = strings.ToLower(fmt.Sprint(a))
+	}
+	return out
+}
+
+func TestClassify(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		err  error
+		want failure
+	}{
+		{io.EOF, transient},
+		{context.DeadlineExceeded, transient},
+		{context.Canceled, stopped},
+		{goredis.ErrClosed, stopped},
+		{goredis.Nil, permanent},
+		{newServerError("LOADING Redis is loading the dataset in memory", nil), transient},
+		{newServerError("BUSY Redis is busy running a script", nil), transient},
+		{newServerError("OOM command not allowed when used memory > 'maxmemory'.", nil), transient},
+		{newServerError("READONLY You can't write against a read only replica.", nil), transient},
+		{newServerError("CLUSTERDOWN The cluster is down", nil), transient},
+		{newServerError("TRYAGAIN Multiple keys request during rehashing of slot", nil), transient},
+		{newServerError("MISCONF Redis is configured to save RDB snapshots", nil), transient},
+		{newServerError("NOSCRIPT No matching script.", nil), noScript},
+		{newServerError("WRONGTYPE Operation against a key holding the wrong kind of value", nil), permanent},
+		{newServerError("NOPERM this user has no permissions to access one of the keys", nil), permanent},
+		{newServerError("CROSSSLOT Keys in request don't hash to the same slot", nil), permanent},
+		{newServerError("ERR syntax error", nil), permanent},
+		{newServerError("ERR max number of clients reached", nil), transient},
+		{fmt.Errorf("wrapped: %w", newServerError("LOADING x", nil)), transient},
+	} {
+		if got, _ := classify(tc.err); got != tc.want {
+			t.Errorf("classify(%v) = %d, want %d", tc.err, got, tc.want)
+		}
+	}
+}
+
+func TestEntryIDs(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		a, b string
+		want int
+	}{
+		{"1-0", "1-0", 0},
+		{"9-5", "10-0", -1},
+		{"23803720-2", "23803720-10", -1},
+		{"18446744073709551615-0", "1-0", 1},
+	} {
+		if got := compareEntryIDs(tc.a, tc.b); got != tc.want {
+			t.Errorf("compareEntryIDs(%s, %s) = %d, want %d", tc.a, tc.b, got, tc.want)
+		}
+	}
+	e := &event.Event{CommitLSN: 0x16B3748, Seq: 7}
+	if got := string(appendEntryID(nil, e)); got != "23803720-7" {
+		t.Errorf("entry id %s", got)
+	}
+}
+
+func TestVersionAtLeast(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		v    string
+		want bool
+	}{
+		{"7.0.15", false}, {"8.4.0", false}, {"8.6.0", true}, {"8.10.1", true}, {"9.0.0", true}, {"unknown", false}, {"", false},
+	} {
+		if got := versionAtLeast(tc.v, 8, 6); got != tc.want {
+			t.Errorf("versionAtLeast(%q) = %v", tc.v, got)
+		}
+	}
+}
+
+// TestEncodeAllocs: encoding allocates per Publish call, not per event.
+func TestEncodeAllocs(t *testing.T) {
+	tmpl, err := sink.ParseTemplate("outbox:{{.AggregateType}}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs := makeEvents("al", 256, 8, []string{"a", "b"})
+	for _, enc := range []encoder{{stream: tmpl}, {stream: tmpl, structured: true}, {stream: tmpl, guard: true}, {stream: tmpl, entryID: true}} {
+		recs := make([]record, len(evs))
+		if e := enc.encode(evs, recs); e != nil {
+			t.Fatal(e.err)
+		}
+		allocs := testing.AllocsPerRun(20, func() { enc.encode(evs, recs) })
+		if allocs > 4 {
+			t.Errorf("encoder %+v: %.0f allocations for %d events", enc, allocs, len(evs))
+		}
+	}
+	var ee *encodeError
+	bad := []*event.Event{{ID: "x", Extensions: []event.Extension{{Name: "id", Value: "clash"}}}}
+	tmplStatic, _ := sink.ParseTemplate("s")
+	if ee = (&encoder{stream: tmplStatic}).encode(bad, make([]record, 1)); ee == nil {
+		t.Error("an extension named like a field was accepted")
+	}
+	if ee = (&encoder{stream: tmplStatic, entryID: true}).encode([]*event.Event{{ID: "y"}}, make([]record, 1)); ee == nil {
+		t.Error("entryid accepted an event without a commit LSN")
+	}
+}
