@@ -8,6 +8,7 @@ import (
 	"github.com/outbox-cdc/outbox-cdc/sink"
 	"github.com/outbox-cdc/outbox-cdc/sink/file"
 	"github.com/outbox-cdc/outbox-cdc/sink/kafka"
+	"github.com/outbox-cdc/outbox-cdc/sink/nats"
 	"github.com/outbox-cdc/outbox-cdc/sink/redis"
 )
 
@@ -18,6 +19,8 @@ func openSink(ctx context.Context, sc config.Sink, opts sink.Options) (sink.Sink
 		return file.Open(sc.File(), opts)
 	case "kafka":
 		return kafka.New(ctx, *sc.Brokers.Kafka, opts)
+	case "nats":
+		return nats.New(ctx, *sc.Brokers.NATS, opts)
 	case "redis":
 		redis.SetClientLogger(opts.Logger)
 		return redis.New(ctx, *sc.Brokers.Redis, opts)

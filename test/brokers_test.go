@@ -86,7 +86,7 @@ func closeShared() {
 
 // allBrokers returns every broker kind, each started once.
 func allBrokers(t *testing.T) []func(t *testing.T) broker {
-	return []func(t *testing.T) broker{kafkaBroker, redisBroker}
+	return []func(t *testing.T) broker{kafkaBroker, natsBroker, redisBroker}
 }
 
 // toDelivered turns read-back events into the file sink's shape, so the same

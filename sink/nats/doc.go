@@ -1,0 +1,48 @@
+// Package nats implements the NATS JetStream sink: every event is published
+// asynchronously to a subject of one stream, as a CloudEvent in the binary
+// (default) or structured content mode of the CloudEvents NATS protocol
+// binding, and acknowledged only after the server's PubAck.
+//
+// # Delivery
+//
+// Each message carries Nats-Msg-Id = the event id, so the stream drops a copy
+// sent again within its duplicate window; a PubAck that reports such a
+// duplicate counts as an acknowledgement (and is reported to
+// sink.Observer.Duplicate). Publishes are pipelined up to
+// Config.MaxInFlight; one collector goroutine reads their futures in the
+// order they were sent and acknowledges the events in that order.
+//
+// When a publish fails for a transient reason (the connection dropped, the
+// acknowledgement timed out, no responders while a server restarts or a
+// leader is elected), the collector stops new sends, waits until every
+// outstanding publish has settled, backs off, waits for the connection and
+// resends the failed event and every later one not known to be stored, in
+// order, forever. Events already stored come back as duplicates.
+//
+// By default (Config.RelaxedOrder false) each message also carries
+// Nats-Expected-Last-Msg-Id = the id of the message sent before it, so the
+// server refuses to store an event unless its predecessor is the stream's
+// last message: if event k fails and k+1 arrives, k+1 is refused and resent
+// after k. That keeps the stream itself in event order across any failure,
+// at the price of requiring the sink to be the stream's only publisher. The
+// first event of a resend round expects the last event acknowledged, so a
+// copy the stream holds is refused (naming the stream's last message) even
+// after the duplicate window, and the sink counts the events up to that one
+// as stored instead of storing them twice.
+//
+// A message the server can never take (larger than max_payload, a subject
+// outside the stream, a publish permission violation) makes Publish (or the
+// next Publish or Flush) return a *sink.PermanentError; the event is not
+// acknowledged and the sink stops taking events.
+//
+// # CloudEvents binding
+//
+// Binary mode follows the binding text on the CloudEvents spec's main branch
+// (nats-protocol-binding.md "Version 1.0.3-wip"; releases up to 1.0.2 only
+// defined structured mode, because NATS had no headers before 2.2): every
+// attribute, datacontenttype included, is a header named "ce-" + its name,
+// the value percent-encoded as section 3.1.3.2 prescribes (space, '"', '%'
+// and everything outside printable ASCII), and the payload is the data.
+// Structured mode sends the JSON event format with content-type
+// application/cloudevents+json.
+package nats
