@@ -34,13 +34,21 @@ const EnvPrefix = "OUTBOX_CDC"
 
 // Config is the whole configuration.
 type Config struct {
-	Postgres  Postgres       `yaml:"postgres"`
-	Outbox    Outbox         `yaml:"outbox"`
-	Window    Window         `yaml:"window"`
-	Sinks     []Sink         `yaml:"sinks"`
-	HTTP      observe.Config `yaml:"http"`
-	Heartbeat Heartbeat      `yaml:"heartbeat"`
-	Log       Log            `yaml:"log"`
+	Postgres   Postgres       `yaml:"postgres"`
+	Outbox     Outbox         `yaml:"outbox"`
+	Window     Window         `yaml:"window"`
+	Sinks      []Sink         `yaml:"sinks"`
+	DeadLetter DeadLetter     `yaml:"dead_letter"`
+	HTTP       observe.Config `yaml:"http"`
+	Heartbeat  Heartbeat      `yaml:"heartbeat"`
+	Log        Log            `yaml:"log"`
+}
+
+// DeadLetter is where events set aside by the dead-letter policy go.
+type DeadLetter struct {
+	// Table is the schema-qualified dead-letter table, created by setup in
+	// the outbox's database. Default public.outbox_dead_letter.
+	Table string `yaml:"table"`
 }
 
 // Heartbeat keeps the slot moving on an idle outbox: a transactional
@@ -88,6 +96,11 @@ type Outbox struct {
 	// DefaultSource is the CloudEvents source for rows and messages without
 	// one. Default none.
 	DefaultSource string `yaml:"default_source"`
+	// OnInvalid is what happens to a row that cannot become a CloudEvent:
+	// "block" (default: the stream stops at it with an error naming table,
+	// row, LSN and column; the slot does not pass it) or "dead-letter" (the
+	// raw row is stored in the dead-letter table and the stream goes on).
+	OnInvalid string `yaml:"on_invalid"`
 }
 
 // Window bounds the events in flight.
@@ -117,6 +130,14 @@ type Sink struct {
 	Route sink.Route `yaml:"route"`
 	// MaxBatch caps the events per publish call. Default 1024.
 	MaxBatch int `yaml:"max_batch"`
+	// Policy for an event the sink can never deliver (too large, not
+	// authorized, invalid destination): "block" (default: keep retrying it,
+	// the slot holds and /readyz says why) or "dead-letter" (store it in the
+	// dead-letter table and go on).
+	Policy string `yaml:"policy"`
+	// Retry spaces the retries of a blocked event. Default 100ms doubling to
+	// 30s, full jitter.
+	Retry retry.Backoff `yaml:"retry"`
 
 	// Path is the file sink's file ("-" is standard output).
 	Path string `yaml:"path"`
@@ -178,6 +199,19 @@ func (c *Config) setDefaults() {
 	if c.HTTP.Addr == "" {
 		c.HTTP.Addr = observe.DefaultAddr
 	}
+	if c.DeadLetter.Table == "" {
+		c.DeadLetter.Table = "public.outbox_dead_letter"
+	} else if !strings.Contains(c.DeadLetter.Table, ".") {
+		c.DeadLetter.Table = "public." + c.DeadLetter.Table
+	}
+	if c.Outbox.OnInvalid == "" {
+		c.Outbox.OnInvalid = "block"
+	}
+	for i := range c.Sinks {
+		if c.Sinks[i].Policy == "" {
+			c.Sinks[i].Policy = "block"
+		}
+	}
 	if c.Heartbeat.Interval <= 0 {
 		c.Heartbeat.Interval = 10 * time.Second
 	}
@@ -216,6 +250,9 @@ func (c *Config) Validate() error {
 		if err := s.Route.Validate(); err != nil {
 			return fmt.Errorf("%s.route: %w", where, err)
 		}
+		if s.Policy != "block" && s.Policy != "dead-letter" {
+			return fmt.Errorf("%s.policy: %q: want block or dead-letter", where, s.Policy)
+		}
 		switch s.Type {
 		case "file":
 			if s.Path == "" {
@@ -234,6 +271,9 @@ func (c *Config) Validate() error {
 		if s.Type != "file" && (s.Path != "" || s.Sync) {
 			return fmt.Errorf("%s (%s): path and sync apply only to file sinks", where, s.Name)
 		}
+	}
+	if c.Outbox.OnInvalid != "block" && c.Outbox.OnInvalid != "dead-letter" {
+		return fmt.Errorf("config: outbox.on_invalid: %q: want block or dead-letter", c.Outbox.OnInvalid)
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
@@ -272,6 +312,19 @@ func (c *Config) Decoder() decoder.Config {
 // Checkpoint returns the window bounds.
 func (c *Config) Checkpoint() checkpoint.Config {
 	return checkpoint.Config{MaxEvents: c.Window.MaxEvents, MaxBytes: c.Window.MaxBytes}
+}
+
+// UsesDeadLetter reports whether any policy stores dead letters.
+func (c *Config) UsesDeadLetter() bool {
+	if c.Outbox.OnInvalid == "dead-letter" {
+		return true
+	}
+	for _, s := range c.Sinks {
+		if s.Policy == "dead-letter" {
+			return true
+		}
+	}
+	return false
 }
 
 // TableNames returns the schema-qualified outbox tables.

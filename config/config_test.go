@@ -303,7 +303,7 @@ func TestEnvOverrides(t *testing.T) {
 	}
 	checkFields(t, fields)
 	if len(got.Sinks) == 3 {
-		want := config.Sink{Name: "extra", Type: "file", Path: "/tmp/extra.jsonl", Sync: true, MaxBatch: 64}
+		want := config.Sink{Name: "extra", Type: "file", Path: "/tmp/extra.jsonl", Sync: true, MaxBatch: 64, Policy: "block"}
 		if !reflect.DeepEqual(got.Sinks[2], want) {
 			t.Errorf("sinks[2] = %+v, want %+v", got.Sinks[2], want)
 		}
@@ -326,7 +326,7 @@ func TestEnvAloneCreatesSink(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []config.Sink{{Name: "events", Type: "file", Path: "/tmp/events.jsonl", Route: sink.Route{AggregateTypes: []string{"order"}}}}
+	want := []config.Sink{{Name: "events", Type: "file", Path: "/tmp/events.jsonl", Route: sink.Route{AggregateTypes: []string{"order"}}, Policy: "block"}}
 	if got.Postgres.URL != "host=db" || !reflect.DeepEqual(got.Sinks, want) {
 		t.Errorf("Load = %+v, want URL host=db and sinks %+v", got, want)
 	}

@@ -69,7 +69,8 @@ type Event struct {
 	// counts it.
 	Size int
 
-	pending atomic.Int32 // acknowledgements still owed by routed sinks
+	pending atomic.Int32  // acknowledgements still owed by routed sinks
+	ackedBy atomic.Uint64 // bit i: the sink at fan-out index i acknowledged
 	tracker Tracker
 }
 
@@ -99,6 +100,27 @@ func (e *Event) Ack() {
 		e.tracker.Done(e)
 	}
 }
+
+// AckFor records the acknowledgement of the sink at fan-out index i (0 to 63)
+// and reports whether it was the first from that sink: a second one is
+// ignored, so a sink that acknowledges twice cannot release the slot early.
+// Never blocks; safe for concurrent use.
+func (e *Event) AckFor(i int) bool {
+	bit := uint64(1) << (uint(i) & 63)
+	for {
+		old := e.ackedBy.Load()
+		if old&bit != 0 {
+			return false
+		}
+		if e.ackedBy.CompareAndSwap(old, old|bit) {
+			e.Ack()
+			return true
+		}
+	}
+}
+
+// AckedFor reports whether the sink at fan-out index i acknowledged e.
+func (e *Event) AckedFor(i int) bool { return e.ackedBy.Load()&(uint64(1)<<(uint(i)&63)) != 0 }
 
 // PartitionKey returns the ordering and partitioning key: the aggregate id, or
 // the event id when the row has none (such events are unordered).

@@ -4,6 +4,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/outbox-cdc/outbox-cdc/checkpoint"
@@ -21,6 +22,11 @@ const flushEvery = 256
 type Hooks struct {
 	// Decoded is called for each event before it is routed.
 	Decoded func(e *event.Event, routes int)
+	// Invalid, if set, takes a row or message that cannot become an event
+	// (the dead-letter policy) and returns once it is stored; the stream
+	// then goes on. An error stops the stream. Without it such a row stops
+	// the stream.
+	Invalid func(*decoder.Error) error
 }
 
 // Pipeline implements replication.Consumer and decoder.Handler. It is used by
@@ -51,7 +57,14 @@ func (p *Pipeline) Checkpoint() *checkpoint.Checkpoint { return p.cp }
 
 // WAL implements replication.Consumer.
 func (p *Pipeline) WAL(walStart uint64, data []byte) error {
-	return p.dec.Decode(walStart, data, p)
+	err := p.dec.Decode(walStart, data, p)
+	var derr *decoder.Error
+	if err != nil && p.hooks.Invalid != nil && errors.As(err, &derr) {
+		// The row is stored before the reader moves on, so the slot cannot
+		// pass its transaction before it is safe.
+		return p.hooks.Invalid(derr)
+	}
+	return err
 }
 
 // Keepalive implements replication.Consumer.

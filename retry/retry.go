@@ -15,7 +15,7 @@ const (
 )
 
 // Backoff is an exponential backoff schedule with full jitter: the delay before
-// attempt n (counting from 1 for the first retry) is uniform in
+// retry attempt n (counting from 1) is uniform in
 // [0, min(Max, Initial·Multiplier^(n-1))]. The zero value uses the defaults.
 // A Backoff is a value; it holds no state and is safe for concurrent use.
 type Backoff struct {
@@ -46,15 +46,15 @@ func (b Backoff) Cap(n int) time.Duration {
 	return time.Duration(min(d, float64(maxd)))
 }
 
-// Delay returns a jittered delay for retry attempt n: uniform in [Cap(n)/10, Cap(n)].
-// The tenth floor keeps a burst of failures from spinning.
+// Delay returns a delay for retry attempt n with full jitter: uniform in
+// [0, Cap(n)]. Spreading retries over the whole range keeps many clients
+// from hammering a recovering broker in step.
 func (b Backoff) Delay(n int) time.Duration {
 	c := b.Cap(n)
-	lo := c / 10
-	if c <= lo {
-		return c
+	if c <= 0 {
+		return 0
 	}
-	return lo + rand.N(c-lo+1)
+	return rand.N(c + 1)
 }
 
 // Sleep waits Delay(n) or until ctx is done, and returns ctx.Err() then.

@@ -83,7 +83,7 @@ func TestDelayWithinBoundsAndSpread(t *testing.T) {
 	} {
 		for _, n := range []int{1, 3, 8, 20} {
 			c := b.Cap(n)
-			lo := c / 10
+			lo := time.Duration(0) // full jitter
 			seen := map[time.Duration]bool{}
 			var below, above int
 			for range 2000 {

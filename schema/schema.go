@@ -236,6 +236,18 @@ func Teardown(ctx context.Context, conn *pgx.Conn, n Names, say func(string)) er
 	return nil
 }
 
+// CheckDeadLetter verifies the dead-letter table exists.
+func CheckDeadLetter(ctx context.Context, conn *pgx.Conn, table string) error {
+	var ok bool
+	if err := conn.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", quoteQualified(table)).Scan(&ok); err != nil {
+		return fmt.Errorf("postgres: %w", explain(err))
+	}
+	if !ok {
+		return fmt.Errorf("postgres: dead-letter table %s does not exist: run `outbox-cdc setup`", table)
+	}
+	return nil
+}
+
 func checkWALLevel(ctx context.Context, conn *pgx.Conn) error {
 	var level string
 	if err := conn.QueryRow(ctx, "SHOW wal_level").Scan(&level); err != nil {

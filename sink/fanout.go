@@ -5,13 +5,34 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
+	"time"
 
 	"github.com/outbox-cdc/outbox-cdc/event"
+	"github.com/outbox-cdc/outbox-cdc/retry"
 )
 
 // DefaultMaxBatch is the most events one Publish call receives.
 const DefaultMaxBatch = 1024
+
+// Policy says what a sink does with an event it can never deliver.
+type Policy string
+
+// Policies.
+const (
+	// PolicyBlock (the default) keeps retrying the event: the slot holds and
+	// /readyz says why, until the destination accepts it.
+	PolicyBlock Policy = "block"
+	// PolicyDeadLetter stores the event in the dead-letter table, counts it
+	// as acknowledged by this sink, and goes on.
+	PolicyDeadLetter Policy = "dead-letter"
+)
+
+// DeadLetterer stores an event a sink cannot take.
+type DeadLetterer interface {
+	PutEvent(ctx context.Context, sink string, e *event.Event, cause error, attempts int, firstFailed time.Time) error
+}
 
 // Target is one configured sink with its route.
 type Target struct {
@@ -20,6 +41,18 @@ type Target struct {
 	Route Route
 	// MaxBatch caps the events per Publish call. Default DefaultMaxBatch.
 	MaxBatch int
+	// Index is set by NewFanout to the target's position in the list; the
+	// sink's Options.Index must be that position.
+	Index int
+	// Reopen builds a fresh sink after a permanent failure; nil makes a
+	// permanent failure stop the fan-out.
+	Reopen func(context.Context) (Sink, error)
+	// Policy for events the sink can never deliver. Default PolicyBlock.
+	Policy Policy
+	// Backoff spaces retries of a blocked event.
+	Backoff retry.Backoff
+	// Observer receives retries; nil ignores them.
+	Observer Observer
 }
 
 // Hooks observe the fan-out; every field is optional. Hooks are called from
@@ -27,6 +60,8 @@ type Target struct {
 type Hooks struct {
 	// Published is called after a batch was handed to a sink.
 	Published func(sink string, events []*event.Event)
+	// DeadLettered is called after an event was stored as a dead letter.
+	DeadLettered func(sink string, e *event.Event)
 }
 
 // Fanout routes events to sinks and runs one pipeline goroutine per sink.
@@ -34,6 +69,7 @@ type Hooks struct {
 // Add and Flush are called by the single goroutine that decodes the stream.
 // Run starts the pipelines; Close drains them.
 type Fanout struct {
+	dead     DeadLetterer
 	stop     chan struct{}
 	stopOnce sync.Once
 	pipes    []*pipeline
@@ -48,19 +84,26 @@ type pipeline struct {
 	spare  []*event.Event
 	signal chan struct{}
 	added  bool // events added since the last Flush; reader goroutine only
+
+	inflight []*event.Event // handed to the sink, maybe not acknowledged; pipeline goroutine only
 }
 
-// NewFanout returns a Fanout over targets. logger may be nil.
-func NewFanout(targets []Target, logger *slog.Logger, hooks Hooks) (*Fanout, error) {
+// NewFanout returns a Fanout over targets. logger may be nil; dead may be nil
+// when no target uses PolicyDeadLetter.
+func NewFanout(targets []Target, logger *slog.Logger, hooks Hooks, dead DeadLetterer) (*Fanout, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	if len(targets) == 0 {
 		return nil, errors.New("sink: no sinks configured")
 	}
-	f := &Fanout{logger: logger, hooks: hooks, stop: make(chan struct{})}
+	f := &Fanout{logger: logger, hooks: hooks, dead: dead, stop: make(chan struct{})}
+	if len(targets) > 64 {
+		return nil, errors.New("sink: at most 64 sinks")
+	}
 	seen := map[string]bool{}
-	for _, t := range targets {
+	for i, t := range targets {
+		t.Index = i
 		if seen[t.Name] {
 			return nil, fmt.Errorf("sink: two sinks are named %q", t.Name)
 		}
@@ -70,6 +113,18 @@ func NewFanout(targets []Target, logger *slog.Logger, hooks Hooks) (*Fanout, err
 		}
 		if t.MaxBatch <= 0 {
 			t.MaxBatch = DefaultMaxBatch
+		}
+		if t.Policy == "" {
+			t.Policy = PolicyBlock
+		}
+		if t.Policy != PolicyBlock && t.Policy != PolicyDeadLetter {
+			return nil, fmt.Errorf("sink %s: policy %q: want block or dead-letter", t.Name, t.Policy)
+		}
+		if t.Policy == PolicyDeadLetter && dead == nil {
+			return nil, fmt.Errorf("sink %s: policy dead-letter needs the dead-letter store", t.Name)
+		}
+		if t.Observer == nil {
+			t.Observer = NopObserver{}
 		}
 		f.pipes = append(f.pipes, &pipeline{Target: t, signal: make(chan struct{}, 1)})
 	}
@@ -195,11 +250,26 @@ func (p *pipeline) give(batch []*event.Event) {
 }
 
 func (p *pipeline) run(ctx context.Context, f *Fanout) error {
+	idle := time.NewTimer(time.Hour)
+	defer idle.Stop()
 	for {
 		batch := p.take()
 		if batch == nil {
+			// With events outstanding, look for a failure the sink holds
+			// until its next call: it must not wait for more traffic.
+			p.prune()
+			var probe <-chan time.Time
+			if len(p.inflight) > 0 {
+				idle.Reset(time.Second)
+				probe = idle.C
+			}
 			select {
 			case <-p.signal:
+				continue
+			case <-probe:
+				if err := p.probe(ctx, f); err != nil {
+					return err
+				}
 				continue
 			case <-f.stop:
 				if batch = p.take(); batch == nil {
@@ -209,16 +279,136 @@ func (p *pipeline) run(ctx context.Context, f *Fanout) error {
 				return nil
 			}
 		}
-		if err := p.Sink.Publish(ctx, batch); err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			f.logger.Error("sink failed", "sink", p.Name, "err", err)
-			return fmt.Errorf("sink %s: %w", p.Name, err)
-		}
+		p.prune()
+		p.inflight = append(p.inflight, batch...)
+		err := p.Sink.Publish(ctx, batch)
 		if f.hooks.Published != nil {
 			f.hooks.Published(p.Name, batch)
 		}
 		p.give(batch)
+		if err != nil {
+			if err := p.failed(ctx, f, err); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// prune drops the events this sink acknowledged from inflight: from the
+// front always, and everywhere once the list is long (a sink acknowledging
+// out of order must not grow it past the window).
+func (p *pipeline) prune() {
+	if len(p.inflight) > 4*p.MaxBatch {
+		p.inflight = slices.DeleteFunc(p.inflight, func(e *event.Event) bool { return e.AckedFor(p.Index) })
+		return
+	}
+	i := 0
+	for i < len(p.inflight) && p.inflight[i].AckedFor(p.Index) {
+		i++
+	}
+	if i == 0 {
+		return
+	}
+	n := copy(p.inflight, p.inflight[i:])
+	clear(p.inflight[n:])
+	p.inflight = p.inflight[:n]
+	if n == 0 && cap(p.inflight) > 4*p.MaxBatch {
+		p.inflight = nil
+	}
+}
+
+// probe asks an idle sink with events outstanding whether it failed.
+func (p *pipeline) probe(ctx context.Context, f *Fanout) error {
+	fctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	err := p.Sink.Flush(fctx)
+	cancel()
+	if err == nil || errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
+		return nil
+	}
+	return p.failed(ctx, f, err)
+}
+
+// failed handles an error from the sink. A permanent failure of one event is
+// resolved by the target's policy (store it as a dead letter, or block and
+// retry it), then the sink is reopened and sent, in order, every event it has
+// not acknowledged. Anything else stops the fan-out.
+func (p *pipeline) failed(ctx context.Context, f *Fanout, err error) error {
+	attempts, first := 0, time.Now()
+	for {
+		if ctx.Err() != nil {
+			return nil
+		}
+		var perr *PermanentError
+		if !errors.As(err, &perr) || p.Reopen == nil {
+			f.logger.Error("sink failed", "sink", p.Name, "err", err)
+			return fmt.Errorf("sink %s: %w", p.Name, err)
+		}
+		p.prune()
+		var bad *event.Event
+		for _, e := range p.inflight {
+			if e.ID == perr.EventID && !e.AckedFor(p.Index) {
+				bad = e
+				break
+			}
+		}
+		if bad == nil {
+			f.logger.Error("sink failed on an event it was not given", "sink", p.Name, "event", perr.EventID, "err", err)
+			return fmt.Errorf("sink %s: %w", p.Name, err)
+		}
+		attempts++
+		switch {
+		case p.Policy == PolicyDeadLetter && f.dead != nil:
+			for try := 1; ; try++ {
+				derr := f.dead.PutEvent(ctx, p.Name, bad, perr.Err, attempts, first)
+				if derr == nil {
+					break
+				}
+				f.logger.Warn("cannot store dead letter; retrying", "sink", p.Name, "event", bad.ID, "err", derr)
+				if (retry.Backoff{}).Sleep(ctx, try) != nil {
+					return nil
+				}
+			}
+			f.logger.Warn("event stored as a dead letter", "sink", p.Name, "event", bad.ID, "err", perr.Err)
+			if f.hooks.DeadLettered != nil {
+				f.hooks.DeadLettered(p.Name, bad)
+			}
+			bad.AckFor(p.Index)
+			attempts, first = 0, time.Now()
+		default:
+			if attempts == 1 {
+				f.logger.Error("sink blocked: an event cannot be delivered; retrying it (policy block)", "sink", p.Name, "event", bad.ID, "err", perr.Err)
+			}
+			p.Observer.Retried(p.Name, err)
+			if p.Backoff.Sleep(ctx, attempts) != nil {
+				return nil
+			}
+		}
+		// Start over with a fresh sink: it reads the destination's limits
+		// again (a raised limit lets a blocked event through).
+		p.Sink.Close()
+		for try := 1; ; try++ {
+			s, oerr := p.Reopen(ctx)
+			if oerr == nil {
+				p.Sink = s
+				break
+			}
+			p.Observer.Retried(p.Name, oerr)
+			f.logger.Warn("cannot reopen sink; retrying", "sink", p.Name, "err", oerr)
+			if p.Backoff.Sleep(ctx, try) != nil {
+				return nil
+			}
+		}
+		p.prune()
+		resend := slices.Clone(p.inflight)
+		resend = slices.DeleteFunc(resend, func(e *event.Event) bool { return e.AckedFor(p.Index) })
+		if len(resend) == 0 {
+			return nil
+		}
+		if err = p.Sink.Publish(ctx, resend); err == nil {
+			if attempts > 0 {
+				f.logger.Info("sink unblocked", "sink", p.Name)
+			}
+			return nil
+		}
 	}
 }

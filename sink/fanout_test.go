@@ -139,7 +139,7 @@ func TestFanoutRoutesEvents(t *testing.T) {
 		{Name: "orders", Sink: orders, Route: sink.Route{AggregateTypes: []string{"order"}}},
 		{Name: "all", Sink: all},
 		{Name: "invoices", Sink: invoices, Route: sink.Route{Types: []string{"invoice.*"}}},
-	}, nil, sink.Hooks{})
+	}, nil, sink.Hooks{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +215,7 @@ func TestFanoutOrderAndMaxBatch(t *testing.T) {
 		hookMu.Lock()
 		hooked[name] += len(evs)
 		hookMu.Unlock()
-	}})
+	}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,7 +268,7 @@ func TestFanoutOrderAndMaxBatch(t *testing.T) {
 func TestFanoutDefaultMaxBatch(t *testing.T) {
 	t.Parallel()
 	s := newRecordingSink()
-	f, err := sink.NewFanout([]sink.Target{{Name: "s", Sink: s}}, nil, sink.Hooks{})
+	f, err := sink.NewFanout([]sink.Target{{Name: "s", Sink: s}}, nil, sink.Hooks{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -303,7 +303,7 @@ func TestFanoutStopDrains(t *testing.T) {
 	f, err := sink.NewFanout([]sink.Target{
 		{Name: "a", Sink: a, MaxBatch: 4},
 		{Name: "b", Sink: b, MaxBatch: 4},
-	}, nil, sink.Hooks{})
+	}, nil, sink.Hooks{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -339,7 +339,7 @@ func TestFanoutStopDrains(t *testing.T) {
 func TestFanoutStopDrainsIdlePipeline(t *testing.T) {
 	t.Parallel()
 	s := newRecordingSink()
-	f, err := sink.NewFanout([]sink.Target{{Name: "s", Sink: s, MaxBatch: 2}}, nil, sink.Hooks{})
+	f, err := sink.NewFanout([]sink.Target{{Name: "s", Sink: s, MaxBatch: 2}}, nil, sink.Hooks{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -370,7 +370,7 @@ func TestFanoutContextCancelReturns(t *testing.T) {
 		<-ctx.Done()
 		return ctx.Err()
 	}}
-	f, err := sink.NewFanout([]sink.Target{{Name: "s", Sink: s}, {Name: "idle", Sink: &fakeSink{}}}, nil, sink.Hooks{})
+	f, err := sink.NewFanout([]sink.Target{{Name: "s", Sink: s}, {Name: "idle", Sink: &fakeSink{}}}, nil, sink.Hooks{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -390,7 +390,7 @@ func TestFanoutPermanentError(t *testing.T) {
 	s := &fakeSink{publish: func(_ context.Context, evs []*event.Event) error {
 		return fmt.Errorf("kafka: %w", &sink.PermanentError{Sink: "k", EventID: evs[0].ID, Err: cause})
 	}}
-	f, err := sink.NewFanout([]sink.Target{{Name: "k", Sink: s}}, nil, sink.Hooks{})
+	f, err := sink.NewFanout([]sink.Target{{Name: "k", Sink: s}}, nil, sink.Hooks{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -415,7 +415,7 @@ func TestFanoutPermanentErrorWithOtherSinksRunning(t *testing.T) {
 	bad := &fakeSink{publish: func(_ context.Context, evs []*event.Event) error {
 		return &sink.PermanentError{Sink: "bad", EventID: evs[0].ID, Err: errors.New("rejected")}
 	}}
-	f, err := sink.NewFanout([]sink.Target{{Name: "bad", Sink: bad}, {Name: "good", Sink: newRecordingSink()}}, nil, sink.Hooks{})
+	f, err := sink.NewFanout([]sink.Target{{Name: "bad", Sink: bad}, {Name: "good", Sink: newRecordingSink()}}, nil, sink.Hooks{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -446,7 +446,7 @@ func TestNewFanoutErrors(t *testing.T) {
 		{"duplicate name", []sink.Target{{Name: "a", Sink: &fakeSink{}}, {Name: "a", Sink: &fakeSink{}}}, `"a"`},
 		{"bad route", []sink.Target{{Name: "a", Sink: &fakeSink{}, Route: sink.Route{Types: []string{"["}}}}, "sink a"},
 	} {
-		if _, err := sink.NewFanout(tc.targets, nil, sink.Hooks{}); err == nil || !strings.Contains(err.Error(), tc.want) {
+		if _, err := sink.NewFanout(tc.targets, nil, sink.Hooks{}, nil); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: NewFanout = %v, want an error containing %q", tc.name, err, tc.want)
 		}
 	}
@@ -463,7 +463,7 @@ func TestFanoutFlushSinksAndClose(t *testing.T) {
 			close: func() error { mu.Lock(); closed = append(closed, name); mu.Unlock(); return closeErr },
 		}}
 	}
-	f, err := sink.NewFanout([]sink.Target{mk("a", nil, nil), mk("b", boom, boom), mk("c", nil, nil)}, nil, sink.Hooks{})
+	f, err := sink.NewFanout([]sink.Target{mk("a", nil, nil), mk("b", boom, boom), mk("c", nil, nil)}, nil, sink.Hooks{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

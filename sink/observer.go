@@ -36,6 +36,11 @@ type Options struct {
 	Logger *slog.Logger
 	// Observer receives metrics signals; nil means NopObserver.
 	Observer Observer
+	// Index is the sink's position in the fan-out (0 to 63), set by whoever
+	// builds the fan-out: acknowledgements are recorded per sink, so that a
+	// sink reopened after a failure is sent exactly what it did not
+	// acknowledge.
+	Index int
 }
 
 // WithDefaults returns o with nil fields replaced by their defaults.
@@ -52,6 +57,9 @@ func (o Options) WithDefaults() Options {
 // Ack tells o's observer that e was acknowledged by the sink, then acknowledges
 // e. Sinks call it instead of e.Ack.
 func (o Options) Ack(e *event.Event) {
+	if e.AckedFor(o.Index) {
+		return // acknowledged already: never count a sink twice
+	}
 	o.Observer.Acked(o.Name, e)
-	e.Ack()
+	e.AckFor(o.Index)
 }

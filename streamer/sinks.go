@@ -12,6 +12,11 @@ import (
 	"github.com/outbox-cdc/outbox-cdc/sink/redis"
 )
 
+// OpenSink opens the sink sc describes, for one-off use (dead-letter replay).
+func OpenSink(ctx context.Context, sc config.Sink, opts sink.Options) (sink.Sink, error) {
+	return openSink(ctx, sc, opts.WithDefaults())
+}
+
 // openSink opens the sink sc describes.
 func openSink(ctx context.Context, sc config.Sink, opts sink.Options) (sink.Sink, error) {
 	switch sc.Type {

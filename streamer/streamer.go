@@ -15,10 +15,12 @@ import (
 	"github.com/outbox-cdc/outbox-cdc/checkpoint"
 	"github.com/outbox-cdc/outbox-cdc/config"
 	"github.com/outbox-cdc/outbox-cdc/decoder"
+	"github.com/outbox-cdc/outbox-cdc/dlq"
 	"github.com/outbox-cdc/outbox-cdc/event"
 	"github.com/outbox-cdc/outbox-cdc/observe"
 	"github.com/outbox-cdc/outbox-cdc/pipeline"
 	"github.com/outbox-cdc/outbox-cdc/replication"
+	"github.com/outbox-cdc/outbox-cdc/retry"
 	"github.com/outbox-cdc/outbox-cdc/schema"
 	"github.com/outbox-cdc/outbox-cdc/sink"
 )
@@ -64,9 +66,19 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		return err
 	}
 	err = schema.Check(ctx, conn, Names(cfg))
+	if err == nil && cfg.UsesDeadLetter() {
+		err = schema.CheckDeadLetter(ctx, conn, cfg.DeadLetter.Table)
+	}
 	conn.Close(context.Background())
 	if err != nil {
 		return err
+	}
+	var store *dlq.Store
+	if cfg.UsesDeadLetter() {
+		if store, err = dlq.Open(ctx, cfg.Postgres.URL, cfg.DeadLetter.Table); err != nil {
+			return err
+		}
+		defer store.Close()
 	}
 
 	metrics := observe.NewMetrics(opts.Version)
@@ -81,21 +93,31 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		}
 	}
 	for _, sc := range cfg.Sinks {
-		s, err := openSink(ctx, sc, sink.Options{Name: sc.Name, Logger: logger, Observer: obs})
+		sopts := sink.Options{Name: sc.Name, Logger: logger, Observer: obs, Index: len(targets)}
+		s, err := openSink(ctx, sc, sopts)
 		if err != nil {
 			closeAll()
 			return err
 		}
-		targets = append(targets, sink.Target{Name: sc.Name, Sink: s, Route: sc.Route, MaxBatch: sc.MaxBatch})
+		targets = append(targets, sink.Target{Name: sc.Name, Sink: s, Route: sc.Route, MaxBatch: sc.MaxBatch,
+			Policy: sink.Policy(sc.Policy), Backoff: sc.Retry, Observer: obs,
+			Reopen: func(ctx context.Context) (sink.Sink, error) { return openSink(ctx, sc, sopts) }})
 	}
 	for _, c := range opts.Sinks {
-		targets = append(targets, sink.Target{Name: c.Name, Route: c.Route,
-			Sink: c.New(sink.Options{Name: c.Name, Logger: logger, Observer: obs})})
+		sopts := sink.Options{Name: c.Name, Logger: logger, Observer: obs, Index: len(targets)}
+		targets = append(targets, sink.Target{Name: c.Name, Route: c.Route, Sink: c.New(sopts), Observer: obs})
 	}
 	for _, t := range targets {
 		metrics.AddSink(t.Name)
 	}
-	fan, err := sink.NewFanout(targets, logger, sink.Hooks{Published: metrics.Published})
+	var dead sink.DeadLetterer
+	if store != nil {
+		dead = store
+	}
+	fan, err := sink.NewFanout(targets, logger, sink.Hooks{
+		Published:    metrics.Published,
+		DeadLettered: func(name string, _ *event.Event) { metrics.DeadLettered(name) },
+	}, dead)
 	if err != nil {
 		closeAll()
 		return err
@@ -107,7 +129,25 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		return err
 	}
 	cp := checkpoint.New(cfg.Checkpoint(), 0)
-	pl := pipeline.New(dec, cp, fan, pipeline.Hooks{Decoded: metrics.Decoded})
+	hooks := pipeline.Hooks{Decoded: metrics.Decoded}
+	if cfg.Outbox.OnInvalid == "dead-letter" {
+		hooks.Invalid = func(derr *decoder.Error) error {
+			metrics.DecodeError()
+			for try := 1; ; try++ {
+				err := store.PutRow(ctx, derr)
+				if err == nil {
+					logger.Warn("row stored as a dead letter", "err", derr.Error())
+					metrics.DeadLettered("decoder")
+					return nil
+				}
+				logger.Warn("cannot store dead letter; retrying", "err", err)
+				if (retry.Backoff{}).Sleep(ctx, try) != nil {
+					return ctx.Err()
+				}
+			}
+		}
+	}
+	pl := pipeline.New(dec, cp, fan, hooks)
 	rcfg := cfg.Replication()
 	rcfg.NoKeepaliveFollow = opts.NoKeepaliveFollow
 	server := observe.NewServer(cfg.HTTP, metrics, cfg.Postgres.URL, cfg.Postgres.Slot, logger)
@@ -176,7 +216,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 
 // Names returns the server objects cfg names.
 func Names(cfg *config.Config) schema.Names {
-	return schema.Names{Slot: cfg.Postgres.Slot, Publication: cfg.Postgres.Publication, Tables: cfg.TableNames()}
+	return schema.Names{Slot: cfg.Postgres.Slot, Publication: cfg.Postgres.Publication, Tables: cfg.TableNames(), DeadLetter: cfg.DeadLetter.Table}
 }
 
 // Connect opens a plain SQL connection with a clear error when the server

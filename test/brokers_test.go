@@ -114,7 +114,7 @@ func brokerEnv(t *testing.T, sinks ...string) *env {
 sinks:
 %s
 http: {addr: "-"}
-log: {level: debug}
+log: {level: info}
 `, pg.URL(e.db), strings.Join(sinks, "\n"))
 	writeFile(t, e.cfgPath, cfg)
 	return e

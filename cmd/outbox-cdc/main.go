@@ -34,6 +34,7 @@ commands:
   setup     create the outbox table, publication and replication slot (idempotent)
   status    show the replication slot: confirmed position, lag, active or not
   teardown  drop the replication slot and publication (needs --yes)
+  dlq       list, show, replay or discard dead letters (outbox-cdc dlq for help)
   version   print the version
 
 every command takes --config FILE (default $OUTBOX_CDC_CONFIG); every config
@@ -50,6 +51,11 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cmd, args := args[0], args[1:]
+	if cmd == "dlq" {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return dlqCommand(ctx, args, stdout, stderr)
+	}
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", os.Getenv("OUTBOX_CDC_CONFIG"), "YAML config file")

@@ -1,0 +1,213 @@
+package test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+type letter struct {
+	id                 int64
+	sink, eventID, lsn string
+	errMsg, status     string
+	attempts           int
+}
+
+func (e *env) letters(t *testing.T) []letter {
+	t.Helper()
+	rows, err := e.pool.Query(context.Background(), `SELECT id, sink, event_id, commit_lsn::text, error, status, attempts FROM outbox_dead_letter ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []letter
+	for rows.Next() {
+		var l letter
+		if err := rows.Scan(&l.id, &l.sink, &l.eventID, &l.lsn, &l.errMsg, &l.status, &l.attempts); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+// Acceptance: rows that cannot become CloudEvents go to the dead-letter store
+// with a message naming the column and the LSN, and the stream goes on; a
+// kill -9 right after stores nothing twice.
+func TestInvalidRowsAreDeadLettered(t *testing.T) {
+	e := newEnv(t, "")
+	e.exec("ALTER TABLE outbox ALTER COLUMN type DROP NOT NULL")
+	e.exec("ALTER TABLE outbox ALTER COLUMN data TYPE text")
+	e.exec("ALTER TABLE outbox ALTER COLUMN headers TYPE text")
+	p := e.start("OUTBOX_CDC_OUTBOX_ON_INVALID=dead-letter")
+	waitFor(t, 10*time.Second, "streaming", func() bool { _, a := e.slot(); return a })
+	e.exec(`INSERT INTO outbox (type, source, aggregate_id, data) VALUES ('ok', '/t', 'a', '{"agg":"a","seq":0}')`)
+	e.exec(`INSERT INTO outbox (type, source, data) VALUES (NULL, '/t', '{}')`)
+	e.exec(`INSERT INTO outbox (type, source, data) VALUES ('bad.json', '/t', '{not json')`)
+	e.exec(`INSERT INTO outbox (type, source, data, headers) VALUES ('bad.ext', '/t', '{}', '{"Bad-Name": "x"}')`)
+	e.exec(`INSERT INTO outbox (type, source, aggregate_id, data) VALUES ('ok', '/t', 'a', '{"agg":"a","seq":1}')`)
+	waitFor(t, 15*time.Second, "the good events after the bad rows", func() bool { return e.countLines() >= 2 })
+	p.kill() // right after: the dead letters are re-decoded and must not be stored twice
+	p = e.start("OUTBOX_CDC_OUTBOX_ON_INVALID=dead-letter")
+	e.exec(`INSERT INTO outbox (type, source, aggregate_id, data) VALUES ('ok', '/t', 'a', '{"agg":"a","seq":2}')`)
+	waitFor(t, 15*time.Second, "the event after the restart", func() bool {
+		for _, d := range e.readEvents() {
+			if strings.Contains(string(d.Data), `"seq":2`) {
+				return true
+			}
+		}
+		return false
+	})
+	checkDelivery(t, e.readEvents(), 3)
+	ls := e.letters(t)
+	if len(ls) != 3 {
+		t.Fatalf("%d dead letters, want 3: %+v", len(ls), ls)
+	}
+	for i, want := range []string{`column "type"`, `column "data"`, `column "headers"`} {
+		l := ls[i]
+		if l.sink != "" || !strings.Contains(l.errMsg, want) || !strings.Contains(l.errMsg, "LSN "+l.lsn) || l.status != "pending" {
+			t.Errorf("dead letter %d = %+v, want the decoder's error naming %s and LSN %s", i, l, want, l.lsn)
+		}
+	}
+	p.stop(t)
+	list, err := e.dlqCLI("list")
+	if err != nil || strings.Count(list, "(decoder)") != 3 {
+		t.Fatalf("dlq list (%v):\n%s", err, list)
+	}
+	show, err := e.dlqCLI("show", fmt.Sprint(ls[0].id))
+	if err != nil || !strings.Contains(show, `column \"type\"`) || !strings.Contains(show, `"raw"`) {
+		t.Fatalf("dlq show (%v):\n%s", err, show)
+	}
+}
+
+// dlqCLI runs `outbox-cdc dlq <args> --config ...`.
+func (e *env) dlqCLI(args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	full := append([]string{"dlq", args[0], "--config", e.cfgPath}, args[1:]...)
+	out, err := execCommand(ctx, binary, full...).CombinedOutput()
+	return string(out), err
+}
+
+// kafkaTopicLimit sets a topic's max.message.bytes.
+func kafkaTopicLimit(t *testing.T, k *kafkaKit, limit int) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(k.k.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	v := fmt.Sprint(limit)
+	rs, err := adm.AlterTopicConfigs(context.Background(), []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "max.message.bytes", Value: &v}}, k.topic)
+	if err == nil {
+		for _, r := range rs {
+			if r.Err != nil {
+				err = r.Err
+			}
+		}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// kafkaTooLarge streams small events around one too large for the topic.
+func kafkaTooLarge(t *testing.T, policy string) (*env, *kafkaKit, *proc, string) {
+	t.Helper()
+	k := kafkaBroker(t).(*kafkaKit)
+	y := k.sinkYAML("bus") + "\n      topic_config: {max.message.bytes: \"4096\"}\n    policy: " + policy + "\n    retry: {initial: 200ms, max: 1s}"
+	e := brokerEnv(t, y)
+	addr := httpAddr(t)
+	p := e.start("OUTBOX_CDC_HTTP_ADDR="+addr, "OUTBOX_CDC_HTTP_SINK_TIMEOUT=2s")
+	waitFor(t, 20*time.Second, "streaming", func() bool { _, a := e.slot(); return a })
+	e.exec(`INSERT INTO outbox (type, source, aggregate_id, data) SELECT 'small', '/t', 'a', jsonb_build_object('agg', 'a', 'seq', g) FROM generate_series(0, 9) g`)
+	e.exec(`INSERT INTO outbox (id, type, source, aggregate_id, data) VALUES ('00000000-0000-0000-0000-00000000b16e', 'big', '/t', 'b', jsonb_build_object('pad', repeat('x', 20000)))`)
+	e.exec(`INSERT INTO outbox (type, source, aggregate_id, data) SELECT 'small', '/t', 'a', jsonb_build_object('agg', 'a', 'seq', g) FROM generate_series(10, 19) g`)
+	return e, k, p, addr
+}
+
+func smallOnes(t *testing.T, rs []received) []delivered {
+	var out []delivered
+	for _, d := range toDelivered(t, rs) {
+		if d.Type == "small" {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// Acceptance: an event too large for the Kafka topic under dead-letter is
+// stored with the broker's error, every later event is delivered, the slot
+// advances; a replay after raising the limit delivers it once.
+func TestTooLargeDeadLetteredAndReplayed(t *testing.T) {
+	e, k, p, _ := kafkaTooLarge(t, "dead-letter")
+	waitFor(t, time.Minute, "the dead letter", func() bool { return len(e.letters(t)) == 1 })
+	waitFor(t, time.Minute, "every small event", func() bool { return len(smallOnes(t, k.readAll(t))) >= 20 })
+	checkDelivery(t, smallOnes(t, k.readAll(t)), 20)
+	l := e.letters(t)[0]
+	if l.sink != "bus" || l.eventID != "00000000-0000-0000-0000-00000000b16e" || !strings.Contains(l.errMsg, "MESSAGE_TOO_LARGE") {
+		t.Fatalf("dead letter = %+v", l)
+	}
+	end := e.currentLSN()
+	waitFor(t, 30*time.Second, "the slot to advance past the dead letter", func() bool { c, _ := e.slot(); return c >= end })
+	p.stop(t)
+
+	kafkaTopicLimit(t, k, 1<<20)
+	out, err := e.dlqCLI("replay", fmt.Sprint(l.id))
+	if err != nil {
+		t.Fatalf("dlq replay: %v\n%s", err, out)
+	}
+	n := 0
+	for _, r := range k.readAll(t) {
+		if r.ce.Type() == "big" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("the replayed event is in the topic %d times, want 1", n)
+	}
+	if l := e.letters(t)[0]; l.status != "replayed" {
+		t.Fatalf("after replay the letter is %q", l.status)
+	}
+}
+
+// Acceptance: the same with block: nothing after it is lost, the slot holds,
+// /readyz fails with the reason, and raising the limit drains it without a
+// restart.
+func TestTooLargeBlocksUntilFixed(t *testing.T) {
+	e, k, p, addr := kafkaTooLarge(t, "block")
+	waitFor(t, time.Minute, "the events before the big one", func() bool { return len(smallOnes(t, k.readAll(t))) >= 10 })
+	held, _ := e.slot()
+	waitFor(t, 30*time.Second, "/readyz to say why", func() bool {
+		code, r := getReport(t, addr, "/readyz")
+		s := failing(r)
+		return code == 503 && strings.Contains(s, "sink:bus") && strings.Contains(s, "MESSAGE_TOO_LARGE")
+	})
+	time.Sleep(time.Second)
+	if c, _ := e.slot(); c > held {
+		t.Fatalf("the slot moved from %X to %X past a blocked event", held, c)
+	}
+	if n := len(e.letters(t)); n != 0 {
+		t.Fatalf("%d dead letters under policy block", n)
+	}
+	kafkaTopicLimit(t, k, 1<<20)
+	waitFor(t, time.Minute, "the blocked event and everything after it", func() bool {
+		rs := k.readAll(t)
+		big := false
+		for _, r := range rs {
+			big = big || r.ce.Type() == "big"
+		}
+		return big && len(smallOnes(t, rs)) >= 20
+	})
+	checkDelivery(t, smallOnes(t, k.readAll(t)), 20)
+	end := e.currentLSN()
+	waitFor(t, 30*time.Second, "the slot to catch up", func() bool { c, _ := e.slot(); return c >= end })
+	waitFor(t, 10*time.Second, "/readyz to recover", func() bool { code, _ := getReport(t, addr, "/readyz"); return code == 200 })
+	p.stop(t)
+}
