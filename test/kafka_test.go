@@ -3,7 +3,9 @@ package test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,6 +19,10 @@ import (
 type kafkaKit struct {
 	k     *harness.Kafka
 	topic string
+
+	mu  sync.Mutex
+	cl  *kgo.Client // consumes topic from the start; reset with the topic
+	got []received
 }
 
 var topicSeq atomic.Int64
@@ -34,6 +40,12 @@ func kafkaBroker(t *testing.T) broker {
 func (k *kafkaKit) name() string { return "kafka" }
 
 func (k *kafkaKit) sinkYAML(name string) string {
+	k.mu.Lock()
+	if k.cl != nil {
+		k.cl.Close()
+	}
+	k.cl, k.got = nil, nil
+	k.mu.Unlock()
 	k.topic = fmt.Sprintf("e2e-%d-%d", time.Now().UnixNano(), topicSeq.Add(1))
 	return fmt.Sprintf(`  - name: %s
     type: kafka
@@ -61,34 +73,43 @@ func (k *kafkaKit) start(t *testing.T) {
 	}
 }
 
-// readAll consumes the topic from the beginning with a fresh client: an
-// independent reader. Records of one partition come in offset order.
+// readAll returns every record of the topic so far, read by one consumer
+// that started at the beginning (an independent reader) and is kept between
+// calls. Records of one partition come in offset order.
 func (k *kafkaKit) readAll(t *testing.T) []received {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(k.k.Addr()), kgo.ConsumeTopics(k.topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(200*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.cl == nil {
+		cl, err := kgo.NewClient(kgo.SeedBrokers(k.k.Addr()), kgo.ConsumeTopics(k.topic),
+			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(200*time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		k.cl = cl
+		t.Cleanup(func() {
+			k.mu.Lock()
+			if k.cl == cl {
+				cl.Close()
+				k.cl = nil
+			}
+			k.mu.Unlock()
+		})
 	}
-	defer cl.Close()
-	var out []received
-	idle := 0
-	for idle < 3 {
-		ctx, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
-		fs := cl.PollFetches(ctx)
+	for idle := 0; idle < 2; {
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		fs := k.cl.PollFetches(ctx)
 		cancel()
 		n := 0
 		fs.EachRecord(func(r *kgo.Record) {
 			n++
-			out = append(out, kafkaRecordEvent(t, r))
+			k.got = append(k.got, kafkaRecordEvent(t, r))
 		})
 		if n == 0 {
 			idle++
-		} else {
-			idle = 0
 		}
 	}
-	return out
+	return slices.Clone(k.got)
 }
 
 // kafkaRecordEvent decodes a binary-mode record per the CloudEvents Kafka
