@@ -118,6 +118,7 @@ func (p *Pipeline) Event(e *event.Event) error {
 // Commit implements decoder.Handler.
 func (p *Pipeline) Commit(commitLSN, endLSN uint64, commitTime time.Time) error {
 	p.cp.Commit(p.tx, commitLSN, endLSN, commitTime)
+	p.fan.Committed(commitLSN)
 	p.tx = nil
 	p.flush()
 	return nil

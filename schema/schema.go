@@ -19,10 +19,21 @@ var outboxSQL string
 //go:embed dead_letter.sql
 var deadLetterSQL string
 
+//go:embed progress.sql
+var progressSQL string
+
 var (
 	outboxTmpl     = template.Must(template.New("outbox.sql").Parse(outboxSQL))
 	deadLetterTmpl = template.Must(template.New("dead_letter.sql").Parse(deadLetterSQL))
+	progressTmpl   = template.Must(template.New("progress.sql").Parse(progressSQL))
 )
+
+// ProgressTable is the per-sink progress table: outbox_cdc_progress in the
+// dead-letter table's schema.
+func (n Names) ProgressTable() string {
+	schema, _, _ := strings.Cut(n.deadLetter(), ".")
+	return schema + ".outbox_cdc_progress"
+}
 
 // DefaultDeadLetterTable is where dead letters go unless configured.
 const DefaultDeadLetterTable = "public.outbox_dead_letter"
@@ -109,6 +120,13 @@ func Setup(ctx context.Context, conn *pgx.Conn, n Names, createTables bool, say 
 		return fmt.Errorf("setup: create dead-letter table %s: %w", n.deadLetter(), explain(err))
 	}
 	say("dead-letter table " + n.deadLetter() + " is ready")
+	var pb bytes.Buffer
+	if err := progressTmpl.Execute(&pb, map[string]string{"Table": quoteQualified(n.ProgressTable())}); err != nil {
+		return err
+	}
+	if _, err := conn.Exec(ctx, pb.String()); err != nil {
+		return fmt.Errorf("setup: create progress table %s: %w", n.ProgressTable(), explain(err))
+	}
 	var exists bool
 	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)", n.Publication).Scan(&exists); err != nil {
 		return fmt.Errorf("setup: %w", explain(err))
@@ -228,6 +246,12 @@ func Teardown(ctx context.Context, conn *pgx.Conn, n Names, say func(string)) er
 			return fmt.Errorf("teardown: drop replication slot %s: %w", n.Slot, explain(err))
 		}
 		say("replication slot " + n.Slot + " dropped")
+	}
+	if _, err := conn.Exec(ctx, "DELETE FROM "+quoteQualified(n.ProgressTable())+" WHERE slot = $1", n.Slot); err != nil {
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) || pgErr.Code != "42P01" { // the table may not exist
+			return fmt.Errorf("teardown: forget sink progress: %w", explain(err))
+		}
 	}
 	if _, err := conn.Exec(ctx, "DROP PUBLICATION IF EXISTS "+pgx.Identifier{n.Publication}.Sanitize()); err != nil {
 		return fmt.Errorf("teardown: drop publication %s: %w", n.Publication, explain(err))

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/outbox-cdc/outbox-cdc/event"
@@ -86,6 +87,10 @@ type pipeline struct {
 	added  bool // events added since the last Flush; reader goroutine only
 
 	inflight []*event.Event // handed to the sink, maybe not acknowledged; pipeline goroutine only
+
+	skipBelow     uint64        // events committed below this were acknowledged before a restart
+	lastCommitted atomic.Uint64 // commit LSN of the newest transaction fully queued
+	progress      atomic.Uint64 // every routed event committed below this is acknowledged
 }
 
 // NewFanout returns a Fanout over targets. logger may be nil; dead may be nil
@@ -135,11 +140,47 @@ func NewFanout(targets []Target, logger *slog.Logger, hooks Hooks, dead DeadLett
 func (f *Fanout) Routes(e *event.Event) int {
 	n := 0
 	for _, p := range f.pipes {
-		if p.Route.Match(e) {
+		if p.routes(e) {
 			n++
 		}
 	}
 	return n
+}
+
+// routes reports whether e goes to p: its route matches, and p did not
+// acknowledge it before a restart.
+func (p *pipeline) routes(e *event.Event) bool {
+	return e.CommitLSN >= p.skipBelow && p.Route.Match(e)
+}
+
+// Resume tells the fan-out how far each sink had acknowledged before a
+// restart (see Progress): events committed below are not sent to it again.
+// Call it before the first Add.
+func (f *Fanout) Resume(pos map[string]uint64) {
+	for _, p := range f.pipes {
+		p.skipBelow = pos[p.Name]
+		p.progress.Store(pos[p.Name])
+	}
+}
+
+// Committed tells the fan-out that every event of the transaction with this
+// commit LSN has been added. Called by the reader after the last Add of a
+// transaction.
+func (f *Fanout) Committed(commitLSN uint64) {
+	for _, p := range f.pipes {
+		p.lastCommitted.Store(commitLSN)
+	}
+}
+
+// Progress returns, per sink, a position below which every event routed to
+// it has been acknowledged by it. Safe for concurrent use; positions never go
+// back.
+func (f *Fanout) Progress() map[string]uint64 {
+	out := make(map[string]uint64, len(f.pipes))
+	for _, p := range f.pipes {
+		out[p.Name] = p.progress.Load()
+	}
+	return out
 }
 
 // Add queues e for every sink it is routed to. The sinks see it after the next
@@ -147,7 +188,7 @@ func (f *Fanout) Routes(e *event.Event) int {
 // Routes(e) sinks first.
 func (f *Fanout) Add(e *event.Event) {
 	for _, p := range f.pipes {
-		if p.Route.Match(e) {
+		if p.routes(e) {
 			p.mu.Lock()
 			p.queue = append(p.queue, e)
 			p.mu.Unlock()
@@ -258,6 +299,7 @@ func (p *pipeline) run(ctx context.Context, f *Fanout) error {
 			// With events outstanding, look for a failure the sink holds
 			// until its next call: it must not wait for more traffic.
 			p.prune()
+			p.advance()
 			var probe <-chan time.Time
 			if len(p.inflight) > 0 {
 				idle.Reset(time.Second)
@@ -267,6 +309,8 @@ func (p *pipeline) run(ctx context.Context, f *Fanout) error {
 			case <-p.signal:
 				continue
 			case <-probe:
+				p.prune()
+				p.advance()
 				if err := p.probe(ctx, f); err != nil {
 					return err
 				}
@@ -281,6 +325,7 @@ func (p *pipeline) run(ctx context.Context, f *Fanout) error {
 		}
 		p.prune()
 		p.inflight = append(p.inflight, batch...)
+		p.advance()
 		err := p.Sink.Publish(ctx, batch)
 		if f.hooks.Published != nil {
 			f.hooks.Published(p.Name, batch)
@@ -291,6 +336,27 @@ func (p *pipeline) run(ctx context.Context, f *Fanout) error {
 				return err
 			}
 		}
+	}
+}
+
+// advance recomputes the sink's progress: the lowest commit LSN among the
+// events queued or in flight for it, or past the newest transaction fully
+// queued when there are none. Called on the pipeline goroutine after prune.
+func (p *pipeline) advance() {
+	low := p.lastCommitted.Load() + 1 // read first: its events are all queued by now
+	p.mu.Lock()
+	if len(p.queue) > 0 {
+		low = min(low, p.queue[0].CommitLSN)
+	}
+	p.mu.Unlock()
+	for _, e := range p.inflight {
+		if !e.AckedFor(p.Index) {
+			low = min(low, e.CommitLSN)
+			break
+		}
+	}
+	if low > p.progress.Load() && low > 1 {
+		p.progress.Store(low)
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/outbox-cdc/outbox-cdc/event"
 	"github.com/outbox-cdc/outbox-cdc/observe"
 	"github.com/outbox-cdc/outbox-cdc/pipeline"
+	"github.com/outbox-cdc/outbox-cdc/progress"
 	"github.com/outbox-cdc/outbox-cdc/replication"
 	"github.com/outbox-cdc/outbox-cdc/retry"
 	"github.com/outbox-cdc/outbox-cdc/schema"
@@ -124,6 +125,25 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	}
 	defer fan.Close()
 
+	// Per-sink progress: a sink that acknowledged more than the slot shows
+	// (another sink was lagging) is not sent those events again.
+	var prog *progress.Store
+	if len(targets) > 1 {
+		names := Names(cfg)
+		if prog, err = progress.Open(ctx, cfg.Postgres.URL, names.ProgressTable(), cfg.Postgres.Slot); err != nil {
+			return err
+		}
+		defer prog.Close()
+		pos, err := prog.Load(ctx)
+		if err != nil {
+			logger.Warn("per-sink progress is not kept: run `outbox-cdc setup` to create its table", "err", err)
+			prog.Close()
+			prog = nil
+		} else {
+			fan.Resume(pos)
+		}
+	}
+
 	dec, err := decoder.New(cfg.Decoder(), logger)
 	if err != nil {
 		return err
@@ -179,6 +199,15 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		}
 	case <-time.After(50 * time.Millisecond):
 	}
+	progressDone := make(chan struct{})
+	if prog != nil {
+		go func() {
+			defer close(progressDone)
+			saveProgress(sinkCtx, prog, fan, logger)
+		}()
+	} else {
+		close(progressDone)
+	}
 	if !cfg.Heartbeat.Disabled {
 		go heartbeat(streamCtx, cfg, cfg.Decoder().WithDefaults().HeartbeatPrefix, stream, logger)
 	}
@@ -200,6 +229,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	}
 
 	fan.Stop()
+	defer func() { cancelSinks(); <-progressDone }()
 	var fanErr error
 	select {
 	case fanErr = <-fanDone:
@@ -238,6 +268,41 @@ func Connect(ctx context.Context, cfg *config.Config) (*pgx.Conn, error) {
 			pc.Host, pc.Port, replication.RedactURL(err.Error()))
 	}
 	return conn, nil
+}
+
+// saveProgress writes the fan-out's per-sink progress every second while it
+// changes, and once more when ctx is done.
+func saveProgress(ctx context.Context, st *progress.Store, fan *sink.Fanout, logger *slog.Logger) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	saved := map[string]uint64{}
+	save := func(ctx context.Context) {
+		cur := fan.Progress()
+		changed := map[string]uint64{}
+		for k, v := range cur {
+			if v > saved[k] {
+				changed[k] = v
+			}
+		}
+		if err := st.Save(ctx, changed); err != nil {
+			logger.Warn("cannot save per-sink progress", "err", err)
+			return
+		}
+		for k, v := range changed {
+			saved[k] = v
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			save(fctx)
+			cancel()
+			return
+		case <-t.C:
+			save(ctx)
+		}
+	}
 }
 
 // multiObserver feeds two observers.

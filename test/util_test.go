@@ -27,3 +27,15 @@ func writeFile(t interface {
 		t.Fatal(err)
 	}
 }
+
+func readFile(t interface {
+	Helper()
+	Fatal(...any)
+}, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
