@@ -24,6 +24,7 @@ import (
 	"github.com/outbox-cdc/outbox-cdc/decoder"
 	"github.com/outbox-cdc/outbox-cdc/observe"
 	"github.com/outbox-cdc/outbox-cdc/replication"
+	"github.com/outbox-cdc/outbox-cdc/retention"
 	"github.com/outbox-cdc/outbox-cdc/retry"
 	"github.com/outbox-cdc/outbox-cdc/sink"
 	"github.com/outbox-cdc/outbox-cdc/sink/file"
@@ -96,6 +97,8 @@ type Outbox struct {
 	// DefaultSource is the CloudEvents source for rows and messages without
 	// one. Default none.
 	DefaultSource string `yaml:"default_source"`
+	// Retention prunes outbox rows every sink acknowledged. Off by default.
+	Retention retention.Config `yaml:"retention"`
 	// OnInvalid is what happens to a row that cannot become a CloudEvent:
 	// "block" (default: the stream stops at it with an error naming table,
 	// row, LSN and column; the slot does not pass it) or "dead-letter" (the

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/outbox-cdc/outbox-cdc/checkpoint"
 	"github.com/outbox-cdc/outbox-cdc/config"
@@ -21,6 +22,7 @@ import (
 	"github.com/outbox-cdc/outbox-cdc/pipeline"
 	"github.com/outbox-cdc/outbox-cdc/progress"
 	"github.com/outbox-cdc/outbox-cdc/replication"
+	"github.com/outbox-cdc/outbox-cdc/retention"
 	"github.com/outbox-cdc/outbox-cdc/retry"
 	"github.com/outbox-cdc/outbox-cdc/schema"
 	"github.com/outbox-cdc/outbox-cdc/sink"
@@ -69,6 +71,9 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	err = schema.Check(ctx, conn, Names(cfg))
 	if err == nil && cfg.UsesDeadLetter() {
 		err = schema.CheckDeadLetter(ctx, conn, cfg.DeadLetter.Table)
+	}
+	if err == nil && cfg.Outbox.Retention.Age > 0 {
+		err = retention.Check(ctx, conn)
 	}
 	conn.Close(context.Background())
 	if err != nil {
@@ -207,6 +212,14 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		}()
 	} else {
 		close(progressDone)
+	}
+	if cfg.Outbox.Retention.Age > 0 {
+		pool, err := pgxpool.New(ctx, cfg.Postgres.URL)
+		if err != nil {
+			return err
+		}
+		defer pool.Close()
+		go retention.Run(streamCtx, pool, cfg.TableNames(), cfg.Outbox.Retention, cp.LastAcked, logger)
 	}
 	if !cfg.Heartbeat.Disabled {
 		go heartbeat(streamCtx, cfg, cfg.Decoder().WithDefaults().HeartbeatPrefix, stream, logger)

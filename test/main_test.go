@@ -40,7 +40,7 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	pg, pgErr = harness.StartPostgres(ctx, harness.PostgresOptions{
-		ExtraConf: map[string]string{"wal_sender_timeout": "20s"},
+		ExtraConf: map[string]string{"wal_sender_timeout": "20s", "track_commit_timestamp": "on"},
 	})
 	if pgErr != nil && (harness.Require("postgres") || !errors.Is(pgErr, harness.ErrNotInstalled)) {
 		fmt.Fprintln(os.Stderr, "starting postgres:", pgErr)
