@@ -39,3 +39,24 @@ func TestReadmeSinkExampleLoads(t *testing.T) {
 		}
 	}
 }
+
+// The README's configuration reference is a valid configuration.
+func TestReadmeConfigReferenceLoads(t *testing.T) {
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(b), "### Configuration")
+	if !ok {
+		t.Fatal("README has no Configuration section")
+	}
+	_, rest, _ = strings.Cut(rest, "```yaml\n")
+	block, _, _ := strings.Cut(rest, "```")
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(path, []byte(block), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := config.Load(path, nil, nil); err != nil {
+		t.Fatalf("README configuration reference: %v", err)
+	}
+}
