@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -30,11 +31,12 @@ func produceFrom(ctx context.Context, e *env, next []int, n, maxTx int, pause ti
 	aggs := len(next)
 	for sent := 0; sent < n; {
 		k := min(1+rng.IntN(maxTx), n-sent)
+		trial := slices.Clone(next) // applied only once the transaction commits
 		rows := make([][]any, k)
 		for i := range rows {
 			a := rng.IntN(aggs)
-			data, _ := json.Marshal(seqData{Agg: fmt.Sprintf("a%d", a), Seq: next[a]})
-			next[a]++
+			data, _ := json.Marshal(seqData{Agg: fmt.Sprintf("a%d", a), Seq: trial[a]})
+			trial[a]++
 			rows[i] = []any{"test.event", "/test", "agg", fmt.Sprintf("a%d", a), string(data)}
 		}
 		tx, err := e.pool.Begin(ctx)
@@ -49,6 +51,7 @@ func produceFrom(ctx context.Context, e *env, next []int, n, maxTx int, pause ti
 		if err := tx.Commit(ctx); err != nil {
 			return err
 		}
+		copy(next, trial)
 		sent += k
 		if pause > 0 {
 			time.Sleep(pause)
