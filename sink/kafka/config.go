@@ -15,7 +15,7 @@ import (
 const (
 	DefaultTopic          = "outbox.{{.AggregateType}}"
 	DefaultClientID       = "outbox-cdc"
-	DefaultMaxInFlight    = 10000
+	DefaultMaxInFlight    = 4096
 	DefaultConnectTimeout = 10 * time.Second
 	DefaultCompression    = "lz4"
 	DefaultLinger         = 2 * time.Millisecond
@@ -88,7 +88,8 @@ type Config struct {
 	// larger than the cap is a permanent error.
 	BatchMaxBytes int32 `yaml:"batch_max_bytes"`
 	// MaxInFlight is how many events may be handed to Kafka and not yet
-	// acknowledged; Publish blocks while it is reached. Default 10000.
+	// acknowledged; Publish blocks while it is reached. Default 4096: with
+	// the window (8192 events) it bounds memory; raise both for brokers far away.
 	MaxInFlight int `yaml:"max_in_flight"`
 	// ConnectTimeout bounds the startup checks (reaching a broker,
 	// authenticating, finding the topic) and each admin request. Default
