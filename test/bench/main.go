@@ -39,7 +39,7 @@ var (
 	latRates = flag.String("latency", "1000x1,5000x10", "latency runs: events/s x rows per transaction, comma-separated (empty skips)")
 	latSecs  = flag.Int("latency-seconds", 10, "duration of each latency run")
 	binPath  = flag.String("bin", "bin/outbox-cdc", "outbox-cdc binary")
-	sinkList = flag.String("sinks", "file,kafka", "sinks to measure, comma-separated: file, kafka")
+	sinkList = flag.String("sinks", "file,kafka,nats,redis", "sinks to measure, comma-separated: file, kafka, nats, redis")
 )
 
 func main() {
@@ -347,6 +347,8 @@ func (b *bench) latency(ctx context.Context, rate, per int, kind string) error {
 	}
 	cmd := exec.CommandContext(ctx, b.bin, "run", "--config", cfg)
 	cmd.Env = append(os.Environ(), "OUTBOX_CDC_HTTP_ADDR="+addr, "OUTBOX_CDC_POSTGRES_STATUS_INTERVAL=500ms")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		return err
 	}
@@ -378,8 +380,8 @@ func (b *bench) latency(ctx context.Context, rate, per int, kind string) error {
 			time.Sleep(d)
 		}
 		next = next.Add(interval)
-		if _, err := conn.Exec(ctx, `INSERT INTO outbox (type, source, aggregate_id, data)
-			SELECT 'bench.latency', '/bench', 'a' || (g % 50), jsonb_build_object('seq', g) FROM generate_series($1::int, $2::int) g`, seq, seq+per-1); err != nil {
+		if _, err := conn.Exec(ctx, `INSERT INTO outbox (type, source, aggregate_type, aggregate_id, data)
+			SELECT 'bench.latency', '/bench', 'order', 'a' || (g % 50), jsonb_build_object('seq', g) FROM generate_series($1::int, $2::int) g`, seq, seq+per-1); err != nil {
 			return err
 		}
 		now := time.Now()
@@ -397,7 +399,7 @@ func (b *bench) latency(ctx context.Context, rate, per int, kind string) error {
 		}
 	}
 	if hist.count < float64(total) {
-		return fmt.Errorf("latency run %s at %d events/s: only %.0f of %d events acknowledged", kind, rate, hist.count, total)
+		return fmt.Errorf("latency run %s at %d events/s: only %.0f of %d events acknowledged (%v); outbox-cdc said:\n%s", kind, rate, hist.count, total, err, stderr.String())
 	}
 	line := fmt.Sprintf("latency %-6s at %5d events/s (%2d-row transactions, %ds): commit → ack (histogram) p50 %.2f ms, p99 %.2f ms",
 		kind, rate, per, *latSecs, hist.quantile(0.5)*1000, hist.quantile(0.99)*1000)
