@@ -11,16 +11,16 @@ import (
 
 // Default window bounds.
 const (
-	DefaultMaxEvents = 8192
-	DefaultMaxBytes  = 8 << 20
+	DefaultMaxEvents = 2048
+	DefaultMaxBytes  = 4 << 20
 )
 
 // Config bounds the window. A zero field takes its default.
 type Config struct {
 	// MaxEvents is the most events in flight (decoded, not yet acknowledged by
-	// every routed sink). Default 8192.
+	// every routed sink). Default 2048.
 	MaxEvents int
-	// MaxBytes is the most event bytes in flight. Default 8 MiB. A single event
+	// MaxBytes is the most event bytes in flight. Default 4 MiB. A single event
 	// larger than MaxBytes is still let through, alone.
 	MaxBytes int64
 }

@@ -89,7 +89,7 @@ type Config struct {
 	BatchMaxBytes int32 `yaml:"batch_max_bytes"`
 	// MaxInFlight is how many events may be handed to Kafka and not yet
 	// acknowledged; Publish blocks while it is reached. Default 4096: with
-	// the window (8192 events) it bounds memory; raise both for brokers far away.
+	// the window (2048 events by default) it bounds memory; raise both for brokers far away.
 	MaxInFlight int `yaml:"max_in_flight"`
 	// ConnectTimeout bounds the startup checks (reaching a broker,
 	// authenticating, finding the topic) and each admin request. Default
