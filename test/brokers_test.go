@@ -159,7 +159,8 @@ func TestBrokerOutage(t *testing.T) {
 		b := get(t)
 		t.Run(b.name(), func(t *testing.T) {
 			e := brokerEnv(t, b.sinkYAML("bus"))
-			p := e.start()
+			addr := httpAddr(t)
+			p := e.start("OUTBOX_CDC_HTTP_ADDR=" + addr)
 			ctx := context.Background()
 			rng := rand.New(rand.NewPCG(8, 8))
 			next := make([]int, 20)
@@ -180,6 +181,12 @@ func TestBrokerOutage(t *testing.T) {
 					t.Fatalf("confirmed_flush_lsn moved from %X to %X while %s was down", held, c, b.name())
 				}
 				time.Sleep(500 * time.Millisecond)
+			}
+			// Retries are spaced by the backoff: some, but no tight loop.
+			retries := mustMetric(t, scrape(t, addr), "outbox_cdc_events_retried_total", "sink", "bus")
+			t.Logf("%s: %v failed attempts during a 30 s outage", b.name(), retries)
+			if retries < 1 || retries > 3000 {
+				t.Errorf("%v failed attempts in a 30 s outage: want some, spaced by the backoff", retries)
 			}
 			b.start(t)
 			waitFor(t, 3*time.Minute, "every event after the outage", func() bool { return len(uniqueIDs(toDelivered(t, b.readAll(t)))) >= 5000 })
