@@ -41,6 +41,7 @@ type Letter struct {
 	Sink          string             `json:"sink"`
 	EventID       string             `json:"event_id"`
 	Table         string             `json:"source_table"`
+	AggregateType string             `json:"aggregate_type,omitempty"`
 	CommitLSN     string             `json:"commit_lsn"`
 	Event         json.RawMessage    `json:"event,omitempty"`
 	Raw           map[string]*string `json:"raw,omitempty"`
@@ -77,11 +78,11 @@ func (s *Store) Close() { s.pool.Close() }
 // attempts instead of adding a row. It blocks until the row is committed.
 func (s *Store) PutEvent(ctx context.Context, sink string, e *event.Event, cause error, attempts int, firstFailed time.Time) error {
 	body := e.AppendJSON(nil)
-	_, err := s.pool.Exec(ctx, `INSERT INTO `+s.table+` (sink, event_id, source_table, commit_lsn, event, error, attempts, first_failed_at)
-		VALUES ($1, $2, $3, $4::pg_lsn, $5::jsonb, $6, $7, $8)
+	_, err := s.pool.Exec(ctx, `INSERT INTO `+s.table+` (sink, event_id, source_table, commit_lsn, event, error, attempts, first_failed_at, aggregate_type)
+		VALUES ($1, $2, $3, $4::pg_lsn, $5::jsonb, $6, $7, $8, $9)
 		ON CONFLICT (sink, event_id, commit_lsn) DO UPDATE
 		SET attempts = `+s.table+`.attempts + EXCLUDED.attempts, error = EXCLUDED.error, last_failed_at = now(), status = 'pending'`,
-		sink, e.ID, e.Table, decoder.FormatLSN(e.CommitLSN), string(body), cause.Error(), max(attempts, 1), firstFailed)
+		sink, e.ID, e.Table, decoder.FormatLSN(e.CommitLSN), string(body), cause.Error(), max(attempts, 1), firstFailed, e.AggregateType)
 	if err != nil {
 		return fmt.Errorf("dlq: store event %s for sink %s: %w", e.ID, sink, err)
 	}
@@ -105,13 +106,13 @@ func (s *Store) PutRow(ctx context.Context, derr *decoder.Error) error {
 	return nil
 }
 
-const columns = `id, sink, event_id, source_table, commit_lsn::text, event, raw, error, attempts,
+const columns = `id, sink, event_id, source_table, aggregate_type, commit_lsn::text, event, raw, error, attempts,
 	first_failed_at, last_failed_at, status, resolved_at, resolved_by`
 
 func scan(row pgx.Row) (Letter, error) {
 	var l Letter
 	var ev, raw []byte
-	err := row.Scan(&l.ID, &l.Sink, &l.EventID, &l.Table, &l.CommitLSN, &ev, &raw, &l.Error, &l.Attempts,
+	err := row.Scan(&l.ID, &l.Sink, &l.EventID, &l.Table, &l.AggregateType, &l.CommitLSN, &ev, &raw, &l.Error, &l.Attempts,
 		&l.FirstFailedAt, &l.LastFailedAt, &l.Status, &l.ResolvedAt, &l.ResolvedBy)
 	if err != nil {
 		return l, err

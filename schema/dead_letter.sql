@@ -18,4 +18,7 @@ CREATE TABLE IF NOT EXISTS {{.Table}} (
     resolved_by     text,
     UNIQUE (sink, event_id, commit_lsn)           -- an event sent again after a crash is stored once
 );
+-- The aggregate type feeds destination templates but is not a CloudEvents
+-- attribute, so a replay needs it kept beside the event.
+ALTER TABLE {{.Table}} ADD COLUMN IF NOT EXISTS aggregate_type text NOT NULL DEFAULT '';
 CREATE INDEX IF NOT EXISTS {{.Index}} ON {{.Table}} (status, sink);

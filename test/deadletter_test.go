@@ -3,12 +3,15 @@ package test
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/outbox-cdc/outbox-cdc/test/harness"
 )
 
 type letter struct {
@@ -210,4 +213,56 @@ func TestTooLargeBlocksUntilFixed(t *testing.T) {
 	waitFor(t, 30*time.Second, "the slot to catch up", func() bool { c, _ := e.slot(); return c >= end })
 	waitFor(t, 10*time.Second, "/readyz to recover", func() bool { code, _ := getReport(t, addr, "/readyz"); return code == 200 })
 	p.stop(t)
+}
+
+// Acceptance: an event larger than the NATS server's max_payload under
+// dead-letter is stored with the server's error and later events go on; after
+// the limit is raised, dlq replay delivers it once.
+func TestNATSMaxPayloadDeadLetteredAndReplayed(t *testing.T) {
+	ctx := context.Background()
+	n, err := harness.StartNATS(ctx, harness.NATSOptions{MaxPayload: 8192})
+	harness.SkipIfNotInstalled(t, "nats", err)
+	defer n.Close()
+	k := &natsKit{n: n}
+	e := brokerEnv(t, k.sinkYAML("bus")+"\n    policy: dead-letter")
+	p := e.start()
+	waitFor(t, 20*time.Second, "streaming", func() bool { _, a := e.slot(); return a })
+	e.exec(`INSERT INTO outbox (type, source, aggregate_type, aggregate_id, data) SELECT 'small', '/t', 'o', 'a', jsonb_build_object('agg', 'a', 'seq', g) FROM generate_series(0, 9) g`)
+	e.exec(`INSERT INTO outbox (id, type, source, aggregate_type, aggregate_id, data) VALUES ('00000000-0000-0000-0000-00000000b16e', 'big', '/t', 'o', 'b', jsonb_build_object('pad', repeat('x', 20000)))`)
+	e.exec(`INSERT INTO outbox (type, source, aggregate_type, aggregate_id, data) SELECT 'small', '/t', 'o', 'a', jsonb_build_object('agg', 'a', 'seq', g) FROM generate_series(10, 19) g`)
+	waitFor(t, time.Minute, "the dead letter", func() bool { return len(e.letters(t)) == 1 })
+	waitFor(t, time.Minute, "every small event", func() bool { return len(smallOnes(t, k.readAll(t))) >= 20 })
+	checkDelivery(t, smallOnes(t, k.readAll(t)), 20)
+	l := e.letters(t)[0]
+	if l.sink != "bus" || l.eventID != "00000000-0000-0000-0000-00000000b16e" || !strings.Contains(strings.ToLower(l.errMsg), "payload") {
+		t.Fatalf("dead letter = %+v", l)
+	}
+	end := e.currentLSN()
+	waitFor(t, 30*time.Second, "the slot to advance past the dead letter", func() bool { c, _ := e.slot(); return c >= end })
+	p.stop(t)
+
+	// Raise max_payload: the harness reads its config file at each start.
+	if err := n.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(filepath.Dir(n.StoreDir()), "nats.conf")
+	writeFile(t, conf, strings.Replace(readFile(t, conf), "max_payload: 8192", "max_payload: 1048576", 1))
+	sctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := n.Start(sctx); err != nil {
+		t.Fatal(err)
+	}
+	out, err := e.dlqCLI("replay", "--all")
+	if err != nil {
+		t.Fatalf("dlq replay: %v\n%s", err, out)
+	}
+	big := 0
+	for _, r := range k.readAll(t) {
+		if r.ce.Type() == "big" {
+			big++
+		}
+	}
+	if big != 1 {
+		t.Fatalf("the replayed event is in the stream %d times, want 1", big)
+	}
 }

@@ -13,6 +13,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/jackc/pglogrepl"
+
 	"github.com/outbox-cdc/outbox-cdc/config"
 	"github.com/outbox-cdc/outbox-cdc/dlq"
 	"github.com/outbox-cdc/outbox-cdc/event"
@@ -215,6 +217,10 @@ func replayOne(ctx context.Context, cfg *config.Config, store *dlq.Store, l dlq.
 	e, err := event.ParseJSON(l.Event)
 	if err != nil {
 		return err
+	}
+	e.AggregateType, e.Table = l.AggregateType, l.Table
+	if lsn, err := pglogrepl.ParseLSN(l.CommitLSN); err == nil {
+		e.CommitLSN = uint64(lsn)
 	}
 	s, err := streamer.OpenSink(ctx, *sc, sink.Options{Name: sc.Name})
 	if err != nil {
