@@ -2,7 +2,6 @@ package test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -314,4 +313,3 @@ func TestFanOutWithOneBrokerDown(t *testing.T) {
 	p.stop(t)
 }
 
-var errNoBroker = errors.New("no broker")
