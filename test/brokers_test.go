@@ -312,4 +312,3 @@ func TestFanOutWithOneBrokerDown(t *testing.T) {
 	waitFor(t, time.Minute, "the slot to catch up", func() bool { c, _ := e.slot(); return c >= end })
 	p.stop(t)
 }
-
