@@ -25,8 +25,10 @@ lint:
 	$(GO) vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
+# -p 1: one test binary at a time, so servers started by different packages
+# never race for the same free loopback port.
 test: test-deps lint
-	. "$(OUTBOX_CDC_CACHE)/env.sh" && $(GO) test -race -count=1 -timeout 30m ./...
+	. "$(OUTBOX_CDC_CACHE)/env.sh" && $(GO) test -race -count=1 -p 1 -timeout 30m ./...
 
 bench: build test-deps
 	. "$(OUTBOX_CDC_CACHE)/env.sh" && $(GO) run ./test/bench $(BENCHFLAGS)
