@@ -229,8 +229,9 @@ func TestNATSMaxPayloadDeadLetteredAndReplayed(t *testing.T) {
 	waitFor(t, 20*time.Second, "streaming", func() bool { _, a := e.slot(); return a })
 	e.exec(`INSERT INTO outbox (type, source, aggregate_type, aggregate_id, data) SELECT 'small', '/t', 'o', 'a', jsonb_build_object('agg', 'a', 'seq', g) FROM generate_series(0, 9) g`)
 	e.exec(`INSERT INTO outbox (id, type, source, aggregate_type, aggregate_id, data) VALUES ('00000000-0000-0000-0000-00000000b16e', 'big', '/t', 'o', 'b', jsonb_build_object('pad', repeat('x', 20000)))`)
+	e.exec(`INSERT INTO outbox (type, source, aggregate_type, aggregate_id, data) SELECT 'big', '/t', 'o', 'b', jsonb_build_object('pad', repeat('y', 20000), 'n', g) FROM generate_series(1, 199) g`)
 	e.exec(`INSERT INTO outbox (type, source, aggregate_type, aggregate_id, data) SELECT 'small', '/t', 'o', 'a', jsonb_build_object('agg', 'a', 'seq', g) FROM generate_series(10, 19) g`)
-	waitFor(t, time.Minute, "the dead letter", func() bool { return len(e.letters(t)) == 1 })
+	waitFor(t, time.Minute, "the dead letters", func() bool { return len(e.letters(t)) == 200 })
 	waitFor(t, time.Minute, "every small event", func() bool { return len(smallOnes(t, k.readAll(t))) >= 20 })
 	checkDelivery(t, smallOnes(t, k.readAll(t)), 20)
 	l := e.letters(t)[0]
@@ -252,17 +253,55 @@ func TestNATSMaxPayloadDeadLetteredAndReplayed(t *testing.T) {
 	if err := n.Start(sctx); err != nil {
 		t.Fatal(err)
 	}
+	bigs := func() map[string]int {
+		m := map[string]int{}
+		for _, r := range k.readAll(t) {
+			if r.ce.Type() == "big" {
+				m[r.ce.ID()]++
+			}
+		}
+		return m
+	}
+	// A replay killed with SIGKILL part-way, then run again: every letter
+	// ends replayed, and the stream holds each event once (Nats-Msg-Id).
+	killed := execCommand(ctx, binary, "dlq", "replay", "--all", "--config", e.cfgPath)
+	if err := killed.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(2 * time.Millisecond) {
+		var n int
+		if err := e.pool.QueryRow(ctx, "SELECT count(*) FROM outbox_dead_letter WHERE status = 'replayed'").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n >= 3 || time.Now().After(deadline) {
+			break
+		}
+	}
+	killed.Process.Kill()
+	killed.Wait()
+	pending := 0
+	for _, l := range e.letters(t) {
+		if l.status == "pending" {
+			pending++
+		}
+	}
+	t.Logf("after the SIGKILL: %d events in the stream, %d letters still pending", len(bigs()), pending)
 	out, err := e.dlqCLI("replay", "--all")
 	if err != nil {
 		t.Fatalf("dlq replay: %v\n%s", err, out)
 	}
-	big := 0
-	for _, r := range k.readAll(t) {
-		if r.ce.Type() == "big" {
-			big++
+	got := bigs()
+	if len(got) != 200 {
+		t.Fatalf("%d of 200 replayed events are in the stream", len(got))
+	}
+	for id, n := range got {
+		if n != 1 {
+			t.Fatalf("event %s is in the stream %d times, want 1", id, n)
 		}
 	}
-	if big != 1 {
-		t.Fatalf("the replayed event is in the stream %d times, want 1", big)
+	for _, l := range e.letters(t) {
+		if l.status != "replayed" {
+			t.Fatalf("letter %d is %s after the replays", l.id, l.status)
+		}
 	}
 }
