@@ -9,6 +9,7 @@ import (
 
 	"github.com/outbox-cdc/outbox-cdc/retry"
 	"github.com/outbox-cdc/outbox-cdc/sink"
+	"github.com/outbox-cdc/outbox-cdc/sink/tlsconf"
 )
 
 // Defaults for Config's zero fields.
@@ -105,30 +106,8 @@ type Config struct {
 	SASL SASLConfig `yaml:"sasl"`
 }
 
-// TLSConfig configures TLS to the brokers.
-type TLSConfig struct {
-	// Enabled turns TLS on with the system roots. Default false; setting
-	// any other TLS field turns TLS on too.
-	Enabled bool `yaml:"enabled"`
-	// CAFile is a PEM file of CA certificates to trust instead of the
-	// system roots. Default none.
-	CAFile string `yaml:"ca_file"`
-	// CertFile and KeyFile are a PEM client certificate and key, for
-	// brokers that require client authentication. Default none; both or
-	// neither.
-	CertFile string `yaml:"cert_file"`
-	KeyFile  string `yaml:"key_file"`
-	// ServerName overrides the name checked in the broker certificates.
-	// Default: the host of the address dialed.
-	ServerName string `yaml:"server_name"`
-	// InsecureSkipVerify disables certificate verification. Default false;
-	// for tests only.
-	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
-}
-
-func (c TLSConfig) on() bool {
-	return c.Enabled || c.CAFile != "" || c.CertFile != "" || c.KeyFile != "" || c.ServerName != "" || c.InsecureSkipVerify
-}
+// TLSConfig is the TLS section shared by every broker sink.
+type TLSConfig = tlsconf.Config
 
 // SASL mechanisms.
 const (
@@ -244,8 +223,8 @@ func (c Config) Validate() error {
 	if c.Backoff.Initial < 0 || c.Backoff.Max < 0 || c.Backoff.Multiplier < 0 {
 		add("backoff: values must not be negative")
 	}
-	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
-		add("tls: cert_file and key_file go together")
+	if err := c.TLS.Validate(); err != nil {
+		add("%s", err)
 	}
 	switch c.SASL.Mechanism {
 	case "":

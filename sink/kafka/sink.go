@@ -3,11 +3,9 @@ package kafka
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -104,7 +102,7 @@ func New(ctx context.Context, cfg Config, opts sink.Options) (*Sink, error) {
 		return nil, fail("kafka client: %w", err)
 	}
 	s.admin = kadm.NewClient(s.client)
-	if cfg.SASL.Mechanism == SASLPlain && !cfg.TLS.on() {
+	if cfg.SASL.Mechanism == SASLPlain && !cfg.TLS.On() {
 		opts.Logger.Warn("kafka SASL PLAIN without TLS sends the password in clear text", "sink", opts.Name)
 	}
 
@@ -204,8 +202,8 @@ func (s *Sink) clientOptions() ([]kgo.Opt, error) {
 		// every broker's metadata.
 		kopts = append(kopts, kgo.UnknownTopicRetries(-1))
 	}
-	if cfg.TLS.on() {
-		tc, err := tlsConfig(cfg.TLS)
+	if cfg.TLS.On() {
+		tc, err := cfg.TLS.Build("")
 		if err != nil {
 			return nil, err
 		}
@@ -231,33 +229,6 @@ func codec(name string) (kgo.CompressionCodec, error) {
 		return kgo.ZstdCompression(), nil
 	}
 	return kgo.CompressionCodec{}, fmt.Errorf("%q is not none, gzip, snappy, lz4 or zstd", name)
-}
-
-func tlsConfig(c TLSConfig) (*tls.Config, error) {
-	tc := &tls.Config{
-		MinVersion:         tls.VersionTLS12,
-		ServerName:         c.ServerName,
-		InsecureSkipVerify: c.InsecureSkipVerify, //nolint:gosec // opt-in, documented as tests only
-	}
-	if c.CAFile != "" {
-		pem, err := os.ReadFile(c.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls.ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("tls.ca_file %s: no PEM certificate found", c.CAFile)
-		}
-		tc.RootCAs = pool
-	}
-	if c.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls.cert_file/key_file: %w", err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
-	}
-	return tc, nil
 }
 
 func saslMechanism(c SASLConfig) sasl.Mechanism {

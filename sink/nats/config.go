@@ -9,6 +9,7 @@ import (
 
 	"github.com/outbox-cdc/outbox-cdc/retry"
 	"github.com/outbox-cdc/outbox-cdc/sink"
+	"github.com/outbox-cdc/outbox-cdc/sink/tlsconf"
 )
 
 // Defaults for Config's zero fields.
@@ -141,23 +142,8 @@ type StreamConfig struct {
 	Storage string `yaml:"storage"`
 }
 
-// TLSConfig configures TLS. File paths are read at startup.
-type TLSConfig struct {
-	// CAFile is a PEM file of certificate authorities to verify the server
-	// with. Default: the system pool.
-	CAFile string `yaml:"ca_file"`
-	// CertFile and KeyFile are the PEM client certificate and key for
-	// mutual TLS. Set both or neither. Default none.
-	CertFile string `yaml:"cert_file"`
-	KeyFile  string `yaml:"key_file"`
-	// InsecureSkipVerify skips verifying the server's certificate. For
-	// tests only. Default false.
-	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
-}
-
-func (t TLSConfig) enabled() bool {
-	return t.CAFile != "" || t.CertFile != "" || t.InsecureSkipVerify
-}
+// TLSConfig is the TLS section shared by every broker sink.
+type TLSConfig = tlsconf.Config
 
 // withDefaults returns c with zero fields replaced by their defaults.
 func (c Config) withDefaults() Config {
@@ -283,8 +269,8 @@ func (c Config) Validate() error {
 	if c.Password != "" && c.User == "" {
 		add("password needs user")
 	}
-	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
-		add("tls.cert_file and tls.key_file must be set together")
+	if err := c.TLS.Validate(); err != nil {
+		add("%s", err)
 	}
 	return errors.Join(errs...)
 }

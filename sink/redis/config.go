@@ -9,6 +9,7 @@ import (
 
 	"github.com/outbox-cdc/outbox-cdc/retry"
 	"github.com/outbox-cdc/outbox-cdc/sink"
+	"github.com/outbox-cdc/outbox-cdc/sink/tlsconf"
 )
 
 // Defaults for Config's zero fields.
@@ -115,24 +116,8 @@ type Config struct {
 	Retry retry.Backoff `yaml:"retry"`
 }
 
-// TLSConfig configures TLS. Files are PEM.
-type TLSConfig struct {
-	// Enabled turns TLS on with the system roots. Default false; setting
-	// any other TLS field turns TLS on too.
-	Enabled bool `yaml:"enabled"`
-	// CAFile verifies the server certificate; default the system roots.
-	CAFile string `yaml:"ca_file"`
-	// CertFile and KeyFile are the client certificate and key, for servers
-	// with tls-auth-clients. Default none; set both or neither.
-	CertFile string `yaml:"cert_file"`
-	KeyFile  string `yaml:"key_file"`
-	// ServerName overrides the name checked in the server certificate;
-	// default the host of Address.
-	ServerName string `yaml:"server_name"`
-	// InsecureSkipVerify accepts any server certificate. Default false; for
-	// tests only.
-	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
-}
+// TLSConfig is the TLS section shared by every broker sink.
+type TLSConfig = tlsconf.Config
 
 // WithDefaults returns c with zero fields replaced by their defaults.
 func (c Config) WithDefaults() Config {
@@ -205,13 +190,8 @@ func (c Config) Validate() error {
 	if c.ConnectTimeout < 0 || c.Timeout < 0 {
 		errs = append(errs, errors.New("connect_timeout and timeout must not be negative"))
 	}
-	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
-		errs = append(errs, errors.New("tls: set both cert_file and key_file, or neither"))
+	if err := c.TLS.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
-}
-
-// on reports whether TLS is in use.
-func (c TLSConfig) on() bool {
-	return c.Enabled || c.CAFile != "" || c.CertFile != "" || c.KeyFile != "" || c.ServerName != "" || c.InsecureSkipVerify
 }

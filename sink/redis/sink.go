@@ -2,13 +2,10 @@ package redis
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -70,7 +67,7 @@ func New(ctx context.Context, cfg Config, opts sink.Options) (*Sink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sink %s: stream: %w", name, err)
 	}
-	tlsConfig, err := cfg.TLS.build(cfg.Address)
+	tlsConfig, err := cfg.TLS.Build(hostOf(cfg.Address))
 	if err != nil {
 		return nil, fmt.Errorf("sink %s: tls: %w", name, err)
 	}
@@ -219,37 +216,6 @@ func versionAtLeast(version string, major, minor int) bool {
 	return ma > major || ma == major && mi >= minor
 }
 
-// build returns the *tls.Config, or nil when TLS is off.
-func (c TLSConfig) build(addr string) (*tls.Config, error) {
-	if !c.on() {
-		return nil, nil
-	}
-	t := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: c.InsecureSkipVerify, ServerName: c.ServerName}
-	if t.ServerName == "" {
-		if host, _, err := net.SplitHostPort(addr); err == nil {
-			t.ServerName = host
-		}
-	}
-	if c.CAFile != "" {
-		pem, err := os.ReadFile(c.CAFile)
-		if err != nil {
-			return nil, err
-		}
-		t.RootCAs = x509.NewCertPool()
-		if !t.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("ca_file %s holds no PEM certificate", c.CAFile)
-		}
-	}
-	if c.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
-		if err != nil {
-			return nil, err
-		}
-		t.Certificates = []tls.Certificate{cert}
-	}
-	return t, nil
-}
-
 // Dedup returns the dedup mode in use: "entryid", "guard", "idmp" or "none".
 func (s *Sink) Dedup() string { return s.dedup }
 
@@ -371,4 +337,12 @@ func (c clientLogger) Printf(ctx context.Context, format string, v ...any) {
 	if c.l.Enabled(ctx, slog.LevelDebug) {
 		c.l.DebugContext(ctx, fmt.Sprintf(format, v...), "component", "go-redis")
 	}
+}
+
+// hostOf returns the host part of a host:port address.
+func hostOf(addr string) string {
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		return host
+	}
+	return addr
 }
