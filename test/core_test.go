@@ -28,8 +28,20 @@ func produce(ctx context.Context, e *env, n, maxTx, aggs int, pause time.Duratio
 
 // produceFrom is produce continuing the per-aggregate sequences in next.
 func produceFrom(ctx context.Context, e *env, next []int, n, maxTx int, pause time.Duration, rng *rand.Rand) error {
+	_, err := produceCounted(ctx, e, next, n, maxTx, pause, rng)
+	return err
+}
+
+// produceCounted is produceFrom that also returns how many events were
+// committed, also when it fails part-way (a Postgres restart): the
+// transactions committed before the failure count, and so does one whose
+// COMMIT the server carried out although the client never heard the answer.
+// next is advanced exactly by what committed, so a retry continues the
+// per-aggregate sequences without a gap or a reused number.
+func produceCounted(ctx context.Context, e *env, next []int, n, maxTx int, pause time.Duration, rng *rand.Rand) (int, error) {
 	aggs := len(next)
-	for sent := 0; sent < n; {
+	sent := 0
+	for sent < n {
 		k := min(1+rng.IntN(maxTx), n-sent)
 		trial := slices.Clone(next) // applied only once the transaction commits
 		rows := make([][]any, k)
@@ -41,15 +53,28 @@ func produceFrom(ctx context.Context, e *env, next []int, n, maxTx int, pause ti
 		}
 		tx, err := e.pool.Begin(ctx)
 		if err != nil {
-			return err
+			return sent, err
+		}
+		var xid int64
+		if err := tx.QueryRow(ctx, "SELECT txid_current()").Scan(&xid); err != nil {
+			tx.Rollback(ctx)
+			return sent, err
 		}
 		_, err = tx.CopyFrom(ctx, pgx.Identifier{"outbox"}, []string{"type", "source", "aggregate_type", "aggregate_id", "data"}, pgx.CopyFromRows(rows))
 		if err != nil {
 			tx.Rollback(ctx)
-			return err
+			return sent, err
 		}
 		if err := tx.Commit(ctx); err != nil {
-			return err
+			// The connection may have broken after the server wrote the
+			// commit record: ask the server what became of the transaction.
+			committed, serr := e.txCommitted(ctx, xid)
+			if serr != nil {
+				return sent, fmt.Errorf("commit of transaction %d failed (%v) and its outcome is unknown: %w", xid, err, serr)
+			}
+			if !committed {
+				return sent, err
+			}
 		}
 		copy(next, trial)
 		sent += k
@@ -57,7 +82,51 @@ func produceFrom(ctx context.Context, e *env, next []int, n, maxTx int, pause ti
 			time.Sleep(pause)
 		}
 	}
-	return nil
+	return sent, nil
+}
+
+// txCommitted reports whether the transaction xid committed, asking the
+// server (txid_status) until it answers, for up to two minutes: a COMMIT cut
+// off by a server crash has an outcome only the server knows once it is back.
+func (e *env) txCommitted(ctx context.Context, xid int64) (bool, error) {
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		var status *string
+		err := e.pool.QueryRow(ctx, "SELECT txid_status($1)", xid).Scan(&status)
+		if err == nil {
+			if status == nil {
+				return false, fmt.Errorf("transaction %d is too old for txid_status", xid)
+			}
+			switch *status {
+			case "committed":
+				return true, nil
+			case "aborted":
+				return false, nil
+			}
+			// "in progress": the server has not finished it yet.
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return false, fmt.Errorf("txid_status(%d): %v", xid, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// outboxCount returns how many rows the outbox table holds: the truth about
+// what was committed, whatever the producer heard.
+func (e *env) outboxCount(t *testing.T) int {
+	t.Helper()
+	var n int
+	for try := 0; ; try++ {
+		err := e.pool.QueryRow(context.Background(), "SELECT count(*) FROM outbox").Scan(&n)
+		if err == nil {
+			return n
+		}
+		if try == 50 {
+			t.Fatalf("count outbox rows: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 // checkDelivery asserts that every one of want events per aggregate arrived,

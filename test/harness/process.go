@@ -161,15 +161,84 @@ func (p *process) stop(sig syscall.Signal, timeout time.Duration) error {
 
 // kill SIGKILLs the process group and waits until the leader is reaped and
 // no other live member of the group is left (at most 10 s).
+//
+// Children that left the group are killed too: PostgreSQL's backends call
+// setsid(), so a SIGKILL to the postmaster's group misses them, and a new
+// postmaster refuses to start ("pre-existing shared memory block is still in
+// use") while one of them lingers.
 func (p *process) kill() {
 	pgid := p.pid()
+	kids := descendants(pgid)
 	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	for _, k := range kids {
+		_ = syscall.Kill(k, syscall.SIGKILL)
+	}
 	<-p.done
 	deadline := time.Now().Add(10 * time.Second)
-	for groupAlive(pgid) && time.Now().Before(deadline) {
+	for (groupAlive(pgid) || anyAlive(kids)) && time.Now().Before(deadline) {
 		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		for _, k := range kids {
+			_ = syscall.Kill(k, syscall.SIGKILL)
+		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// procStat returns the fields after "(comm)" of /proc/PID/stat: state, ppid,
+// pgrp, ...; nil when the process is gone.
+func procStat(pid string) []string {
+	b, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return nil
+	}
+	// pid (comm) state ppid pgrp ...; comm may contain spaces.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return nil
+	}
+	return strings.Fields(string(b[i+1:]))
+}
+
+// descendants returns the pids of every live process below pid.
+func descendants(pid int) []int {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	children := map[int][]int{}
+	for _, e := range ents {
+		c, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		f := procStat(e.Name())
+		if len(f) < 2 {
+			continue
+		}
+		pp, _ := strconv.Atoi(f[1])
+		children[pp] = append(children[pp], c)
+	}
+	var out []int
+	queue := []int{pid}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		for _, c := range children[p] {
+			out = append(out, c)
+			queue = append(queue, c)
+		}
+	}
+	return out
+}
+
+// anyAlive reports whether any of pids is a live (non-zombie) process.
+func anyAlive(pids []int) bool {
+	for _, p := range pids {
+		if f := procStat(strconv.Itoa(p)); len(f) > 0 && f[0] != "Z" && f[0] != "X" {
+			return true
+		}
+	}
+	return false
 }
 
 // groupAlive reports whether a non-zombie process in group pgid exists.
@@ -182,16 +251,7 @@ func groupAlive(pgid int) bool {
 		if _, err := strconv.Atoi(e.Name()); err != nil {
 			continue
 		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid pgrp ...; comm may contain spaces.
-		i := bytes.LastIndexByte(b, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(string(b[i+1:]))
+		f := procStat(e.Name())
 		if len(f) < 3 || f[0] == "Z" || f[0] == "X" {
 			continue
 		}
