@@ -1,24 +1,26 @@
-// Package config loads outbox-cdc's YAML configuration, applies environment
-// overrides and validates the result once, up front.
+// Package config is outbox-cdc's one configuration schema: every key of the
+// YAML file, its default, its checks, and the conversion into the plain
+// configurations of the packages that do the work (replication, decoder,
+// checkpoint, observe, retention and the sinks), which know nothing of YAML.
+//
+// Load reads the file, lays the environment over it, decodes the result once
+// (unknown keys, wrong types and bad enumeration values are refused with the
+// key path and the line), applies the defaults once, validates every key and
+// reports every problem at once, each as a *KeyError.
 //
 // Every key can be overridden by an environment variable named after its path:
 // OUTBOX_CDC_ plus the keys in upper case joined by underscores, list items by
 // index. postgres.url is OUTBOX_CDC_POSTGRES_URL; sinks[0].path is
 // OUTBOX_CDC_SINKS_0_PATH; sinks[1].kafka.brokers is
-// OUTBOX_CDC_SINKS_1_KAFKA_BROKERS (lists are comma-separated).
+// OUTBOX_CDC_SINKS_1_KAFKA_BROKERS (lists are comma-separated). An index one
+// past the end of a list adds an entry; an index further out is an error.
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"regexp"
-	"strings"
 	"time"
-
-	"go.yaml.in/yaml/v3"
 
 	"github.com/outbox-cdc/outbox-cdc/checkpoint"
 	"github.com/outbox-cdc/outbox-cdc/decoder"
@@ -27,28 +29,29 @@ import (
 	"github.com/outbox-cdc/outbox-cdc/retention"
 	"github.com/outbox-cdc/outbox-cdc/retry"
 	"github.com/outbox-cdc/outbox-cdc/sink"
-	"github.com/outbox-cdc/outbox-cdc/sink/file"
 )
 
 // EnvPrefix starts every environment override.
 const EnvPrefix = "OUTBOX_CDC"
 
-// Config is the whole configuration.
+// Config is the whole configuration. After Load every default is filled in:
+// the values are the ones outbox-cdc runs with.
 type Config struct {
-	Postgres   Postgres       `yaml:"postgres"`
-	Outbox     Outbox         `yaml:"outbox"`
-	Window     Window         `yaml:"window"`
-	Sinks      []Sink         `yaml:"sinks"`
-	DeadLetter DeadLetter     `yaml:"dead_letter"`
-	HTTP       observe.Config `yaml:"http"`
-	Heartbeat  Heartbeat      `yaml:"heartbeat"`
-	Log        Log            `yaml:"log"`
+	Postgres   Postgres   `yaml:"postgres"`
+	Outbox     Outbox     `yaml:"outbox"`
+	Window     Window     `yaml:"window"`
+	Sinks      []Sink     `yaml:"sinks"`
+	DeadLetter DeadLetter `yaml:"dead_letter"`
+	HTTP       HTTP       `yaml:"http"`
+	Heartbeat  Heartbeat  `yaml:"heartbeat"`
+	Log        Log        `yaml:"log"`
 }
 
 // DeadLetter is where events set aside by the dead-letter policy go.
 type DeadLetter struct {
 	// Table is the schema-qualified dead-letter table, created by setup in
-	// the outbox's database. Default public.outbox_dead_letter.
+	// the outbox's database. Default public.outbox_dead_letter; an
+	// unqualified name means schema public.
 	Table string `yaml:"table"`
 }
 
@@ -56,11 +59,14 @@ type DeadLetter struct {
 // pg_logical_emit_message with the heartbeat prefix, written by outbox-cdc in
 // the slot's database and never published.
 type Heartbeat struct {
-	// Interval between heartbeats. Default 10s.
+	// Interval between heartbeats. Default 10s; must be positive.
 	Interval time.Duration `yaml:"interval"`
 	// Disabled turns heartbeats off, for read-only setups. Default false.
 	Disabled bool `yaml:"disabled"`
 }
+
+// DefaultHeartbeatInterval is Heartbeat.Interval's default.
+const DefaultHeartbeatInterval = 10 * time.Second
 
 // Postgres is the source database.
 type Postgres struct {
@@ -72,7 +78,7 @@ type Postgres struct {
 	// Publication is the publication. Default "outbox_cdc".
 	Publication string `yaml:"publication"`
 	// StatusInterval is how often the acknowledged position is confirmed to
-	// the server. Default 500ms.
+	// the server. Default 500ms; must be positive.
 	StatusInterval time.Duration `yaml:"status_interval"`
 	// ConnectTimeout bounds each connection attempt. Default 10s.
 	ConnectTimeout time.Duration `yaml:"connect_timeout"`
@@ -80,15 +86,60 @@ type Postgres struct {
 	DrainTimeout time.Duration `yaml:"drain_timeout"`
 	// StandbyPoll is how often a standby instance checks the slot. Default 1s.
 	StandbyPoll time.Duration `yaml:"standby_poll"`
-	// Reconnect is the backoff between reconnects.
-	Reconnect retry.Backoff `yaml:"reconnect"`
+	// Retry is the backoff between reconnects. Default 500ms doubling to
+	// 10s, full jitter. Formerly "reconnect" (still read, with a warning).
+	Retry Backoff `yaml:"retry" old:"reconnect"`
+}
+
+// Backoff is an exponential backoff with full jitter, the one shape of every
+// retry setting (postgres.retry, sinks[].retry and the brokers' retry).
+// Zero fields take the default of the key they sit under.
+type Backoff struct {
+	// Initial caps the first delay. Must be positive.
+	Initial time.Duration `yaml:"initial"`
+	// Max caps every delay. Must be positive.
+	Max time.Duration `yaml:"max"`
+	// Multiplier grows the cap per attempt. Must be at least 1.
+	Multiplier float64 `yaml:"multiplier"`
+}
+
+func (b Backoff) retry() retry.Backoff {
+	return retry.Backoff{Initial: b.Initial, Max: b.Max, Multiplier: b.Multiplier}
+}
+
+// Table is one outbox table.
+type Table struct {
+	// Name is the schema-qualified table name. Default "public.outbox"; an
+	// unqualified name means schema public.
+	Name string `yaml:"name"`
+	// Columns maps the table's columns; empty fields take the defaults.
+	Columns Columns `yaml:"columns"`
+	// DefaultSource is the CloudEvents source for rows whose source column is
+	// NULL or missing. Default outbox.default_source.
+	DefaultSource string `yaml:"default_source"`
+}
+
+// Columns maps outbox columns onto event fields. An empty field takes the
+// default column name shown; "-" means the table has no such column.
+type Columns struct {
+	ID              string `yaml:"id"`              // default "id"; required
+	Type            string `yaml:"type"`            // default "type"; required
+	Source          string `yaml:"source"`          // default "source"
+	Subject         string `yaml:"subject"`         // default "subject"
+	AggregateType   string `yaml:"aggregate_type"`  // default "aggregate_type"
+	AggregateID     string `yaml:"aggregate_id"`    // default "aggregate_id"
+	Data            string `yaml:"data"`            // default "data"
+	DataContentType string `yaml:"datacontenttype"` // default "datacontenttype"
+	DataSchema      string `yaml:"dataschema"`      // default "dataschema"
+	Headers         string `yaml:"headers"`         // default "headers"
+	Time            string `yaml:"time"`            // default "created_at"
 }
 
 // Outbox describes where events come from.
 type Outbox struct {
 	// Tables are the outbox tables. Default one table, public.outbox, with
 	// the default column names.
-	Tables []decoder.Table `yaml:"tables"`
+	Tables []Table `yaml:"tables"`
 	// MessagePrefix is the pg_logical_emit_message prefix of CloudEvent
 	// messages. Default "outbox".
 	MessagePrefix string `yaml:"message_prefix"`
@@ -98,199 +149,97 @@ type Outbox struct {
 	// one. Default none.
 	DefaultSource string `yaml:"default_source"`
 	// Retention prunes outbox rows every sink acknowledged. Off by default.
-	Retention retention.Config `yaml:"retention"`
+	Retention Retention `yaml:"retention"`
 	// OnInvalid is what happens to a row that cannot become a CloudEvent:
 	// "block" (default: the stream stops at it with an error naming table,
 	// row, LSN and column; the slot does not pass it) or "dead-letter" (the
 	// raw row is stored in the dead-letter table and the stream goes on).
-	OnInvalid string `yaml:"on_invalid"`
+	OnInvalid sink.Policy `yaml:"on_invalid"`
+}
+
+// Retention prunes acknowledged outbox rows. The zero Age turns it off.
+type Retention struct {
+	// Age: rows whose transaction committed longer ago (and that every sink
+	// acknowledged) are deleted. Default 0: never. Must not be negative.
+	Age time.Duration `yaml:"age"`
+	// Interval between pruning rounds. Default 1m.
+	Interval time.Duration `yaml:"interval"`
+	// Batch is the most rows one DELETE removes. Default 1000.
+	Batch int `yaml:"batch"`
 }
 
 // Window bounds the events in flight.
 type Window struct {
 	// MaxEvents defaults to 2048: enough to keep a broker 30 ms away busy at
 	// 60,000 events/s; raise it for brokers farther away (memory grows by a
-	// few KiB per event).
+	// few KiB per event). Must be positive.
 	MaxEvents int `yaml:"max_events"`
-	// MaxBytes defaults to 4 MiB.
+	// MaxBytes defaults to 4 MiB. Must be positive.
 	MaxBytes int64 `yaml:"max_bytes"`
+}
+
+// HTTP configures the HTTP server and the health rules.
+type HTTP struct {
+	// Addr is the listen address, host:port. Default 127.0.0.1:9187
+	// (loopback only); "-" disables the server (metrics are still kept).
+	Addr string `yaml:"addr"`
+	// SlotPoll is how often the slot's figures are read from the server.
+	// Default 10s.
+	SlotPoll time.Duration `yaml:"slot_poll"`
+	// SinkTimeout: a sink with events pending and no acknowledgement for this
+	// long makes /readyz fail. Default 30s.
+	SinkTimeout time.Duration `yaml:"sink_timeout"`
+	// MaxLag: /readyz fails while the oldest unacknowledged event committed
+	// longer ago than this. Default 5m.
+	MaxLag time.Duration `yaml:"max_lag"`
+	// MaxLagBytes: /readyz fails while the slot's confirmed position trails
+	// the server's WAL by more than this. Default 1 GiB.
+	MaxLagBytes int64 `yaml:"max_lag_bytes"`
+	// Stall: /healthz fails when the replication loop has not turned for this
+	// long. Default 2m.
+	Stall time.Duration `yaml:"stall"`
 }
 
 // Log configures logging.
 type Log struct {
 	// Level is debug, info, warn or error. Default info.
-	Level string `yaml:"level"`
+	Level LogLevel `yaml:"level"`
 	// Format is text or json. Default text.
-	Format string `yaml:"format"`
+	Format LogFormat `yaml:"format"`
 }
 
-// Sink is one destination. Type selects which of the type-specific keys
-// apply: path and sync for file and stdout; the kafka, nats or redis section
-// for brokers.
-type Sink struct {
-	Name string `yaml:"name"`
-	// Type is file, stdout, kafka, nats or redis.
-	Type string `yaml:"type"`
-	// Route selects the events this sink receives. Default all.
-	Route sink.Route `yaml:"route"`
-	// MaxBatch caps the events per publish call. Default 1024.
-	MaxBatch int `yaml:"max_batch"`
-	// Policy for an event the sink can never deliver (too large, not
-	// authorized, invalid destination): "block" (default: keep retrying it,
-	// the slot holds and /readyz says why) or "dead-letter" (store it in the
-	// dead-letter table and go on).
-	Policy string `yaml:"policy"`
-	// Retry spaces the retries of a blocked event. Default 100ms doubling to
-	// 30s, full jitter.
-	Retry retry.Backoff `yaml:"retry"`
-
-	// Path is the file sink's file ("-" is standard output).
-	Path string `yaml:"path"`
-	// Sync fsyncs each batch before acknowledging (file sink). Default false.
-	Sync bool `yaml:"sync"`
-
-	Brokers brokers `yaml:",inline"`
-}
-
-// File returns the file sink configuration.
-func (s Sink) File() file.Config {
-	if s.Type == "stdout" {
-		return file.Config{Path: "-"}
-	}
-	return file.Config{Path: s.Path, Sync: s.Sync}
-}
-
-// Load reads the YAML file at path (none when path is empty), applies the
-// environment (environ, as os.Environ returns it) and validates the result.
-// warn receives non-fatal findings such as unknown environment variables.
+// Load reads the YAML file at path (none when path is empty), lays the
+// environment (environ, as os.Environ returns it) over it, decodes it,
+// applies the defaults and validates the result. The error joins one
+// *KeyError per problem found, decoding and validation alike. warn receives
+// non-fatal findings: environment variables that match no key and
+// deprecated key names. Neither ever contains a value.
 func Load(path string, environ []string, warn func(string)) (*Config, error) {
-	cfg := &Config{}
+	if warn == nil {
+		warn = func(string) {}
+	}
+	var src []byte
 	if path != "" {
 		b, err := os.ReadFile(path)
 		if err != nil {
 			return nil, fmt.Errorf("config: %w", err)
 		}
-		dec := yaml.NewDecoder(bytes.NewReader(b))
-		dec.KnownFields(true)
-		if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("config: %s: %s", path, cleanYAMLError(err))
-		}
+		src = b
 	}
-	if err := applyEnv(cfg, environ, warn); err != nil {
+	d := newDecoder(path, warn)
+	root, err := d.parse(src)
+	if err != nil {
 		return nil, err
 	}
+	d.overlayEnv(root, environ)
+	cfg := &Config{}
+	d.decode(root, cfg)
 	cfg.setDefaults()
-	if err := cfg.Validate(); err != nil {
+	cfg.validate(d.problems)
+	if err := d.problems.err(); err != nil {
 		return nil, err
 	}
 	return cfg, nil
-}
-
-var fieldNotFound = regexp.MustCompile(`field (\S+) not found in type \S+`)
-
-func cleanYAMLError(err error) string {
-	s := err.Error()
-	s = strings.TrimPrefix(s, "yaml: unmarshal errors:\n  ")
-	return fieldNotFound.ReplaceAllString(s, "unknown config key $1")
-}
-
-func (c *Config) setDefaults() {
-	if c.Postgres.Slot == "" {
-		c.Postgres.Slot = "outbox_cdc"
-	}
-	if c.Postgres.Publication == "" {
-		c.Postgres.Publication = "outbox_cdc"
-	}
-	if c.HTTP.Addr == "" {
-		c.HTTP.Addr = observe.DefaultAddr
-	}
-	if c.DeadLetter.Table == "" {
-		c.DeadLetter.Table = "public.outbox_dead_letter"
-	} else if !strings.Contains(c.DeadLetter.Table, ".") {
-		c.DeadLetter.Table = "public." + c.DeadLetter.Table
-	}
-	if c.Outbox.OnInvalid == "" {
-		c.Outbox.OnInvalid = "block"
-	}
-	for i := range c.Sinks {
-		if c.Sinks[i].Policy == "" {
-			c.Sinks[i].Policy = "block"
-		}
-	}
-	if c.Heartbeat.Interval <= 0 {
-		c.Heartbeat.Interval = 10 * time.Second
-	}
-	if c.Log.Level == "" {
-		c.Log.Level = "info"
-	}
-	if c.Log.Format == "" {
-		c.Log.Format = "text"
-	}
-}
-
-// Validate checks every key and says which one is wrong.
-func (c *Config) Validate() error {
-	if c.Postgres.URL == "" {
-		return errors.New("config: postgres.url is required (or set OUTBOX_CDC_POSTGRES_URL)")
-	}
-	if err := c.Replication().Validate(); err != nil {
-		return fmt.Errorf("config: postgres: %w", err)
-	}
-	if err := c.Decoder().Validate(); err != nil {
-		return fmt.Errorf("config: outbox: %w", err)
-	}
-	if len(c.Sinks) == 0 {
-		return errors.New("config: sinks: at least one sink is required")
-	}
-	names := map[string]bool{}
-	for i, s := range c.Sinks {
-		where := fmt.Sprintf("config: sinks[%d]", i)
-		if s.Name == "" {
-			return fmt.Errorf("%s.name is required", where)
-		}
-		if names[s.Name] {
-			return fmt.Errorf("%s.name: %q is used twice", where, s.Name)
-		}
-		names[s.Name] = true
-		if err := s.Route.Validate(); err != nil {
-			return fmt.Errorf("%s.route: %w", where, err)
-		}
-		if s.Policy != "block" && s.Policy != "dead-letter" {
-			return fmt.Errorf("%s.policy: %q: want block or dead-letter", where, s.Policy)
-		}
-		switch s.Type {
-		case "file":
-			if s.Path == "" {
-				return fmt.Errorf("%s (%s): path is required for a file sink", where, s.Name)
-			}
-			fallthrough
-		case "stdout":
-			if err := s.File().Validate(); err != nil {
-				return fmt.Errorf("%s (%s): %w", where, s.Name, err)
-			}
-		default:
-			if err := s.Brokers.validate(s.Type); err != nil {
-				return fmt.Errorf("%s (%s): %w", where, s.Name, err)
-			}
-		}
-		if s.Type != "file" && (s.Path != "" || s.Sync) {
-			return fmt.Errorf("%s (%s): path and sync apply only to file sinks", where, s.Name)
-		}
-	}
-	if c.Outbox.OnInvalid != "block" && c.Outbox.OnInvalid != "dead-letter" {
-		return fmt.Errorf("config: outbox.on_invalid: %q: want block or dead-letter", c.Outbox.OnInvalid)
-	}
-	switch c.Log.Level {
-	case "debug", "info", "warn", "error":
-	default:
-		return fmt.Errorf("config: log.level %q: want debug, info, warn or error", c.Log.Level)
-	}
-	switch c.Log.Format {
-	case "text", "json":
-	default:
-		return fmt.Errorf("config: log.format %q: want text or json", c.Log.Format)
-	}
-	return nil
 }
 
 // Replication returns the replication stream's configuration.
@@ -300,14 +249,18 @@ func (c *Config) Replication() replication.Config {
 		URL: p.URL, Slot: p.Slot, Publication: p.Publication,
 		StatusInterval: p.StatusInterval, StandbyPoll: p.StandbyPoll,
 		DrainTimeout: p.DrainTimeout, ConnectTimeout: p.ConnectTimeout,
-		Reconnect: p.Reconnect,
+		Retry: p.Retry.retry(),
 	}
 }
 
 // Decoder returns the decoder's configuration.
 func (c *Config) Decoder() decoder.Config {
+	tables := make([]decoder.Table, len(c.Outbox.Tables))
+	for i, t := range c.Outbox.Tables {
+		tables[i] = decoder.Table{Name: t.Name, DefaultSource: t.DefaultSource, Columns: decoder.Columns(t.Columns)}
+	}
 	return decoder.Config{
-		Tables:          c.Outbox.Tables,
+		Tables:          tables,
 		MessagePrefix:   c.Outbox.MessagePrefix,
 		HeartbeatPrefix: c.Outbox.HeartbeatPrefix,
 		DefaultSource:   c.Outbox.DefaultSource,
@@ -319,13 +272,25 @@ func (c *Config) Checkpoint() checkpoint.Config {
 	return checkpoint.Config{MaxEvents: c.Window.MaxEvents, MaxBytes: c.Window.MaxBytes}
 }
 
+// Observe returns the HTTP server's configuration.
+func (c *Config) Observe() observe.Config {
+	h := c.HTTP
+	return observe.Config{Addr: h.Addr, SlotPoll: h.SlotPoll, SinkTimeout: h.SinkTimeout, MaxLag: h.MaxLag, MaxLagBytes: h.MaxLagBytes, Stall: h.Stall}
+}
+
+// Retention returns the outbox pruning configuration.
+func (c *Config) Retention() retention.Config {
+	r := c.Outbox.Retention
+	return retention.Config{Age: r.Age, Interval: r.Interval, Batch: r.Batch}
+}
+
 // UsesDeadLetter reports whether any policy stores dead letters.
 func (c *Config) UsesDeadLetter() bool {
-	if c.Outbox.OnInvalid == "dead-letter" {
+	if c.Outbox.OnInvalid == sink.PolicyDeadLetter {
 		return true
 	}
 	for _, s := range c.Sinks {
-		if s.Policy == "dead-letter" {
+		if s.Policy == sink.PolicyDeadLetter {
 			return true
 		}
 	}
@@ -340,3 +305,6 @@ func (c *Config) TableNames() []string {
 	}
 	return out
 }
+
+// errNoURL is the message for a missing postgres.url.
+var errNoURL = errors.New("is required (or set OUTBOX_CDC_POSTGRES_URL)")

@@ -41,7 +41,7 @@ postgres:
   connect_timeout: 5s
   drain_timeout: 1m
   standby_poll: 2s
-  reconnect:
+  retry:
     initial: 200ms
     max: 20s
     multiplier: 1.5
@@ -89,6 +89,16 @@ log:
   format: json
 `
 
+// defaultColumns are the column names of a table that names none.
+var defaultColumns = config.Columns{
+	ID: "id", Type: "type", Source: "source", Subject: "subject", AggregateType: "aggregate_type",
+	AggregateID: "aggregate_id", Data: "data", DataContentType: "datacontenttype", DataSchema: "dataschema",
+	Headers: "headers", Time: "created_at",
+}
+
+// defaultSinkRetry is sinks[].retry's default.
+var defaultSinkRetry = config.Backoff{Initial: retry.DefaultInitial, Max: retry.DefaultMax, Multiplier: retry.DefaultMultiplier}
+
 // field is one loaded value and the value expected.
 type field struct {
 	key       string
@@ -116,17 +126,17 @@ func everyKeyFields(c *config.Config) []field {
 		{"postgres.connect_timeout", c.Postgres.ConnectTimeout, 5 * time.Second},
 		{"postgres.drain_timeout", c.Postgres.DrainTimeout, time.Minute},
 		{"postgres.standby_poll", c.Postgres.StandbyPoll, 2 * time.Second},
-		{"postgres.reconnect", c.Postgres.Reconnect, retry.Backoff{Initial: 200 * time.Millisecond, Max: 20 * time.Second, Multiplier: 1.5}},
-		{"outbox.tables", c.Outbox.Tables, []decoder.Table{
+		{"postgres.retry", c.Postgres.Retry, config.Backoff{Initial: 200 * time.Millisecond, Max: 20 * time.Second, Multiplier: 1.5}},
+		{"outbox.tables", c.Outbox.Tables, []config.Table{
 			{
 				Name: "app.events", DefaultSource: "/app",
-				Columns: decoder.Columns{
+				Columns: config.Columns{
 					ID: "event_id", Type: "event_type", Source: "origin", Subject: "-", AggregateType: "stream",
 					AggregateID: "stream_id", Data: "payload", DataContentType: "ct", DataSchema: "schema_uri",
 					Headers: "meta", Time: "occurred_at",
 				},
 			},
-			{Name: "public.outbox"},
+			{Name: "public.outbox", DefaultSource: "/default", Columns: defaultColumns}, // defaults filled in
 		}},
 		{"outbox.message_prefix", c.Outbox.MessagePrefix, "events"},
 		{"outbox.heartbeat_prefix", c.Outbox.HeartbeatPrefix, "hb"},
@@ -135,18 +145,18 @@ func everyKeyFields(c *config.Config) []field {
 		{"window.max_bytes", c.Window.MaxBytes, int64(1 << 20)},
 		{"len(sinks)", len(c.Sinks), 2},
 		{"sinks[0].name", c.Sinks[0].Name, "out"},
-		{"sinks[0].type", c.Sinks[0].Type, "file"},
+		{"sinks[0].type", c.Sinks[0].Type, config.SinkFile},
 		{"sinks[0].path", c.Sinks[0].Path, "/var/lib/outbox-cdc/events.jsonl"},
 		{"sinks[0].sync", c.Sinks[0].Sync, true},
 		{"sinks[0].max_batch", c.Sinks[0].MaxBatch, 10},
-		{"sinks[0].route", c.Sinks[0].Route, sink.Route{Types: []string{"order.*", "*.created"}, AggregateTypes: []string{"order", "invoice"}}},
+		{"sinks[0].route", c.Sinks[0].Route, config.Route{Types: []string{"order.*", "*.created"}, AggregateTypes: []string{"order", "invoice"}}},
 		{"sinks[1].name", c.Sinks[1].Name, "console"},
-		{"sinks[1].type", c.Sinks[1].Type, "stdout"},
+		{"sinks[1].type", c.Sinks[1].Type, config.SinkStdout},
 		{"http.addr", c.HTTP.Addr, "127.0.0.1:9999"},
 		{"heartbeat.interval", c.Heartbeat.Interval, 3 * time.Second},
 		{"heartbeat.disabled", c.Heartbeat.Disabled, true},
-		{"log.level", c.Log.Level, "debug"},
-		{"log.format", c.Log.Format, "json"},
+		{"log.level", c.Log.Level, config.LogLevel("debug")},
+		{"log.format", c.Log.Format, config.LogFormat("json")},
 	}
 }
 
@@ -166,11 +176,11 @@ func TestLoadEveryKey(t *testing.T) {
 	r := got.Replication()
 	if r.URL != got.Postgres.URL || r.Slot != "my_slot" || r.Publication != "my_pub" || r.StatusInterval != 250*time.Millisecond ||
 		r.ConnectTimeout != 5*time.Second || r.DrainTimeout != time.Minute || r.StandbyPoll != 2*time.Second ||
-		r.Reconnect != got.Postgres.Reconnect {
+		r.Retry != (retry.Backoff{Initial: 200 * time.Millisecond, Max: 20 * time.Second, Multiplier: 1.5}) {
 		t.Errorf("Replication() = %+v", r)
 	}
 	d := got.Decoder()
-	if !reflect.DeepEqual(d.Tables, got.Outbox.Tables) || d.MessagePrefix != "events" || d.HeartbeatPrefix != "hb" || d.DefaultSource != "/default" {
+	if len(d.Tables) != 2 || d.Tables[0].Name != "app.events" || d.Tables[0].Columns.ID != "event_id" || d.MessagePrefix != "events" || d.HeartbeatPrefix != "hb" || d.DefaultSource != "/default" {
 		t.Errorf("Decoder() = %+v", d)
 	}
 	if c := got.Checkpoint(); c != (checkpoint.Config{MaxEvents: 100, MaxBytes: 1 << 20}) {
@@ -251,8 +261,8 @@ func TestEnvOverrides(t *testing.T) {
 		"OUTBOX_CDC_POSTGRES_URL=postgres://other@db:5432/app",
 		"OUTBOX_CDC_POSTGRES_SLOT=env_slot",
 		"OUTBOX_CDC_POSTGRES_STATUS_INTERVAL=2s",
-		"OUTBOX_CDC_POSTGRES_RECONNECT_MAX=1m30s",
-		"OUTBOX_CDC_POSTGRES_RECONNECT_MULTIPLIER=3",
+		"OUTBOX_CDC_POSTGRES_RETRY_MAX=1m30s",
+		"OUTBOX_CDC_POSTGRES_RETRY_MULTIPLIER=3",
 		"OUTBOX_CDC_OUTBOX_TABLES_0_COLUMNS_AGGREGATE_ID=agg",
 		"OUTBOX_CDC_OUTBOX_DEFAULT_SOURCE=/env",
 		"OUTBOX_CDC_WINDOW_MAX_BYTES=5000",
@@ -279,31 +289,32 @@ func TestEnvOverrides(t *testing.T) {
 		"postgres.url":             "postgres://other@db:5432/app",
 		"postgres.slot":            "env_slot",
 		"postgres.status_interval": 2 * time.Second,
-		"postgres.reconnect":       retry.Backoff{Initial: 200 * time.Millisecond, Max: 90 * time.Second, Multiplier: 3},
+		"postgres.retry":           config.Backoff{Initial: 200 * time.Millisecond, Max: 90 * time.Second, Multiplier: 3},
 		"outbox.default_source":    "/env",
 		"window.max_events":        7,
 		"window.max_bytes":         int64(5000),
 		"len(sinks)":               3,
 		"sinks[0].path":            "/tmp/from-env.jsonl",
 		"sinks[0].sync":            false,
-		"sinks[0].route":           sink.Route{Types: []string{"a.*", "b", "c"}, AggregateTypes: []string{"order", "invoice"}},
+		"sinks[0].route":           config.Route{Types: []string{"a.*", "b", "c"}, AggregateTypes: []string{"order", "invoice"}},
 		"heartbeat.interval":       time.Minute,
 		"heartbeat.disabled":       false,
-		"log.level":                "warn",
+		"log.level":                config.LogLevel("warn"),
 	}
 	for i := range fields {
 		if v, ok := override[fields[i].key]; ok {
 			fields[i].want = v
 		}
 		if fields[i].key == "outbox.tables" {
-			tables := slices.Clone(fields[i].want.([]decoder.Table))
+			tables := slices.Clone(fields[i].want.([]config.Table))
 			tables[0].Columns.AggregateID = "agg"
+			tables[1].DefaultSource = "/env" // from outbox.default_source
 			fields[i].want = tables
 		}
 	}
 	checkFields(t, fields)
 	if len(got.Sinks) == 3 {
-		want := config.Sink{Name: "extra", Type: "file", Path: "/tmp/extra.jsonl", Sync: true, MaxBatch: 64, Policy: "block"}
+		want := config.Sink{Name: "extra", Type: config.SinkFile, Path: "/tmp/extra.jsonl", Sync: true, MaxBatch: 64, Policy: sink.PolicyBlock, Retry: defaultSinkRetry}
 		if !reflect.DeepEqual(got.Sinks[2], want) {
 			t.Errorf("sinks[2] = %+v, want %+v", got.Sinks[2], want)
 		}
@@ -326,7 +337,8 @@ func TestEnvAloneCreatesSink(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []config.Sink{{Name: "events", Type: "file", Path: "/tmp/events.jsonl", Route: sink.Route{AggregateTypes: []string{"order"}}, Policy: "block"}}
+	want := []config.Sink{{Name: "events", Type: config.SinkFile, Path: "/tmp/events.jsonl", Route: config.Route{AggregateTypes: []string{"order"}},
+		MaxBatch: sink.DefaultMaxBatch, Policy: sink.PolicyBlock, Retry: defaultSinkRetry}}
 	if got.Postgres.URL != "host=db" || !reflect.DeepEqual(got.Sinks, want) {
 		t.Errorf("Load = %+v, want URL host=db and sinks %+v", got, want)
 	}
@@ -339,7 +351,7 @@ func TestEnvBadValues(t *testing.T) {
 		"OUTBOX_CDC_POSTGRES_STATUS_INTERVAL=500", // a duration needs a unit
 		"OUTBOX_CDC_SINKS_0_SYNC=maybe",
 		"OUTBOX_CDC_WINDOW_MAX_EVENTS=lots",
-		"OUTBOX_CDC_POSTGRES_RECONNECT_MULTIPLIER=double",
+		"OUTBOX_CDC_POSTGRES_RETRY_MULTIPLIER=double",
 	} {
 		name, _, _ := strings.Cut(kv, "=")
 		env := []string{"OUTBOX_CDC_POSTGRES_URL=host=db", "OUTBOX_CDC_SINKS_0_NAME=s", "OUTBOX_CDC_SINKS_0_TYPE=stdout", kv}
@@ -360,7 +372,6 @@ func TestEnvUnknownVariablesWarn(t *testing.T) {
 		"OUTBOX_CDC_POSTGRES_PASSWORD=s3cret",
 		"OUTBOX_CDC_NOPE=1",
 		"OUTBOX_CDC_SINKS_0_PAHT=1",
-		"OUTBOX_CDC_SINKS_5000_PATH=/tmp/x", // past any sane index
 		"OUTBOX_CDCX_POSTGRES_URL=not ours",
 		"PATH=/usr/bin",
 	}
@@ -373,7 +384,6 @@ func TestEnvUnknownVariablesWarn(t *testing.T) {
 		"OUTBOX_CDC_POSTGRES_PASSWORD",
 		"OUTBOX_CDC_POSTGRES_URLL",
 		"OUTBOX_CDC_SINKS_0_PAHT",
-		"OUTBOX_CDC_SINKS_5000_PATH",
 	}
 	if len(warn) != len(want) {
 		t.Fatalf("warnings = %q, want one each for %v", warn, want)
@@ -408,7 +418,7 @@ func TestValidateNamesTheKey(t *testing.T) {
 		{"duplicate sink names", base + "sinks: [{name: a, type: stdout}, {name: a, type: file, path: /x}]\n", []string{"sinks[1].name", `"a"`, "twice"}},
 		{"bad route glob", base + "sinks: [{name: a, type: stdout, route: {types: ['order.[']}}]\n", []string{"sinks[0].route", "order.["}},
 		{"bad aggregate route glob", base + "sinks: [{name: a, type: stdout}, {name: b, type: stdout, route: {aggregate_types: ['[']}}]\n", []string{"sinks[1].route"}},
-		{"unknown sink type", base + "sinks: [{name: a, type: carrier-pigeon}]\n", []string{"sinks[0]", "(a)", `"carrier-pigeon"`}},
+		{"unknown sink type", base + "sinks: [{name: a, type: carrier-pigeon}]\n", []string{"sinks[0].type", `"carrier-pigeon"`}},
 		{"file without path", base + "sinks: [{name: a, type: file}]\n", []string{"sinks[0]", "path is required"}},
 		{"file sync to stdout", base + "sinks: [{name: a, type: file, path: '-', sync: true}]\n", []string{"sinks[0]", "sync"}},
 		{"bad slot name", "postgres: {url: x, slot: Outbox-Slot}\nsinks: [{name: s, type: stdout}]\n", []string{"postgres", "slot", "Outbox-Slot"}},

@@ -1,182 +1,229 @@
 package config
 
 import (
+	"cmp"
 	"fmt"
 	"reflect"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
-	"time"
+
+	"go.yaml.in/yaml/v3"
 )
 
-// applyEnv sets every key for which an OUTBOX_CDC_ variable exists.
-func applyEnv(cfg *Config, environ []string, warn func(string)) error {
-	env := map[string]string{}
+// The environment is laid over the file as YAML nodes before anything is
+// decoded, so an environment value goes through exactly the decoding and the
+// checks of a value in the file, and its errors name the variable.
+//
+// koanf was tried for this layering and measured short of what the
+// configuration promises: its env provider cannot tell the key separator from
+// the underscores inside keys (OUTBOX_CDC_POSTGRES_STATUS_INTERVAL became
+// postgres.status.interval) without a transform that knows the schema,
+// treats a list index as a map key (OUTBOX_CDC_SINKS_0_PATH replaced the
+// file's whole sinks list), and its flattened maps lose the line of every
+// value and cannot say which keys or variables match nothing.
+
+// step is one step of a key path: a key (by its name and deprecated names)
+// or a list index.
+type step struct {
+	name  string
+	names []string
+	via   string // the name the variable used
+	index int    // -1 for a key
+}
+
+// setting is one environment variable that names a key.
+type setting struct {
+	name, value string
+	steps       []step
+	leaf        reflect.Type
+}
+
+// resolveEnv finds the key path that name (without the prefix) names under
+// struct type t.
+func resolveEnv(t reflect.Type, name string) ([]step, reflect.Type, bool) {
+	for _, f := range fieldsOf(t) {
+		for _, key := range f.names {
+			up := strings.ToUpper(key)
+			st := step{name: f.name, names: f.names, via: key, index: -1}
+			if name == up && isLeaf(f.typ) {
+				return []step{st}, f.typ, true
+			}
+			rest, ok := strings.CutPrefix(name, up+"_")
+			if !ok || isLeaf(f.typ) {
+				continue
+			}
+			et := f.typ
+			if et.Kind() == reflect.Pointer {
+				et = et.Elem()
+			}
+			if et.Kind() == reflect.Slice {
+				idx, rest2, ok := strings.Cut(rest, "_")
+				i, err := strconv.Atoi(idx)
+				if !ok || err != nil || strings.TrimLeft(idx, "0123456789") != "" {
+					continue
+				}
+				if sub, leaf, ok := resolveEnv(et.Elem(), rest2); ok {
+					return append([]step{st, {index: i}}, sub...), leaf, true
+				}
+				continue
+			}
+			if sub, leaf, ok := resolveEnv(et, rest); ok {
+				return append([]step{st}, sub...), leaf, true
+			}
+		}
+	}
+	return nil, nil, false
+}
+
+// overlayEnv lays every OUTBOX_CDC_ variable of environ over root.
+func (d *yamlDecoder) overlayEnv(root *yaml.Node, environ []string) {
+	var settings []setting
+	var unknown []string
 	for _, kv := range environ {
 		k, v, ok := strings.Cut(kv, "=")
-		if ok && strings.HasPrefix(k, EnvPrefix+"_") {
-			env[k] = v
+		rest, ours := strings.CutPrefix(k, EnvPrefix+"_")
+		if !ok || !ours || k == EnvPrefix+"_CONFIG" {
+			continue
 		}
+		steps, leaf, ok := resolveEnv(reflect.TypeFor[Config](), rest)
+		if !ok {
+			unknown = append(unknown, k)
+			continue
+		}
+		settings = append(settings, setting{name: k, value: v, steps: steps, leaf: leaf})
 	}
-	if len(env) == 0 {
-		return nil
+	slices.Sort(unknown)
+	for _, k := range slices.Compact(unknown) {
+		d.warn("environment variable " + k + " matches no config key; ignored")
 	}
-	used := map[string]bool{EnvPrefix + "_CONFIG": true}
-	if err := walkEnv(reflect.ValueOf(cfg).Elem(), EnvPrefix, env, used); err != nil {
-		return err
-	}
-	if warn != nil {
-		var unknown []string
-		for k := range env {
-			if !used[k] {
-				unknown = append(unknown, k)
+	// Lower list indices first, so that entries added at the end come in
+	// order whatever the order of the environment.
+	slices.SortStableFunc(settings, func(a, b setting) int {
+		for i := 0; i < len(a.steps) && i < len(b.steps); i++ {
+			if c := cmp.Compare(a.steps[i].index, b.steps[i].index); c != 0 {
+				return c
+			}
+			if c := cmp.Compare(a.steps[i].name, b.steps[i].name); c != 0 {
+				return c
 			}
 		}
-		sort.Strings(unknown)
-		for _, k := range unknown {
-			warn("environment variable " + k + " matches no config key; ignored")
-		}
+		return cmp.Compare(len(a.steps), len(b.steps))
+	})
+	for _, s := range settings {
+		d.set(root, s)
 	}
-	return nil
 }
 
-var durationType = reflect.TypeOf(time.Duration(0))
-
-func walkEnv(v reflect.Value, prefix string, env map[string]string, used map[string]bool) error {
-	t := v.Type()
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		if !f.IsExported() {
-			continue
-		}
-		tag := strings.Split(f.Tag.Get("yaml"), ",")
-		fv := v.Field(i)
-		if len(tag) > 1 && tag[1] == "inline" {
-			if err := walkEnv(fv, prefix, env, used); err != nil {
-				return err
+// set puts one variable's value into the node tree, making the mappings and
+// list entries on its way.
+func (d *yamlDecoder) set(root *yaml.Node, s setting) {
+	where := "environment variable " + s.name
+	n, path := root, ""
+	for i, st := range s.steps {
+		last := i == len(s.steps)-1
+		if st.index >= 0 {
+			if isNull(n) {
+				*n = yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
 			}
+			if n.Kind != yaml.SequenceNode {
+				d.problems.decodeErr(path, where, fmt.Errorf("is not a list in the file, so %s cannot set an entry of it", s.name))
+				return
+			}
+			switch l := len(n.Content); {
+			case st.index < l:
+				n = deref(n.Content[st.index])
+			case st.index == l:
+				c := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+				n.Content = append(n.Content, c)
+				n = c
+			default:
+				d.problems.decodeErr(fmt.Sprintf("%s[%d]", path, st.index), where,
+					fmt.Errorf("is past the end: %s has %d %s, so a new entry takes index %d", path, l, plural(l, "entry", "entries"), l))
+				return
+			}
+			path = fmt.Sprintf("%s[%d]", path, st.index)
 			continue
 		}
-		if tag[0] == "" || tag[0] == "-" {
-			continue
+		if st.via != st.name {
+			d.warn(fmt.Sprintf("environment variable %s names the deprecated config key %s: call it %s", s.name, join(path, st.via), join(path, st.name)))
 		}
-		name := prefix + "_" + strings.ToUpper(tag[0])
-		if err := setEnv(fv, name, env, used); err != nil {
-			return err
+		path = join(path, st.name)
+		if isNull(n) {
+			*n = yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
 		}
+		if n.Kind != yaml.MappingNode {
+			d.problems.decodeErr(path, where, fmt.Errorf("is inside a value that is not keys and values in the file, so %s cannot set it", s.name))
+			return
+		}
+		j := -1
+		for k := 0; k+1 < len(n.Content); k += 2 {
+			if slices.Contains(st.names, n.Content[k].Value) {
+				j = k
+			}
+		}
+		if last {
+			v, err := d.envValue(s)
+			if err != nil {
+				d.problems.decodeErr(path, where, err)
+				return
+			}
+			if j >= 0 {
+				n.Content[j+1] = v
+			} else {
+				n.Content = append(n.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: st.name}, v)
+			}
+			return
+		}
+		if j < 0 {
+			n.Content = append(n.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: st.name},
+				&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null"})
+			j = len(n.Content) - 2
+		}
+		n = deref(n.Content[j+1])
 	}
-	return nil
 }
 
-func setEnv(fv reflect.Value, name string, env map[string]string, used map[string]bool) error {
+func deref(n *yaml.Node) *yaml.Node {
+	for n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	return n
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// envValue makes the node for a variable's value: a list of strings from a
+// comma-separated value, a boolean as strconv.ParseBool reads it, a string
+// as it is, anything else as a YAML plain scalar.
+func (d *yamlDecoder) envValue(s setting) (*yaml.Node, error) {
+	var n *yaml.Node
+	t := s.leaf
 	switch {
-	case fv.Kind() == reflect.Struct:
-		return walkEnv(fv, name, env, used)
-	case fv.Kind() == reflect.Pointer && fv.Type().Elem().Kind() == reflect.Struct:
-		if !hasPrefix(env, name+"_") {
-			return nil
-		}
-		if fv.IsNil() {
-			fv.Set(reflect.New(fv.Type().Elem()))
-		}
-		return walkEnv(fv.Elem(), name, env, used)
-	case fv.Kind() == reflect.Slice && fv.Type().Elem().Kind() == reflect.Struct:
-		n := fv.Len()
-		for k := range env {
-			if rest, ok := strings.CutPrefix(k, name+"_"); ok {
-				idx, _, _ := strings.Cut(rest, "_")
-				if i, err := strconv.Atoi(idx); err == nil && i >= n && i < 1000 {
-					n = i + 1
-				}
-			}
-		}
-		if n > fv.Len() {
-			grown := reflect.MakeSlice(fv.Type(), n, n)
-			reflect.Copy(grown, fv)
-			fv.Set(grown)
-		}
-		for i := 0; i < fv.Len(); i++ {
-			if err := walkEnv(fv.Index(i), name+"_"+strconv.Itoa(i), env, used); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	val, ok := env[name]
-	if !ok {
-		return nil
-	}
-	used[name] = true
-	if err := setScalar(fv, val); err != nil {
-		return fmt.Errorf("config: environment variable %s: %w", name, err)
-	}
-	return nil
-}
-
-func hasPrefix(env map[string]string, p string) bool {
-	for k := range env {
-		if strings.HasPrefix(k, p) {
-			return true
-		}
-	}
-	return false
-}
-
-func setScalar(fv reflect.Value, val string) error {
-	if fv.Type() == durationType {
-		d, err := time.ParseDuration(val)
-		if err != nil {
-			return err
-		}
-		fv.SetInt(int64(d))
-		return nil
-	}
-	switch fv.Kind() {
-	case reflect.String:
-		fv.SetString(val)
-	case reflect.Bool:
-		b, err := strconv.ParseBool(val)
-		if err != nil {
-			return err
-		}
-		fv.SetBool(b)
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		n, err := strconv.ParseInt(val, 10, 64)
-		if err != nil {
-			return err
-		}
-		fv.SetInt(n)
-	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		n, err := strconv.ParseUint(val, 10, 64)
-		if err != nil {
-			return err
-		}
-		fv.SetUint(n)
-	case reflect.Float32, reflect.Float64:
-		n, err := strconv.ParseFloat(val, 64)
-		if err != nil {
-			return err
-		}
-		fv.SetFloat(n)
-	case reflect.Slice:
-		if fv.Type().Elem().Kind() != reflect.String {
-			return fmt.Errorf("cannot set a list of %s from the environment", fv.Type().Elem())
-		}
-		var parts []string
-		for _, p := range strings.Split(val, ",") {
+	case reflect.PointerTo(t).Implements(textUnmarshaler) || t.Kind() == reflect.String:
+		n = &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: s.value}
+	case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.String:
+		n = &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
+		for _, p := range strings.Split(s.value, ",") {
 			if p = strings.TrimSpace(p); p != "" {
-				parts = append(parts, p)
+				n.Content = append(n.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: p})
 			}
 		}
-		fv.Set(reflect.ValueOf(parts))
-	case reflect.Pointer:
-		nv := reflect.New(fv.Type().Elem())
-		if err := setScalar(nv.Elem(), val); err != nil {
-			return err
+	case t.Kind() == reflect.Map:
+		return nil, fmt.Errorf("cannot be set from the environment (%s); set it in the file", s.name)
+	case t.Kind() == reflect.Bool:
+		n = &yaml.Node{Kind: yaml.ScalarNode, Value: s.value}
+		if b, err := strconv.ParseBool(s.value); err == nil {
+			n.Tag, n.Value = "!!bool", strconv.FormatBool(b)
 		}
-		fv.Set(nv)
 	default:
-		return fmt.Errorf("cannot set a %s from the environment", fv.Type())
+		n = &yaml.Node{Kind: yaml.ScalarNode, Value: s.value}
 	}
-	return nil
+	d.envVar[n] = s.name
+	return n, nil
 }

@@ -31,7 +31,7 @@ func TestReadmeSinkExampleLoads(t *testing.T) {
 	}
 	types := map[string]bool{}
 	for _, s := range cfg.Sinks {
-		types[s.Type] = true
+		types[string(s.Type)] = true
 	}
 	for _, want := range []string{"kafka", "nats", "redis", "file"} {
 		if !types[want] {
@@ -58,5 +58,29 @@ func TestReadmeConfigReferenceLoads(t *testing.T) {
 	}
 	if _, err := config.Load(path, nil, nil); err != nil {
 		t.Fatalf("README configuration reference: %v", err)
+	}
+}
+
+// The configuration page's reference is a valid configuration too.
+func TestDocsConfigReferenceLoads(t *testing.T) {
+	b, err := os.ReadFile("../docs/configuration.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(b), "```yaml\n")
+	if !ok {
+		t.Fatal("docs/configuration.md has no YAML block")
+	}
+	block, _, _ := strings.Cut(rest, "```")
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(path, []byte(block), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var warn warnings
+	if _, err := config.Load(path, nil, warn.add); err != nil {
+		t.Fatalf("docs/configuration.md reference: %v", err)
+	}
+	if len(warn) != 0 {
+		t.Errorf("docs/configuration.md reference uses deprecated keys: %q", warn)
 	}
 }

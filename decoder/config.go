@@ -16,29 +16,29 @@ const (
 // Columns maps outbox columns onto event fields. An empty field takes the
 // default column name shown; "-" means the table has no such column.
 type Columns struct {
-	ID              string `yaml:"id"`              // default "id"; required
-	Type            string `yaml:"type"`            // default "type"; required
-	Source          string `yaml:"source"`          // default "source"
-	Subject         string `yaml:"subject"`         // default "subject"
-	AggregateType   string `yaml:"aggregate_type"`  // default "aggregate_type"
-	AggregateID     string `yaml:"aggregate_id"`    // default "aggregate_id"
-	Data            string `yaml:"data"`            // default "data"
-	DataContentType string `yaml:"datacontenttype"` // default "datacontenttype"
-	DataSchema      string `yaml:"dataschema"`      // default "dataschema"
-	Headers         string `yaml:"headers"`         // default "headers"
-	Time            string `yaml:"time"`            // default "created_at"
+	ID              string // default "id"; required
+	Type            string // default "type"; required
+	Source          string // default "source"
+	Subject         string // default "subject"
+	AggregateType   string // default "aggregate_type"
+	AggregateID     string // default "aggregate_id"
+	Data            string // default "data"
+	DataContentType string // default "datacontenttype"
+	DataSchema      string // default "dataschema"
+	Headers         string // default "headers"
+	Time            string // default "created_at"
 }
 
 // Table is one outbox table.
 type Table struct {
 	// Name is the schema-qualified table name. Default "public.outbox"; an
 	// unqualified name means schema public.
-	Name string `yaml:"name"`
+	Name string
 	// Columns maps the table's columns; zero fields take the defaults.
-	Columns Columns `yaml:"columns"`
+	Columns Columns
 	// DefaultSource is the CloudEvents source for rows whose source column is
 	// NULL or missing. Default none: such a row is an error.
-	DefaultSource string `yaml:"default_source"`
+	DefaultSource string
 }
 
 // Config configures a Decoder.
@@ -106,24 +106,25 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
-// Validate checks c after defaults.
+// Validate checks c after defaults and returns every problem, joined.
 func (c Config) Validate() error {
 	c = c.WithDefaults()
+	var errs []error
 	seen := map[string]bool{}
 	for _, t := range c.Tables {
 		if seen[t.Name] {
-			return fmt.Errorf("outbox table %s is listed twice", t.Name)
+			errs = append(errs, fmt.Errorf("outbox table %s is listed twice", t.Name))
 		}
 		seen[t.Name] = true
 		if t.Columns.ID == "-" || t.Columns.Type == "-" {
-			return fmt.Errorf("outbox table %s: the id and type columns are required", t.Name)
+			errs = append(errs, fmt.Errorf("outbox table %s: the id and type columns are required", t.Name))
 		}
 		if strings.Count(t.Name, ".") != 1 {
-			return fmt.Errorf("outbox table %q: want schema.table", t.Name)
+			errs = append(errs, fmt.Errorf("outbox table %q: want schema.table", t.Name))
 		}
 	}
 	if c.MessagePrefix == c.HeartbeatPrefix {
-		return errors.New("message_prefix and heartbeat_prefix must differ")
+		errs = append(errs, errors.New("message_prefix and heartbeat_prefix must differ"))
 	}
-	return nil
+	return errors.Join(errs...)
 }

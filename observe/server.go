@@ -35,22 +35,22 @@ const (
 type Config struct {
 	// Addr is the listen address. Default 127.0.0.1:9187 (loopback only);
 	// "-" disables the server (metrics are still kept).
-	Addr string `yaml:"addr"`
+	Addr string
 	// SlotPoll is how often the slot's figures are read from the server.
 	// Default 10s.
-	SlotPoll time.Duration `yaml:"slot_poll"`
+	SlotPoll time.Duration
 	// SinkTimeout: a sink with events pending and no acknowledgement for this
 	// long makes /readyz fail. Default 30s.
-	SinkTimeout time.Duration `yaml:"sink_timeout"`
+	SinkTimeout time.Duration
 	// MaxLag: /readyz fails while the oldest unacknowledged event committed
 	// longer ago than this. Default 5m.
-	MaxLag time.Duration `yaml:"max_lag"`
+	MaxLag time.Duration
 	// MaxLagBytes: /readyz fails while the slot's confirmed position trails
 	// the server's WAL by more than this. Default 1 GiB.
-	MaxLagBytes int64 `yaml:"max_lag_bytes"`
+	MaxLagBytes int64
 	// Stall: /healthz fails when the replication loop has not turned for this
 	// long. Default 2m.
-	Stall time.Duration `yaml:"stall"`
+	Stall time.Duration
 }
 
 func (c Config) withDefaults() Config {

@@ -15,6 +15,10 @@ const (
 	DefaultStandbyPoll    = time.Second
 	DefaultDrainTimeout   = 30 * time.Second
 	DefaultConnectTimeout = 10 * time.Second
+	// DefaultRetryInitial and DefaultRetryMax are Retry's defaults (its
+	// multiplier is retry.DefaultMultiplier).
+	DefaultRetryInitial = 500 * time.Millisecond
+	DefaultRetryMax     = 10 * time.Second
 )
 
 var identRE = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
@@ -38,26 +42,28 @@ type Config struct {
 	DrainTimeout time.Duration
 	// ConnectTimeout bounds each connection attempt. Default 10s.
 	ConnectTimeout time.Duration
-	// Reconnect is the backoff between reconnect attempts.
-	Reconnect retry.Backoff
+	// Retry is the backoff between reconnect attempts. Default 500ms
+	// doubling to 10s.
+	Retry retry.Backoff
 	// NoKeepaliveFollow stops the confirmed position from following the
 	// server's keepalive WAL end while nothing is in flight. For tests that
 	// need to see WAL pinned; never set it in production.
 	NoKeepaliveFollow bool
 }
 
-// Validate checks c.
+// Validate checks c and returns every problem, joined.
 func (c Config) Validate() error {
+	var errs []error
 	if c.URL == "" {
-		return errors.New("postgres url is empty")
+		errs = append(errs, errors.New("postgres url is empty"))
 	}
 	if !identRE.MatchString(c.Slot) {
-		return fmt.Errorf("slot name %q: use lower-case letters, digits and underscores (at most 63)", c.Slot)
+		errs = append(errs, fmt.Errorf("slot name %q: use lower-case letters, digits and underscores (at most 63)", c.Slot))
 	}
 	if !identRE.MatchString(c.Publication) {
-		return fmt.Errorf("publication name %q: use lower-case letters, digits and underscores (at most 63)", c.Publication)
+		errs = append(errs, fmt.Errorf("publication name %q: use lower-case letters, digits and underscores (at most 63)", c.Publication))
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 func (c Config) withDefaults() Config {
@@ -73,11 +79,11 @@ func (c Config) withDefaults() Config {
 	if c.ConnectTimeout <= 0 {
 		c.ConnectTimeout = DefaultConnectTimeout
 	}
-	if c.Reconnect.Initial <= 0 {
-		c.Reconnect.Initial = 500 * time.Millisecond
+	if c.Retry.Initial <= 0 {
+		c.Retry.Initial = DefaultRetryInitial
 	}
-	if c.Reconnect.Max <= 0 {
-		c.Reconnect.Max = 10 * time.Second
+	if c.Retry.Max <= 0 {
+		c.Retry.Max = DefaultRetryMax
 	}
 	return c
 }

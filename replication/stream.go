@@ -150,7 +150,7 @@ func (s *Stream) Run(ctx context.Context) error {
 		if s.hooks.Reconnect != nil {
 			s.hooks.Reconnect(err)
 		}
-		if err := s.cfg.Reconnect.Sleep(ctx, attempt); err != nil {
+		if err := s.cfg.Retry.Sleep(ctx, attempt); err != nil {
 			return nil
 		}
 		s.turn(time.Now())

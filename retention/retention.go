@@ -32,11 +32,11 @@ const (
 type Config struct {
 	// Age: rows whose transaction committed longer ago (and that every sink
 	// acknowledged) are deleted. Default 0: never.
-	Age time.Duration `yaml:"age"`
+	Age time.Duration
 	// Interval between pruning rounds. Default 1m.
-	Interval time.Duration `yaml:"interval"`
+	Interval time.Duration
 	// Batch is the most rows one DELETE removes. Default 1000.
-	Batch int `yaml:"batch"`
+	Batch int
 }
 
 // Acked returns the commit time of the newest transaction every sink

@@ -20,11 +20,11 @@ const (
 // A Backoff is a value; it holds no state and is safe for concurrent use.
 type Backoff struct {
 	// Initial is the cap of the first delay. Default 100ms.
-	Initial time.Duration `yaml:"initial"`
+	Initial time.Duration
 	// Max caps every delay. Default 30s.
-	Max time.Duration `yaml:"max"`
+	Max time.Duration
 	// Multiplier grows the cap per attempt. Default 2.
-	Multiplier float64 `yaml:"multiplier"`
+	Multiplier float64
 }
 
 // Cap returns the upper bound of the delay before retry attempt n (n >= 1).

@@ -12,8 +12,8 @@ import (
 // and its aggregate type matches one of AggregateTypes (if any are set).
 // Patterns are shell globs as in path.Match: "order.*", "*.created".
 type Route struct {
-	Types          []string `yaml:"types"`
-	AggregateTypes []string `yaml:"aggregate_types"`
+	Types          []string
+	AggregateTypes []string
 }
 
 // Validate checks every pattern.

@@ -20,15 +20,15 @@ func OpenSink(ctx context.Context, sc config.Sink, opts sink.Options) (sink.Sink
 // openSink opens the sink sc describes.
 func openSink(ctx context.Context, sc config.Sink, opts sink.Options) (sink.Sink, error) {
 	switch sc.Type {
-	case "file", "stdout":
+	case config.SinkFile, config.SinkStdout:
 		return file.Open(sc.File(), opts)
-	case "kafka":
-		return kafka.New(ctx, *sc.Brokers.Kafka, opts)
-	case "nats":
-		return nats.New(ctx, *sc.Brokers.NATS, opts)
-	case "redis":
+	case config.SinkKafka:
+		return kafka.New(ctx, sc.KafkaConfig(), opts)
+	case config.SinkNATS:
+		return nats.New(ctx, sc.NATSConfig(), opts)
+	case config.SinkRedis:
 		redis.SetClientLogger(opts.Logger)
-		return redis.New(ctx, *sc.Brokers.Redis, opts)
+		return redis.New(ctx, sc.RedisConfig(), opts)
 	}
 	return nil, fmt.Errorf("sink %s: unknown type %q", sc.Name, sc.Type)
 }

@@ -105,9 +105,10 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 			closeAll()
 			return err
 		}
-		targets = append(targets, sink.Target{Name: sc.Name, Sink: s, Route: sc.Route, MaxBatch: sc.MaxBatch,
-			Policy: sink.Policy(sc.Policy), Backoff: sc.Retry, Observer: obs,
-			Reopen: func(ctx context.Context) (sink.Sink, error) { return openSink(ctx, sc, sopts) }})
+		t := sc.Target()
+		t.Sink, t.Observer = s, obs
+		t.Reopen = func(ctx context.Context) (sink.Sink, error) { return openSink(ctx, sc, sopts) }
+		targets = append(targets, t)
 	}
 	for _, c := range opts.Sinks {
 		sopts := sink.Options{Name: c.Name, Logger: logger, Observer: obs, Index: len(targets)}
@@ -155,7 +156,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	}
 	cp := checkpoint.New(cfg.Checkpoint(), 0)
 	hooks := pipeline.Hooks{Decoded: metrics.Decoded}
-	if cfg.Outbox.OnInvalid == "dead-letter" {
+	if cfg.Outbox.OnInvalid == sink.PolicyDeadLetter {
 		hooks.Invalid = func(derr *decoder.Error) error {
 			metrics.DecodeError()
 			for try := 1; ; try++ {
@@ -175,7 +176,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	pl := pipeline.New(dec, cp, fan, hooks)
 	rcfg := cfg.Replication()
 	rcfg.NoKeepaliveFollow = opts.NoKeepaliveFollow
-	server := observe.NewServer(cfg.HTTP, metrics, cfg.Postgres.URL, cfg.Postgres.Slot, logger)
+	server := observe.NewServer(cfg.Observe(), metrics, cfg.Postgres.URL, cfg.Postgres.Slot, logger)
 	stream, err := replication.New(rcfg, pl, logger, replication.Hooks{
 		State:      metrics.State,
 		Reconnect:  server.Reconnect,
@@ -219,7 +220,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 			return err
 		}
 		defer pool.Close()
-		go retention.Run(streamCtx, pool, cfg.TableNames(), cfg.Outbox.Retention, cp.LastAcked, logger)
+		go retention.Run(streamCtx, pool, cfg.TableNames(), cfg.Retention(), cp.LastAcked, logger)
 	}
 	if !cfg.Heartbeat.Disabled {
 		go heartbeat(streamCtx, cfg, cfg.Decoder().WithDefaults().HeartbeatPrefix, stream, logger)

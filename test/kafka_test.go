@@ -54,7 +54,7 @@ func (k *kafkaKit) sinkYAML(name string) string {
       topic: %s
       create_topics: true
       partitions: 4
-      backoff: {initial: 100ms, max: 1s}`, name, k.k.Addr(), k.topic)
+      retry: {initial: 100ms, max: 1s}`, name, k.k.Addr(), k.topic)
 }
 
 func (k *kafkaKit) stop(t *testing.T) {

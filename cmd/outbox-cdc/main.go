@@ -84,6 +84,9 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	var warnings []string
 	cfg, err := config.Load(*cfgPath, os.Environ(), func(s string) { warnings = append(warnings, s) })
 	if err != nil {
+		for _, w := range warnings {
+			fmt.Fprintln(stderr, "outbox-cdc: warning:", w)
+		}
 		fmt.Fprintln(stderr, "outbox-cdc:", err)
 		return 1
 	}
@@ -116,9 +119,7 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 }
 
 func newLogger(c config.Log, w io.Writer) *slog.Logger {
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(c.Level))
-	opts := &slog.HandlerOptions{Level: level}
+	opts := &slog.HandlerOptions{Level: c.Level.Slog()}
 	if c.Format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}

@@ -6,11 +6,11 @@ import "errors"
 type Config struct {
 	// Path is the file events are appended to; "-" or "" means standard
 	// output. The file is created with mode 0644 if missing.
-	Path string `yaml:"path"`
+	Path string
 	// Sync makes every batch fsync before it is acknowledged, so an
 	// acknowledged event survives a host crash, not only a process crash.
 	// Default false: acknowledged once written to the operating system.
-	Sync bool `yaml:"sync"`
+	Sync bool
 }
 
 // Validate checks the configuration.

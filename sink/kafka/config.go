@@ -24,10 +24,10 @@ const (
 	// cannot be read; it is franz-go's default, below Kafka's default
 	// message.max.bytes of 1048588.
 	DefaultBatchMaxBytes = 1000012
-	// DefaultBackoffMax caps the delay between retries (retry.Backoff's
+	// DefaultRetryMax caps the delay between retries (retry.Backoff's
 	// own default of 30s would leave a recovered broker idle for up to
 	// half a minute).
-	DefaultBackoffMax = 2 * time.Second
+	DefaultRetryMax = 2 * time.Second
 
 	maxBatchMaxBytes = 64 << 20 // below franz-go's 100 MiB broker write limit
 	minBatchMaxBytes = 1 << 10
@@ -44,66 +44,66 @@ const (
 // means its default.
 type Config struct {
 	// Brokers are the seed brokers, host:port. Required.
-	Brokers []string `yaml:"brokers"`
+	Brokers []string
 	// ClientID is sent to the brokers (their logs and quotas). Default
 	// "outbox-cdc".
-	ClientID string `yaml:"client_id"`
+	ClientID string
 	// Topic names each event's topic as a template over the event
 	// (sink.ParseTemplate), e.g. "outbox.{{.AggregateType}}" (the default)
 	// or a fixed name such as "orders".
-	Topic string `yaml:"topic"`
+	Topic string
 	// ContentMode is "binary" (the default: data as the record value,
 	// attributes as ce_* headers) or "structured" (the whole event as
 	// CloudEvents JSON in the value, content-type
 	// application/cloudevents+json).
-	ContentMode string `yaml:"content_mode"`
+	ContentMode string
 
 	// CreateTopics makes the sink create missing topics (at startup for a
 	// fixed topic, on first use for a templated one). Default false: a
 	// fixed topic must exist at startup, and an event routed to a missing
 	// topic is a permanent error.
-	CreateTopics bool `yaml:"create_topics"`
+	CreateTopics bool
 	// Partitions of created topics. Default 0: the broker's num.partitions.
 	// Needs CreateTopics.
-	Partitions int32 `yaml:"partitions"`
+	Partitions int32
 	// ReplicationFactor of created topics. Default 0: the broker's
 	// default.replication.factor. Needs CreateTopics.
-	ReplicationFactor int16 `yaml:"replication_factor"`
+	ReplicationFactor int16
 	// TopicConfig holds topic-level configs for created topics, e.g.
 	// {"retention.ms": "604800000"}. Default none. Needs CreateTopics.
-	TopicConfig map[string]string `yaml:"topic_config"`
+	TopicConfig map[string]string
 
 	// Compression codec of record batches: "none", "gzip", "snappy", "lz4"
 	// or "zstd". Default "lz4": the cheapest codec in CPU, which typically
 	// shrinks JSON events 2-4x on the wire and on the brokers' disks.
-	Compression string `yaml:"compression"`
+	Compression string
 	// Linger is how long a partition waits for more records before a batch
 	// is sent. Default 2ms: at 5,000 events/s it adds at most 2ms of
 	// latency, and it keeps batches large when the CPU is contended, which
 	// spares the broker many tiny requests. A negative value (e.g. "-1ms")
 	// sends at once.
-	Linger time.Duration `yaml:"linger"`
+	Linger time.Duration
 	// BatchMaxBytes caps a record batch (before compression). Default 0:
 	// each topic's max.message.bytes as the broker reports it, or 1000012
 	// when it cannot be read. A smaller explicit value wins; a single event
 	// larger than the cap is a permanent error.
-	BatchMaxBytes int32 `yaml:"batch_max_bytes"`
+	BatchMaxBytes int32
 	// MaxInFlight is how many events may be handed to Kafka and not yet
 	// acknowledged; Publish blocks while it is reached. Default 4096: with
 	// the window (2048 events by default) it bounds memory; raise both for brokers far away.
-	MaxInFlight int `yaml:"max_in_flight"`
+	MaxInFlight int
 	// ConnectTimeout bounds the startup checks (reaching a broker,
 	// authenticating, finding the topic) and each admin request. Default
 	// 10s.
-	ConnectTimeout time.Duration `yaml:"connect_timeout"`
-	// Backoff paces retries while brokers are unreachable. Default initial
+	ConnectTimeout time.Duration
+	// Retry paces retries while brokers are unreachable. Default initial
 	// 100ms, max 2s, multiplier 2.
-	Backoff retry.Backoff `yaml:"backoff"`
+	Retry retry.Backoff
 
 	// TLS configures encryption; off by default.
-	TLS TLSConfig `yaml:"tls"`
+	TLS TLSConfig
 	// SASL configures authentication; off by default.
-	SASL SASLConfig `yaml:"sasl"`
+	SASL SASLConfig
 }
 
 // TLSConfig is the TLS section shared by every broker sink.
@@ -121,10 +121,10 @@ const (
 type SASLConfig struct {
 	// Mechanism is "PLAIN", "SCRAM-SHA-256" or "SCRAM-SHA-512". Default
 	// none: no authentication.
-	Mechanism string `yaml:"mechanism"`
+	Mechanism string
 	// Username and Password are the credentials; required with Mechanism.
-	Username string `yaml:"username"`
-	Password string `yaml:"password"`
+	Username string
+	Password string
 }
 
 // String describes c without the password.
@@ -164,8 +164,8 @@ func (c Config) withDefaults() Config {
 	if c.ConnectTimeout == 0 {
 		c.ConnectTimeout = DefaultConnectTimeout
 	}
-	if c.Backoff.Max == 0 {
-		c.Backoff.Max = DefaultBackoffMax
+	if c.Retry.Max == 0 {
+		c.Retry.Max = DefaultRetryMax
 	}
 	c.SASL.Mechanism = strings.ToUpper(c.SASL.Mechanism)
 	return c
@@ -219,9 +219,6 @@ func (c Config) Validate() error {
 	}
 	if c.ConnectTimeout < 0 {
 		add("connect_timeout must not be negative")
-	}
-	if c.Backoff.Initial < 0 || c.Backoff.Max < 0 || c.Backoff.Multiplier < 0 {
-		add("backoff: values must not be negative")
 	}
 	if err := c.TLS.Validate(); err != nil {
 		add("%s", err)

@@ -40,7 +40,7 @@ func TestBrokerDown(t *testing.T) {
 
 	cfg := c.config(topic)
 	cfg.MaxInFlight = 100
-	cfg.Backoff.Max = 200 * time.Millisecond
+	cfg.Retry.Max = 200 * time.Millisecond
 	opts, obs, logs := testOptions(t)
 	s := newSink(t, cfg, opts)
 

@@ -151,7 +151,7 @@ func (s *Sink) ping(ctx context.Context) error {
 		if errors.As(err, &certErr) {
 			return fmt.Errorf("kafka brokers %s: TLS certificate not trusted: %w; check tls.ca_file and tls.server_name", brokers, err)
 		}
-		if ctx.Err() != nil || s.cfg.Backoff.Sleep(ctx, attempt) != nil {
+		if ctx.Err() != nil || s.cfg.Retry.Sleep(ctx, attempt) != nil {
 			what := "check brokers and that Kafka is running and reachable"
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 				// Brokers close the connection on a TLS mismatch, and
@@ -166,7 +166,7 @@ func (s *Sink) ping(ctx context.Context) error {
 func (s *Sink) clientOptions() ([]kgo.Opt, error) {
 	cfg := s.cfg
 	compression, _ := codec(cfg.Compression)
-	backoff := cfg.Backoff
+	backoff := cfg.Retry
 	kopts := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.ClientID(cfg.ClientID),

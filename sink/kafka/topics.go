@@ -144,7 +144,7 @@ func (s *Sink) prepareTopic(ctx context.Context, name string) (*topicInfo, error
 			return nil, ctx.Err()
 		}
 		s.health.failed("", err)
-		if err := s.cfg.Backoff.Sleep(ctx, attempt); err != nil {
+		if err := s.cfg.Retry.Sleep(ctx, attempt); err != nil {
 			return nil, err
 		}
 	}

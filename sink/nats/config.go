@@ -44,23 +44,23 @@ type Config struct {
 	// client picks one and fails over to the others). Schemes nats://,
 	// tls://, ws:// and wss://. User info in the URL (user:password@ or
 	// token@) is accepted and never logged. Default DefaultURL.
-	URL string `yaml:"url"`
+	URL string
 
 	// Subject is the template of the subject every event is published to,
 	// over the fields of event.Event (see sink.ParseTemplate). Every subject
 	// it yields must be one of Stream's subjects. Default DefaultSubject,
 	// "outbox.{{.AggregateType}}".
-	Subject string `yaml:"subject"`
+	Subject string
 
 	// Mode is the CloudEvents content mode: "binary" (attributes in ce-
 	// headers, data as the payload) or "structured" (the CloudEvents JSON
 	// format as the payload, content-type application/cloudevents+json).
 	// Default "binary".
-	ContentMode string `yaml:"content_mode"`
+	ContentMode string
 
 	// Stream is the JetStream stream the subjects belong to. Its name is
 	// required.
-	Stream StreamConfig `yaml:"stream"`
+	Stream StreamConfig
 
 	// RelaxedOrder turns off the Nats-Expected-Last-Msg-Id chain. By
 	// default (false) every message but the first after a (re)start names
@@ -72,47 +72,47 @@ type Config struct {
 	// clients publish to the same stream: order is then kept for
 	// acknowledgements, and in the stream except in that failure window.
 	// Default false.
-	RelaxedOrder bool `yaml:"relaxed_order"`
+	RelaxedOrder bool
 
 	// MaxInFlight caps the events published and not yet acknowledged by the
 	// server; Publish blocks while it is reached. Default DefaultMaxInFlight
 	// (4096).
-	MaxInFlight int `yaml:"max_in_flight"`
+	MaxInFlight int
 
 	// AckTimeout is how long a publish waits for its acknowledgement before
 	// it counts as failed and is sent again (the server drops the copy if
 	// the first one was stored). Default DefaultAckTimeout (5s).
-	AckTimeout time.Duration `yaml:"ack_timeout"`
+	AckTimeout time.Duration
 
 	// ConnectTimeout bounds connecting at startup (per server URL) and the
 	// stream checks made then. Default DefaultConnectTimeout (10s).
-	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	ConnectTimeout time.Duration
 
 	// ReconnectWait is the pause between attempts to reconnect to a server
 	// after the connection was lost. The client reconnects forever. Default
 	// DefaultReconnectWait (2s).
-	ReconnectWait time.Duration `yaml:"reconnect_wait"`
+	ReconnectWait time.Duration
 
 	// Retry is the backoff between rounds of resending unacknowledged
 	// events after a failed publish. A reconnection cuts the wait short.
 	// Default retry.Backoff{} (100ms doubling up to 30s).
-	Retry retry.Backoff `yaml:"retry"`
+	Retry retry.Backoff
 
 	// CredentialsFile is a NATS credentials file (user JWT and NKey seed),
 	// as made by nsc. Default none.
-	CredentialsFile string `yaml:"credentials_file"`
+	CredentialsFile string
 	// NKeySeedFile is a file holding a user NKey seed (SU...). Default none.
-	NKeySeedFile string `yaml:"nkey_seed_file"`
+	NKeySeedFile string
 	// User and Password authenticate with a user name and password. Default
 	// none.
-	User     string `yaml:"user"`
-	Password string `yaml:"password"`
+	User     string
+	Password string
 	// Token authenticates with a token. Default none.
-	Token string `yaml:"token"`
+	Token string
 
 	// TLS configures TLS to the server; it is used when a file is set or a
 	// URL has the tls:// or wss:// scheme, or when the server requires it.
-	TLS TLSConfig `yaml:"tls"`
+	TLS TLSConfig
 }
 
 // StreamConfig names the JetStream stream and, with Create, how to create it
@@ -120,26 +120,26 @@ type Config struct {
 // exists; the sink never changes an existing stream.
 type StreamConfig struct {
 	// Name of the stream. Required.
-	Name string `yaml:"name"`
+	Name string
 	// Create creates the stream at startup when it does not exist (and again
 	// if it is deleted while the sink runs). When false, a missing stream is
 	// a startup error. Default false.
-	Create bool `yaml:"create"`
+	Create bool
 	// Subjects of a created stream. Default: the literal tokens of Subject
 	// followed by ">" ("outbox.>" for "outbox.{{.AggregateType}}"), or
 	// Subject itself when it has no template actions.
-	Subjects []string `yaml:"subjects"`
+	Subjects []string
 	// DuplicateWindow of a created stream: how long the server remembers
 	// message ids (the event ids) to drop resent copies. Default
 	// DefaultDuplicateWindow (2m).
-	DuplicateWindow time.Duration `yaml:"duplicate_window"`
+	DuplicateWindow time.Duration
 	// Replicas of a created stream, 1 to 5. Default 1.
-	Replicas int `yaml:"replicas"`
+	Replicas int
 	// MaxAge of messages in a created stream. Default 0: kept until the
 	// stream's other limits remove them.
-	MaxAge time.Duration `yaml:"max_age"`
+	MaxAge time.Duration
 	// Storage of a created stream: "file" or "memory". Default "file".
-	Storage string `yaml:"storage"`
+	Storage string
 }
 
 // TLSConfig is the TLS section shared by every broker sink.
@@ -213,8 +213,7 @@ func (c Config) Validate() error {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"ack_timeout", c.AckTimeout}, {"connect_timeout", c.ConnectTimeout}, {"reconnect_wait", c.ReconnectWait},
-		{"retry.initial", c.Retry.Initial}, {"retry.max", c.Retry.Max}} {
+	}{{"ack_timeout", c.AckTimeout}, {"connect_timeout", c.ConnectTimeout}, {"reconnect_wait", c.ReconnectWait}} {
 		if d.v < 0 {
 			add("%s %v: must not be negative", d.name, d.v)
 		}

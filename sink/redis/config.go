@@ -45,31 +45,31 @@ const (
 type Config struct {
 	// Address is host:port of the Redis server. Default "127.0.0.1:6379".
 	// Redis Cluster and Sentinel are not supported by this version.
-	Address string `yaml:"address"`
+	Address string
 	// Username is the ACL user; empty means "default". Never logged.
-	Username string `yaml:"username"`
+	Username string
 	// Password authenticates Username (or the default user with
 	// requirepass). Default none. Never logged and never part of an error.
-	Password string `yaml:"password"`
+	Password string
 	// DB is the logical database number selected after connecting. Default 0.
-	DB int `yaml:"db"`
+	DB int
 	// TLS configures TLS to the server; off by default.
-	TLS TLSConfig `yaml:"tls"`
+	TLS TLSConfig
 
 	// Stream names the stream each event is added to, as a template over the
 	// event ([sink.ParseTemplate]). Default "outbox:{{.AggregateType}}".
-	Stream string `yaml:"stream"`
+	Stream string
 	// MaxLen, when positive, trims every stream to about MaxLen entries with
 	// XADD's "MAXLEN ~ MaxLen". Default 0: no trimming.
-	MaxLen int64 `yaml:"maxlen"`
+	MaxLen int64
 	// NoMkStream makes XADD fail instead of creating a missing stream
 	// (NOMKSTREAM): a missing stream is then a permanent error, and a static
 	// stream name is checked at startup. Default false: streams are created.
-	NoMkStream bool `yaml:"nomkstream"`
+	NoMkStream bool
 	// ContentMode is "binary" (default: one entry field per CloudEvents
 	// attribute plus "data") or "structured" (one field "event" holding the
 	// CloudEvents JSON format).
-	ContentMode string `yaml:"content_mode"`
+	ContentMode string
 
 	// Dedup chooses how resent events are kept out of the stream:
 	//   - "auto" (default): "idmp" on Redis 8.6 or newer when the server keeps
@@ -83,37 +83,37 @@ type Config struct {
 	//   - "idmp": XADD IDMP (Redis 8.6+); fails at startup on older servers.
 	//   - "none": plain XADD; a resend after a lost reply or a restart of
 	//     outbox-cdc may add an event twice.
-	Dedup string `yaml:"dedup"`
+	Dedup string
 	// GuardTTL is how long a guard key outlives its XADD, in "guard" mode.
 	// A resend later than GuardTTL is not recognised, so it must exceed the
 	// longest time outbox-cdc may be down and then replay events it had
 	// already added (a crash, a host move, an overnight outage): hence a
 	// day. Redis holds about 160 bytes per event for GuardTTL (14 GB at 1,000
 	// events/s): shorten it, or use "entryid", for high rates. Default 24h.
-	GuardTTL time.Duration `yaml:"guard_ttl"`
+	GuardTTL time.Duration
 	// ProducerID is the IDMP producer id in "idmp" mode. It must stay the
 	// same across restarts and differ between sinks that write to the same
 	// stream. Default "outbox-cdc/" + the sink name.
-	ProducerID string `yaml:"producer_id"`
+	ProducerID string
 
 	// BatchSize is the most events sent in one round trip: one MULTI/EXEC
 	// transaction, or one run of the guard script. Redis serves no other
 	// client while it executes one (about 5 µs per event for XADD, 15 µs
 	// with the guard script, on a small machine): lower it if other clients
 	// of the same Redis need lower latency. Default 1024.
-	BatchSize int `yaml:"batch_size"`
+	BatchSize int
 	// MaxInFlight is the most events taken by Publish and not yet
 	// acknowledged; Publish blocks beyond it. Default 16384.
-	MaxInFlight int `yaml:"max_in_flight"`
+	MaxInFlight int
 	// ConnectTimeout bounds the connection check at startup and every dial.
 	// Default 10s.
-	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	ConnectTimeout time.Duration
 	// Timeout bounds each socket read and write of a round trip; a round
 	// trip that exceeds it is retried. Default 10s.
-	Timeout time.Duration `yaml:"timeout"`
+	Timeout time.Duration
 	// Retry is the backoff between attempts after a transient failure.
 	// Default 100ms doubling to 30s, with jitter.
-	Retry retry.Backoff `yaml:"retry"`
+	Retry retry.Backoff
 }
 
 // TLSConfig is the TLS section shared by every broker sink.

@@ -14,20 +14,20 @@ import (
 type Config struct {
 	// Enabled turns TLS on with the system roots. Default false; setting
 	// any other field turns TLS on too.
-	Enabled bool `yaml:"enabled"`
+	Enabled bool
 	// CAFile holds the certificate authorities to verify the server with,
 	// instead of the system roots. Default none.
-	CAFile string `yaml:"ca_file"`
+	CAFile string
 	// CertFile and KeyFile are the client certificate and key, for servers
 	// that require client authentication. Default none; both or neither.
-	CertFile string `yaml:"cert_file"`
-	KeyFile  string `yaml:"key_file"`
+	CertFile string
+	KeyFile  string
 	// ServerName overrides the name checked in the server certificate.
 	// Default: the host dialed.
-	ServerName string `yaml:"server_name"`
+	ServerName string
 	// InsecureSkipVerify accepts any server certificate. Default false; for
 	// tests only.
-	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+	InsecureSkipVerify bool
 }
 
 // On reports whether TLS is wanted: Enabled, or any other field set.
