@@ -38,12 +38,21 @@ type env struct {
 func newEnv(t *testing.T, extra string) *env {
 	t.Helper()
 	p := needPostgres(t)
-	ctx := context.Background()
-	e := &env{t: t, db: fmt.Sprintf("t%d_%d", os.Getpid(), dbSeq.Add(1)), dir: t.TempDir()}
-	if err := p.CreateDatabase(ctx, e.db); err != nil {
+	db := fmt.Sprintf("t%d_%d", os.Getpid(), dbSeq.Add(1))
+	if err := p.CreateDatabase(context.Background(), db); err != nil {
 		t.Fatal(err)
 	}
-	pool, err := pgxpool.New(ctx, p.URL(e.db))
+	return setupEnv(t, db, extra)
+}
+
+// setupEnv is newEnv for a database db that already exists. The env's own
+// pool speaks UTF-8 whatever the database's encoding.
+func setupEnv(t *testing.T, db, extra string) *env {
+	t.Helper()
+	p := needPostgres(t)
+	ctx := context.Background()
+	e := &env{t: t, db: db, dir: t.TempDir()}
+	pool, err := pgxpool.New(ctx, p.URL(e.db)+"&client_encoding=UTF8")
 	if err != nil {
 		t.Fatal(err)
 	}
