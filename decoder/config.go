@@ -55,6 +55,12 @@ type Config struct {
 	// DefaultSource is the source for message events without one and for
 	// tables without their own DefaultSource.
 	DefaultSource string
+	// ServerEncoding is the database's server_encoding (SHOW
+	// server_encoding), which the stream's text is converted from: see
+	// SupportedEncodings. Default "": unknown, and text is then only
+	// accepted when it is UTF-8 (as under SQL_ASCII), so nothing in another
+	// encoding passes unconverted. `run` sets it from the server.
+	ServerEncoding string
 }
 
 func (c Columns) withDefaults() Columns {

@@ -40,6 +40,11 @@ type Decoder struct {
 	lastCT     string   // the last datacontenttype that passed validation
 	lastSchema string   // the last dataschema that passed validation
 	interned   map[string]string
+
+	enc   *encoding   // the server encoding; text is converted from it
+	conv  []byte      // scratch for converted text
+	spans []span      // where each converted column is in conv
+	jc    jsonChecker // I-JSON checks of json and text values
 }
 
 // New returns a Decoder for cfg; logger may be nil.
@@ -48,6 +53,13 @@ func New(cfg Config, logger *slog.Logger) (*Decoder, error) {
 		return nil, fmt.Errorf("decoder: %w", err)
 	}
 	cfg = cfg.WithDefaults()
+	enc := &encoding{name: "unknown", kind: encUnchecked}
+	if cfg.ServerEncoding != "" {
+		var err error
+		if enc, err = lookupEncoding(cfg.ServerEncoding); err != nil {
+			return nil, fmt.Errorf("decoder: %w", err)
+		}
+	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -59,6 +71,7 @@ func New(cfg Config, logger *slog.Logger) (*Decoder, error) {
 		types:  pgtype.NewMap(),
 
 		interned: make(map[string]string),
+		enc:      enc,
 	}
 	for i := range cfg.Tables {
 		d.tables[cfg.Tables[i].Name] = &cfg.Tables[i]

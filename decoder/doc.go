@@ -7,6 +7,12 @@
 // attributes. Transactional logical decoding messages with the configured
 // prefix carry a whole CloudEvent as JSON and become events too.
 //
+// Text arrives as the server stored it and is converted to UTF-8 from the
+// database's server encoding (Config.ServerEncoding, SupportedEncodings):
+// column values, relation and column names and message content alike. Data,
+// headers and messages are checked against RFC 8259 and I-JSON (RFC 7493),
+// source and dataschema against RFC 3986.
+//
 // A row that cannot become a valid CloudEvent is reported as an *Error naming
 // the table, the row id, the LSN, the column and what is wrong.
 //

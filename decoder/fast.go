@@ -150,6 +150,9 @@ func parseHeaders(b []byte, e *event.Event) string {
 			if !ok {
 				return fmt.Sprintf("extension %q: bad string", name)
 			}
+			if reason := checkExtensionValue(name, v); reason != "" {
+				return reason
+			}
 			e.Extensions = append(e.Extensions, event.Extension{Name: name, Value: v})
 		case c == '{' || c == '[':
 			return fmt.Sprintf("extension %q must be a string, number or boolean, not %s", name, kindOf(c))

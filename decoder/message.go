@@ -5,8 +5,9 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"net/url"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/outbox-cdc/outbox-cdc/event"
 )
@@ -32,7 +33,7 @@ func (d *Decoder) message(r *reader, walStart uint64, h Handler) error {
 	}
 	e, err := d.messageEvent(content)
 	if err != nil {
-		s := string(content)
+		s := err.content
 		return &Error{Table: "message " + string(prefix), RowID: err.id, LSN: d.commitLSN, Column: err.column, Reason: err.reason,
 			Raw: map[string]*string{"content": &s}}
 	}
@@ -42,15 +43,45 @@ func (d *Decoder) message(r *reader, walStart uint64, h Handler) error {
 type msgErr struct {
 	column, reason string
 	id             string
+	content        string // the content as UTF-8, or as \x hex when it is not text
 }
 
 func (d *Decoder) messageEvent(content []byte) (e *event.Event, merr *msgErr) {
 	var id string
+	raw := content
 	defer func() {
 		if merr != nil {
 			merr.id = id
+			merr.content = rawText(content)
+			if merr.id == "" { // name it if a lenient reading finds an id
+				var m struct {
+					ID string `json:"id"`
+				}
+				if json.Unmarshal(content, &m) == nil && utf8.ValidString(m.ID) {
+					merr.id = m.ID
+				}
+			}
 		}
 	}()
+	// Message content is sent as the server stored it, in any encoding, and
+	// the bytea variant of pg_logical_emit_message takes any bytes.
+	content, ok := d.enc.convert(raw)
+	if !ok {
+		content = raw
+		if d.enc.kind == encUnchecked {
+			return nil, &msgErr{reason: "content is not valid UTF-8" + d.uncheckedNote()}
+		}
+		return nil, &msgErr{reason: fmt.Sprintf("content is not valid %s text: it holds a byte sequence with no Unicode character", d.enc.name)}
+	}
+	if reason, syntax := d.jc.check(content); reason != "" {
+		if syntax {
+			return nil, &msgErr{reason: "content is not a CloudEvent in JSON: " + reason}
+		}
+		if strings.HasPrefix(reason, "invalid UTF-8") {
+			return nil, &msgErr{reason: "content is " + reason + " (the bytea variant of pg_logical_emit_message takes any bytes)"}
+		}
+		return nil, &msgErr{reason: "content is not valid in the CloudEvents JSON format: " + reason}
+	}
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(content, &m); err != nil {
 		return nil, &msgErr{column: "", reason: "content is not a CloudEvent in JSON: " + err.Error()}
@@ -113,8 +144,8 @@ func (d *Decoder) messageEvent(content []byte) (e *event.Event, merr *msgErr) {
 		return nil, err
 	}
 	if e.DataSchema != "" {
-		if u, perr := url.Parse(e.DataSchema); perr != nil || !u.IsAbs() {
-			return nil, &msgErr{column: "dataschema", reason: fmt.Sprintf("%q is not an absolute URI", e.DataSchema)}
+		if reason := validURI(e.DataSchema); reason != "" {
+			return nil, &msgErr{column: "dataschema", reason: reason}
 		}
 	}
 	var ts string

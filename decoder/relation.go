@@ -48,12 +48,16 @@ func (d *Decoder) relation(r *reader) error {
 	name := r.cstring("relation name")
 	r.u8("relation replica identity")
 	n := int(r.u16("relation column count"))
+	badName := "" // names come in the server encoding too
 	for i := 0; i < n && r.err == nil; i++ {
 		r.u8("relation column flags")
-		cname := r.cstring("relation column name")
+		cname, ok := d.name(r.cstring("relation column name"))
+		if !ok && badName == "" {
+			badName = "column name " + cname
+		}
 		oid := r.u32("relation column type")
 		r.u32("relation column type modifier")
-		rel.cols = append(rel.cols, relColumn{name: string(cname), oid: oid})
+		rel.cols = append(rel.cols, relColumn{name: cname, oid: oid})
 	}
 	if r.err != nil {
 		return r.err
@@ -61,10 +65,18 @@ func (d *Decoder) relation(r *reader) error {
 	if len(ns) == 0 {
 		ns = []byte("pg_catalog")
 	}
-	rel.name = string(ns) + "." + string(name)
+	nsName, ok1 := d.name(ns)
+	relName, ok2 := d.name(name)
+	rel.name = nsName + "." + relName
+	if !ok1 || !ok2 {
+		badName = "relation name " + rel.name
+	}
 	rel.table = d.tables[rel.name]
 	if rel.table != nil {
 		d.mapColumns(rel)
+		if badName != "" && rel.err == nil {
+			rel.err = fmt.Errorf("table %s: %s is not valid %s text", rel.name, badName, d.enc.name)
+		}
 	} else {
 		d.logger.Warn("relation is in the publication but not configured as an outbox table; its rows are skipped", "relation", rel.name)
 	}

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"mime"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -51,6 +50,9 @@ func (d *Decoder) insert(r *reader, walStart uint64, h Handler) error {
 	if !d.inTx {
 		return fmt.Errorf("%w: insert outside a transaction at LSN %s", ErrProtocol, FormatLSN(walStart))
 	}
+	if derr := d.rowText(rel, d.cols); derr != nil {
+		return derr
+	}
 	e, derr := d.row(rel, d.cols)
 	if derr != nil {
 		return derr
@@ -74,7 +76,7 @@ func (d *Decoder) rowError(rel *relation, cols []column, field int, reason strin
 			break
 		}
 		if c.kind == 't' || c.kind == 'b' {
-			s := string(c.data)
+			s := rawText(c.data)
 			e.Raw[rel.cols[i].name] = &s
 		} else {
 			e.Raw[rel.cols[i].name] = nil
@@ -165,8 +167,8 @@ func (d *Decoder) row(rel *relation, cols []column) (*event.Event, error) {
 		return nil, err
 	}
 	if e.DataSchema != "" && e.DataSchema != d.lastSchema {
-		if u, perr := url.Parse(e.DataSchema); perr != nil || !u.IsAbs() {
-			return nil, d.rowError(rel, cols, fDataSchema, fmt.Sprintf("%q is not an absolute URI", e.DataSchema))
+		if reason := validURI(e.DataSchema); reason != "" {
+			return nil, d.rowError(rel, cols, fDataSchema, reason)
 		}
 		d.lastSchema = e.DataSchema
 	}
@@ -230,8 +232,16 @@ func (d *Decoder) data(rel *relation, cols []column, e *event.Event) string {
 		return ""
 	}
 	jsonCT := event.IsJSONContentType(e.DataContentType)
-	switch rel.cols[rel.idx[fData]].oid {
+	switch oid := rel.cols[rel.idx[fData]].oid; oid {
 	case pgtype.JSONBOID, pgtype.JSONOID:
+		// jsonb is normalized by the server (no duplicate member names, no
+		// lone surrogates; rowText checked its characters); json keeps the
+		// text as written.
+		if oid == pgtype.JSONOID {
+			if reason, _ := d.jc.check(v); reason != "" {
+				return "is not valid in the CloudEvents JSON format: " + reason
+			}
+		}
 		e.Data = bytes.Clone(v)
 		if jsonCT {
 			e.DataKind = event.DataJSON
@@ -247,18 +257,25 @@ func (d *Decoder) data(rel *relation, cols []column, e *event.Event) string {
 			return "bytea value is not valid hex: " + err.Error()
 		}
 		e.Data, e.DataKind = b, event.DataBinary
-		if jsonCT && json.Valid(b) {
-			e.DataKind = event.DataJSON
+		// Bytes are embedded as JSON only when they are I-JSON; anything
+		// else travels byte for byte as data_base64.
+		if jsonCT {
+			if reason, _ := d.jc.check(b); reason == "" {
+				e.DataKind = event.DataJSON
+			}
 		}
 	default:
 		e.Data = bytes.Clone(v)
 		if jsonCT {
-			if !json.Valid(v) {
+			if reason, syntax := d.jc.check(v); reason != "" {
+				if !syntax {
+					return "is not valid in the CloudEvents JSON format: " + reason
+				}
 				ct := e.DataContentType
 				if ct == "" {
 					ct = "(default application/json)"
 				}
-				return fmt.Sprintf("is not valid JSON but datacontenttype is %s", ct)
+				return fmt.Sprintf("is not valid JSON but datacontenttype is %s: %s", ct, reason)
 			}
 			e.DataKind = event.DataJSON
 		} else {
@@ -337,6 +354,15 @@ func (d *Decoder) headers(rel *relation, cols []column, e *event.Event) string {
 	if !ok || len(v) == 0 || string(v) == "null" || string(v) == "{}" {
 		return ""
 	}
+	if rel.cols[rel.idx[fHeaders]].oid != pgtype.JSONBOID {
+		// json and text keep duplicate names and lone surrogates.
+		if reason, syntax := d.jc.check(v); reason != "" {
+			if syntax {
+				return "must be a JSON object of extension attributes: " + reason
+			}
+			return "is not valid in the CloudEvents JSON format: " + reason
+		}
+	}
 	return parseHeaders(v, e)
 }
 
@@ -351,6 +377,9 @@ func addExtensions(e *event.Event, m map[string]json.RawMessage) string {
 		}
 		if val == nil {
 			continue
+		}
+		if reason := checkExtensionValue(name, *val); reason != "" {
+			return reason
 		}
 		e.Extensions = append(e.Extensions, event.Extension{Name: name, Value: *val})
 	}
@@ -400,13 +429,13 @@ func kindOf(c byte) string {
 	return "an array"
 }
 
-// validURIRef reports why s is not a URI-reference, or "".
-func validURIRef(s string) string {
-	if strings.ContainsAny(s, " \t\r\n") {
-		return fmt.Sprintf("%q is not a URI-reference (it contains white space)", s)
-	}
-	if _, err := url.Parse(s); err != nil {
-		return fmt.Sprintf("%q is not a URI-reference: %v", s, err)
+// checkExtensionValue reports why value cannot be the extension attribute
+// name, or "": the dataref extension is a URI-reference.
+func checkExtensionValue(name, value string) string {
+	if name == "dataref" {
+		if reason := validURIRef(value); reason != "" {
+			return fmt.Sprintf("extension %q: %s", name, reason)
+		}
 	}
 	return ""
 }

@@ -62,7 +62,12 @@ type Store struct {
 
 // Open connects to the database at url. table is schema-qualified.
 func Open(ctx context.Context, url, table string) (*Store, error) {
-	pool, err := pgxpool.New(ctx, url)
+	pcfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("dlq: %w", err)
+	}
+	pcfg.ConnConfig.RuntimeParams["client_encoding"] = "UTF8" // letters are UTF-8 whatever the database's encoding
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		return nil, fmt.Errorf("dlq: %w", err)
 	}

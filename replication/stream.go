@@ -206,6 +206,12 @@ func (s *Stream) connect(ctx context.Context) (*pgconn.PgConn, error) {
 	pcfg.RuntimeParams["DateStyle"] = "ISO, YMD"
 	pcfg.RuntimeParams["TimeZone"] = "UTC"
 	pcfg.RuntimeParams["bytea_output"] = "hex"
+	// Every byte as the server stored it: with client_encoding SQL_ASCII
+	// PostgreSQL neither converts nor checks. The decoder converts from the
+	// server encoding, tuple text and logical messages alike (a walsender
+	// converts only tuple text, and stops the stream for good at a value it
+	// cannot convert).
+	pcfg.RuntimeParams["client_encoding"] = "SQL_ASCII"
 	pcfg.RuntimeParams["extra_float_digits"] = "3"
 	pcfg.ConnectTimeout = s.cfg.ConnectTimeout
 	// Read the socket in large chunks: while the stream runs ahead of us the

@@ -95,6 +95,9 @@ func Setup(ctx context.Context, conn *pgx.Conn, n Names, createTables bool, say 
 	if err := checkWALLevel(ctx, conn); err != nil {
 		return err
 	}
+	if _, err := UseUTF8(ctx, conn); err != nil {
+		return err
+	}
 	if createTables {
 		for _, t := range n.Tables {
 			sql, err := OutboxSQL(t)
@@ -174,10 +177,13 @@ func Setup(ctx context.Context, conn *pgx.Conn, n Names, createTables bool, say 
 }
 
 // Check verifies, before streaming, everything a clear message can be given
-// for: wal_level, the REPLICATION privilege, the tables, the publication and
+// for: wal_level, the server encoding (UseUTF8), the REPLICATION privilege, the tables, the publication and
 // the slot.
 func Check(ctx context.Context, conn *pgx.Conn, n Names) error {
 	if err := checkWALLevel(ctx, conn); err != nil {
+		return err
+	}
+	if _, err := UseUTF8(ctx, conn); err != nil {
 		return err
 	}
 	var role string

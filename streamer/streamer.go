@@ -68,6 +68,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	if err != nil {
 		return err
 	}
+	serverEncoding := conn.PgConn().ParameterStatus("server_encoding") // Connect checked it
 	err = schema.Check(ctx, conn, Names(cfg))
 	if err == nil && cfg.UsesDeadLetter() {
 		err = schema.CheckDeadLetter(ctx, conn, cfg.DeadLetter.Table)
@@ -150,7 +151,9 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		}
 	}
 
-	dec, err := decoder.New(cfg.Decoder(), logger)
+	dcfg := cfg.Decoder()
+	dcfg.ServerEncoding = serverEncoding
+	dec, err := decoder.New(dcfg, logger)
 	if err != nil {
 		return err
 	}
@@ -215,7 +218,12 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		close(progressDone)
 	}
 	if cfg.Outbox.Retention.Age > 0 {
-		pool, err := pgxpool.New(ctx, cfg.Postgres.URL)
+		pcfg, err := pgxpool.ParseConfig(cfg.Postgres.URL)
+		if err != nil {
+			return err
+		}
+		pcfg.ConnConfig.RuntimeParams["client_encoding"] = "UTF8" // table names may not be ASCII
+		pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 		if err != nil {
 			return err
 		}
@@ -264,7 +272,9 @@ func Names(cfg *config.Config) schema.Names {
 }
 
 // Connect opens a plain SQL connection with a clear error when the server
-// cannot be reached. The password never appears in the error.
+// cannot be reached, in client_encoding UTF8; a database in a server
+// encoding outbox-cdc cannot read is an error naming it. The password never
+// appears in the error.
 func Connect(ctx context.Context, cfg *config.Config) (*pgx.Conn, error) {
 	pc, err := pgx.ParseConfig(cfg.Postgres.URL)
 	if err != nil {
@@ -280,6 +290,10 @@ func Connect(ctx context.Context, cfg *config.Config) (*pgx.Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: cannot connect to %s:%d (is PostgreSQL running, and is postgres.url right?): %s",
 			pc.Host, pc.Port, replication.RedactURL(err.Error()))
+	}
+	if _, err := schema.UseUTF8(ctx, conn); err != nil {
+		conn.Close(context.Background())
+		return nil, err
 	}
 	return conn, nil
 }

@@ -38,12 +38,21 @@ type env struct {
 func newEnv(t *testing.T, extra string) *env {
 	t.Helper()
 	p := needPostgres(t)
-	ctx := context.Background()
-	e := &env{t: t, db: fmt.Sprintf("t%d_%d", os.Getpid(), dbSeq.Add(1)), dir: t.TempDir()}
-	if err := p.CreateDatabase(ctx, e.db); err != nil {
+	db := fmt.Sprintf("t%d_%d", os.Getpid(), dbSeq.Add(1))
+	if err := p.CreateDatabase(context.Background(), db); err != nil {
 		t.Fatal(err)
 	}
-	pool, err := pgxpool.New(ctx, p.URL(e.db))
+	return setupEnv(t, db, extra)
+}
+
+// setupEnv is newEnv for a database db that already exists. The env's own
+// pool speaks UTF-8 whatever the database's encoding.
+func setupEnv(t *testing.T, db, extra string) *env {
+	t.Helper()
+	p := needPostgres(t)
+	ctx := context.Background()
+	e := &env{t: t, db: db, dir: t.TempDir()}
+	pool, err := pgxpool.New(ctx, p.URL(e.db)+"&client_encoding=UTF8")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,8 +80,17 @@ log: {level: debug}
 	t.Cleanup(func() {
 		pool.Close()
 		// Drop the slot so it does not pin WAL for the rest of the run.
+		// The server may still count a walsender whose client just exited
+		// as active for a moment: wait for it (slot names are cluster-wide,
+		// and the next test's setup would find this one).
 		c, err := p.Connect(context.Background(), e.db)
 		if err == nil {
+			for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+				var active bool
+				if c.QueryRow(context.Background(), "SELECT EXISTS (SELECT 1 FROM pg_replication_slots WHERE database = current_database() AND active)").Scan(&active) != nil || !active {
+					break
+				}
+			}
 			c.Exec(context.Background(), "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = current_database() AND NOT active")
 			c.Close(context.Background())
 		}
