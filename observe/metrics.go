@@ -32,6 +32,7 @@ type Metrics struct {
 	acked        *prometheus.CounterVec
 	retried      *prometheus.CounterVec
 	duplicates   *prometheus.CounterVec
+	otherCommit  *prometheus.CounterVec
 	deadLettered *prometheus.CounterVec
 	latency      *prometheus.HistogramVec
 	reconnects   prometheus.Counter
@@ -57,6 +58,7 @@ type Metrics struct {
 
 type sinkMetrics struct {
 	published, bytes, acked, retried, dups, dead prometheus.Counter
+	other                                        prometheus.Counter // duplicates from another commit
 	latency                                      prometheus.Observer
 	health                                       *sinkHealth
 }
@@ -73,7 +75,8 @@ func NewMetrics(version string) *Metrics {
 	m.pubBytes = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "published_bytes_total", Help: "Approximate event bytes handed to a sink."}, []string{"sink"})
 	m.acked = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "events_acknowledged_total", Help: "Events a sink's broker acknowledged."}, []string{"sink"})
 	m.retried = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "events_retried_total", Help: "Failed delivery attempts that will be retried."}, []string{"sink"})
-	m.duplicates = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "events_duplicate_total", Help: "Events the broker already held (broker dedup)."}, []string{"sink"})
+	m.duplicates = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "events_duplicate_total", Help: "Resent events the broker already held (broker dedup by source and id, same commit)."}, []string{"sink"})
+	m.otherCommit = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "events_duplicate_other_commit_total", Help: "Events the broker dropped as duplicates of a stored event with the same source and id from another commit: not stored."}, []string{"sink"})
 	m.deadLettered = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "events_dead_lettered_total", Help: "Events stored in the dead-letter table."}, []string{"sink"})
 	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "ack_latency_seconds", Help: "Time from the transaction's commit to the sink's acknowledgement.", Buckets: LatencyBuckets}, []string{"sink"})
 	m.reconnects = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "reconnects_total", Help: "Replication connections lost and re-established."})
@@ -87,7 +90,7 @@ func NewMetrics(version string) *Metrics {
 	m.slotWAL = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "slot_wal_status", Help: "1 for the slot's wal_status (reserved, extended, unreserved, lost)."}, []string{"status"})
 	m.slotUp = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "slot_exists", Help: "1 when the slot exists on the server."})
 	for _, c := range []prometheus.Collector{m.decoded, m.decodeErrors, m.published, m.pubBytes, m.acked, m.retried, m.duplicates,
-		m.deadLettered, m.latency, m.reconnects, m.state, m.windowFull, m.slotLag, m.slotRetained, m.slotSafeWAL, m.slotActive,
+		m.otherCommit, m.deadLettered, m.latency, m.reconnects, m.state, m.windowFull, m.slotLag, m.slotRetained, m.slotSafeWAL, m.slotActive,
 		m.slotOwned, m.slotWAL, m.slotUp} {
 		f(c)
 	}
@@ -114,6 +117,7 @@ func (m *Metrics) AddSink(name string) {
 		acked:     m.acked.WithLabelValues(name),
 		retried:   m.retried.WithLabelValues(name),
 		dups:      m.duplicates.WithLabelValues(name),
+		other:     m.otherCommit.WithLabelValues(name),
 		dead:      m.deadLettered.WithLabelValues(name),
 		latency:   m.latency.WithLabelValues(name),
 		health:    &sinkHealth{name: name},
@@ -151,6 +155,13 @@ func (m *Metrics) Retried(name string, err error) {
 
 // Duplicate implements sink.Observer.
 func (m *Metrics) Duplicate(name string, _ *event.Event) { m.sink(name).dups.Inc() }
+
+var _ sink.OtherCommitObserver = (*Metrics)(nil)
+
+// DuplicateOtherCommit implements sink.OtherCommitObserver.
+func (m *Metrics) DuplicateOtherCommit(name string, _ *event.Event, _ uint64) {
+	m.sink(name).other.Inc()
+}
 
 // DeadLettered counts an event stored in the dead-letter table for a sink.
 func (m *Metrics) DeadLettered(name string) { m.sink(name).dead.Inc() }

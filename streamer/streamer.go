@@ -350,3 +350,15 @@ func (m multiObserver) Duplicate(s string, e *event.Event) {
 	m[0].Duplicate(s, e)
 	m[1].Duplicate(s, e)
 }
+
+// DuplicateOtherCommit implements sink.OtherCommitObserver for whichever of
+// the two implements it, and counts a duplicate for the other.
+func (m multiObserver) DuplicateOtherCommit(s string, e *event.Event, storedLSN uint64) {
+	for _, o := range m {
+		if oc, ok := o.(sink.OtherCommitObserver); ok {
+			oc.DuplicateOtherCommit(s, e, storedLSN)
+		} else {
+			o.Duplicate(s, e)
+		}
+	}
+}

@@ -12,6 +12,7 @@ import (
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/outbox-cdc/outbox-cdc/event"
 	"github.com/outbox-cdc/outbox-cdc/test/harness"
 )
 
@@ -148,8 +149,9 @@ func natsMessageEvent(t *testing.T, m jetstream.Msg) received {
 	if err := ce.Validate(); err != nil {
 		t.Fatalf("message on %s is not a valid CloudEvent: %v", m.Subject(), err)
 	}
-	if h["nats-msg-id"] != ce.ID() {
-		t.Fatalf("Nats-Msg-Id %q, event id %q", h["nats-msg-id"], ce.ID())
+	// The dedup key is CloudEvents identity: source and id (event.DedupKey).
+	if got, want := m.Headers().Get("Nats-Msg-Id"), event.DedupKey(ce.Source(), ce.ID()); got != want {
+		t.Fatalf("Nats-Msg-Id %q, want %q (source %q, id %q)", got, want, ce.Source(), ce.ID())
 	}
 	return received{ce: ce, key: m.Subject(), headers: h}
 }

@@ -130,7 +130,7 @@ type StreamConfig struct {
 	// Subject itself when it has no template actions.
 	Subjects []string
 	// DuplicateWindow of a created stream: how long the server remembers
-	// message ids (the event ids) to drop resent copies. Default
+	// message ids (source + id of each event) to drop resent copies. Default
 	// DefaultDuplicateWindow (2m).
 	DuplicateWindow time.Duration
 	// Replicas of a created stream, 1 to 5. Default 1.

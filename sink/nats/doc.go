@@ -5,10 +5,21 @@
 //
 // # Delivery
 //
-// Each message carries Nats-Msg-Id = the event id, so the stream drops a copy
-// sent again within its duplicate window; a PubAck that reports such a
-// duplicate counts as an acknowledgement (and is reported to
-// sink.Observer.Duplicate). Publishes are pipelined up to
+// Each message carries Nats-Msg-Id = the event's CloudEvents identity,
+// source and id ([event.Event.DedupKey]: "/shipping|1001"), so the stream
+// drops a copy sent again within its duplicate window while two events that
+// share an id under different sources are both stored. A PubAck that reports
+// such a duplicate counts as an acknowledgement. It names the stored
+// message's sequence; the sink reads that message (one request, only for
+// duplicates) and compares its pglsn with the event's commit LSN: the same
+// LSN is a resend, reported to sink.Observer.Duplicate; another LSN means a
+// different event reused the identity, which was not stored: the sink logs
+// it (source, id, both LSNs) and reports it to
+// sink.OtherCommitObserver.DuplicateOtherCommit (see [sink.Options.Duplicate]).
+// A stored copy that is gone, has no pglsn, or cannot be read (the sink
+// needs to publish to $JS.API.STREAM.MSG.GET.<stream>, or
+// $JS.API.DIRECT.GET.<stream> with allow_direct) counts as a resend; a read
+// failure is logged once. Publishes are pipelined up to
 // Config.MaxInFlight; one collector goroutine reads their futures in the
 // order they were sent and acknowledges the events in that order.
 //

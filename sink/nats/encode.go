@@ -40,7 +40,7 @@ const (
 type entry struct {
 	e   *event.Event
 	msg *nats.Msg
-	id  string   // Nats-Msg-Id: the event id, percent-encoded when needed
+	id  string   // Nats-Msg-Id: the event's dedup key, source and id
 	exp []string // value slot of the Nats-Expected-Last-Msg-Id header
 
 	seq     uint64                 // number of the latest send (Sink.sends)
@@ -88,7 +88,6 @@ func (enc *encoder) encode(e *event.Event, subject string) entry {
 	h := msg.Header
 	b := hdrBuilder{h: h, vals: vals, buf: enc.buf[:0], fix: enc.fix[:0]}
 	b.raw(hdrSpecVersion, event.SpecVersion)
-	idIdx := b.n
 	b.pct(hdrID, e.ID)
 	b.pct(hdrSource, e.Source)
 	b.pct(hdrType, e.Type)
@@ -114,14 +113,13 @@ func (enc *encoder) encode(e *event.Event, subject string) entry {
 	for _, x := range e.Extensions {
 		b.pct(enc.extKey(x.Name), x.Value)
 	}
+	keyIdx := b.n
+	b.key(hdrMsgID, e)
 	b.finish()
 	enc.buf, enc.fix = b.buf, b.fix
 	if timeIdx >= 0 {
 		enc.lastTime, enc.lastTimeStr = e.Time, vals[timeIdx]
 	}
-	// The message id is the (encoded) event id: the same string, the same
-	// one-element slice.
-	h[hdrMsgID] = vals[idIdx : idIdx+1 : idIdx+1]
 	var data []byte
 	if e.DataKind != event.DataNone {
 		data = e.Data
@@ -130,7 +128,7 @@ func (enc *encoder) encode(e *event.Event, subject string) entry {
 	return entry{
 		e:   e,
 		msg: msg,
-		id:  vals[idIdx],
+		id:  vals[keyIdx],
 		exp: vals[n : n+1 : n+1],
 	}
 }
@@ -140,10 +138,8 @@ func (enc *encoder) encodeStructured(e *event.Event, subject string) entry {
 	h := msg.Header
 	vals[0] = structuredContentType
 	h[hdrContentType] = vals[0:1:1]
-	id := e.ID
-	if needsPct(id) {
-		id = string(appendPct(enc.buf[:0], id))
-	}
+	enc.buf = event.AppendDedupKey(enc.buf[:0], e.Source, e.ID)
+	id := string(enc.buf)
 	vals[1] = id
 	h[hdrMsgID] = vals[1:2:2]
 
@@ -211,6 +207,13 @@ func (b *hdrBuilder) pct(key, v string) {
 	}
 	start := len(b.buf)
 	b.buf = appendPct(b.buf, v)
+	b.later(key, start)
+}
+
+// key sets header key to the dedup key of e ([event.Event.DedupKey]).
+func (b *hdrBuilder) key(key string, e *event.Event) {
+	start := len(b.buf)
+	b.buf = event.AppendDedupKey(b.buf, e.Source, e.ID)
 	b.later(key, start)
 }
 

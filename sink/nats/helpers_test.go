@@ -52,6 +52,8 @@ type recorder struct {
 	done   atomic.Int64
 	dups   atomic.Int64
 	retr   atomic.Int64
+	other  atomic.Int64 // duplicates from another commit
+	stored []uint64     // their stored LSNs, under mu
 	notify chan struct{}
 }
 
@@ -67,6 +69,20 @@ func (r *recorder) Acked(_ string, e *event.Event) {
 }
 func (r *recorder) Retried(string, error)          { r.retr.Add(1) }
 func (r *recorder) Duplicate(string, *event.Event) { r.dups.Add(1) }
+
+// DuplicateOtherCommit implements sink.OtherCommitObserver.
+func (r *recorder) DuplicateOtherCommit(_ string, _ *event.Event, storedLSN uint64) {
+	r.mu.Lock()
+	r.stored = append(r.stored, storedLSN)
+	r.mu.Unlock()
+	r.other.Add(1)
+}
+
+func (r *recorder) otherLSNs() []uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]uint64(nil), r.stored...)
+}
 func (r *recorder) Done(*event.Event) {
 	r.done.Add(1)
 	select {
@@ -463,7 +479,7 @@ func checkStream(t *testing.T, url, stream string, evs []*event.Event) []jetstre
 		if seen[ev.ID()] > 1 {
 			t.Fatalf("event %s stored %d times", ev.ID(), seen[ev.ID()])
 		}
-		if m.Headers().Get("Nats-Msg-Id") != want.ID {
+		if m.Headers().Get("Nats-Msg-Id") != want.DedupKey() {
 			t.Errorf("event %s: Nats-Msg-Id %q", want.ID, m.Headers().Get("Nats-Msg-Id"))
 		}
 		if wantSubj := "outbox." + want.AggregateType; m.Subject() != wantSubj {

@@ -31,6 +31,7 @@ type Sink struct {
 	log     *slog.Logger
 	nc      *nats.Conn
 	js      jetstream.JetStream
+	stream  jetstream.Stream // the configured stream, to read stored copies of duplicates
 	subj    *sink.Template
 	strict  bool
 	pubOpts []jetstream.PublishOpt
@@ -74,6 +75,7 @@ type Sink struct {
 	downSince time.Time
 	wrongLast int    // consecutive "wrong last msg id" failures naming a foreign message
 	lastAcked string // message id of the last event acknowledged
+	dupRead   dupReader
 }
 
 // New validates cfg, connects to the server (giving up after
@@ -413,7 +415,7 @@ func (s *Sink) ackHead(p *entry, pa *jetstream.PubAck) {
 	// Acknowledge before the entry leaves the ring: Flush returns once the
 	// ring is empty, and every acknowledgement must have happened by then.
 	if pa.Duplicate {
-		s.opts.Observer.Duplicate(s.opts.Name, e)
+		s.opts.Duplicate(e, s.storedLSN(pa))
 	}
 	s.opts.Ack(e)
 

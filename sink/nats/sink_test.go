@@ -402,9 +402,9 @@ func TestOrderWhenAnEarlierPublishFails(t *testing.T) {
 			for _, m := range readStream(t, srv.URL(), name) {
 				order = append(order, m.Headers().Get("Nats-Msg-Id"))
 			}
-			want := []string{evs[0].ID, evs[1].ID}
+			want := []string{evs[0].DedupKey(), evs[1].DedupKey()}
 			if relaxed {
-				want = []string{evs[1].ID, evs[0].ID} // the window relaxed order leaves open
+				want = []string{evs[1].DedupKey(), evs[0].DedupKey()} // the window relaxed order leaves open
 			}
 			if !slices.Equal(order, want) {
 				t.Fatalf("stream order %q, want %q", order, want)

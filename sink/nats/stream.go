@@ -10,7 +10,7 @@ import (
 
 // setupStream finds the configured stream, creating it when allowed, and
 // checks that it can take the subjects and acknowledges publishes. It sets
-// s.filters.
+// s.filters and s.stream.
 func (s *Sink) setupStream(ctx context.Context) error {
 	name := s.cfg.Stream.Name
 	st, err := s.js.Stream(ctx, name)
@@ -42,6 +42,7 @@ func (s *Sink) setupStream(ctx context.Context) error {
 			name, cfg.Subjects, s.subj.String(), s.suggestSubjects())
 	}
 	s.filters = cfg.Subjects
+	s.stream = st
 	return nil
 }
 

@@ -71,15 +71,18 @@ type Config struct {
 	// CloudEvents JSON format).
 	ContentMode string
 
-	// Dedup chooses how resent events are kept out of the stream:
+	// Dedup chooses how resent events are kept out of the stream (every mode
+	// keys an event on its source and id):
 	//   - "auto" (default): "idmp" on Redis 8.6 or newer when the server keeps
 	//     at least MaxInFlight idempotent ids per producer, else "entryid".
 	//   - "entryid": each entry's id is "<commit LSN>-<seq>" (XADD with an
 	//     explicit id), so Redis itself refuses a resent event. Costs nothing
 	//     extra; needs one writer per stream. See the package documentation.
-	//   - "guard": a guard key per event, set with the XADD by a Lua script;
-	//     entry ids stay time-based. Several times the Redis CPU of a plain
-	//     XADD and about 160 bytes of memory per event for GuardTTL.
+	//   - "guard": a guard key per event, holding its commit LSN, set with the
+	//     XADD by a Lua script; entry ids stay time-based, and an event from
+	//     another commit under a stored identity is logged and counted. Several
+	//     times the Redis CPU of a plain XADD and about 190 bytes of memory per
+	//     event for GuardTTL.
 	//   - "idmp": XADD IDMP (Redis 8.6+); fails at startup on older servers.
 	//   - "none": plain XADD; a resend after a lost reply or a restart of
 	//     outbox-cdc may add an event twice.

@@ -67,17 +67,21 @@
 //
 // A resend can still meet events Redis already stored (the reply was lost
 // with the connection, or outbox-cdc restarted and replayed from the
-// replication slot). Config.Dedup chooses how they are kept out:
+// replication slot). Config.Dedup chooses how they are kept out; every mode
+// keys an event on its CloudEvents identity, source and id
+// ([event.Event.DedupKey]), never on the id alone:
 //
 //   - "entryid": each entry's id is "<commit LSN>-<seq>" (event.CommitLSN
 //     and event.Seq, decimal), given explicitly to XADD. Ids grow in commit
 //     order, so Redis refuses a resent event ("equal or smaller than the
 //     target stream top item"); the sink then reads that entry id back and
 //     acknowledges the event as a duplicate if the entry holds the same
-//     event id, or if the id lies before the first entry of a stream that
-//     has lost entries to trimming. Anything else (another event under that
-//     id, or a stream that is past the id without ever having held it) is a
-//     permanent IDCONFLICT error, never a silent skip. This costs nothing
+//     event source and id, or if the id lies before the first entry of a
+//     stream that has lost entries to trimming. Anything else (another event
+//     under that entry id, or a stream that is past the id without ever
+//     having held it) is a permanent IDCONFLICT error, never a silent skip.
+//     An entry id is a commit position, so an event from another commit is
+//     never taken for a duplicate in this mode. This costs nothing
 //     beyond a plain XADD and no memory, for any length of outage. It
 //     requires that the sink is the only writer of its streams, and that LSNs
 //     never go back: after restoring the database to an earlier point, write
@@ -87,26 +91,37 @@
 //     XRANGE by time and MINID trimming by time do not apply; the time field
 //     carries the event time, and the id lets consumers order and dedupe
 //     by LSN.
-//   - "guard": before its XADD each event sets a guard key with SET NX PX
-//     guard_ttl in one Lua script (EVALSHA, loaded at startup and again
-//     after NOSCRIPT); the XADD runs only when the guard is new, and a
-//     failed XADD deletes its guard again, so a guard never exists without
-//     its entry. An existing guard means a duplicate: it is counted with
-//     Observer.Duplicate and acknowledged. Entry ids stay time-based ("*")
+//   - "guard": before its XADD each event sets a guard key, whose value is
+//     the event's commit LSN ("0/16B3748"), with SET NX PX guard_ttl in one
+//     Lua script (EVALSHA, loaded at startup and again after NOSCRIPT); the
+//     XADD runs only when the guard is new, and a failed XADD deletes its
+//     guard again, so a guard never exists without its entry. An existing
+//     guard means a duplicate; the script returns the guard's value and the
+//     event is acknowledged. The same LSN is a resend (Observer.Duplicate);
+//     another LSN is a different event that reused the identity and was not
+//     stored: logged (source, id, both LSNs) and reported to
+//     sink.OtherCommitObserver (see [sink.Options.Duplicate]). A guard
+//     without an LSN (set by an earlier version) or one the ACL user may not
+//     GET (logged once) counts as a resend. Entry ids stay time-based ("*")
 //     and other writers may share the stream. The guard key is
-//     "{<stream>}:outbox-cdc-guard:<event id>", so that it hashes to the
+//     "{<stream>}:outbox-cdc-guard:<dedup key>", so that it hashes to the
 //     stream's Redis Cluster slot; a stream name with its own hash tag
-//     "{tag}" keeps it: "{tag}:outbox-cdc-guard:<stream>:<event id>". (A
-//     stream name with an unbalanced "}" is not cluster-safe; Redis Cluster
-//     would refuse it with CROSSSLOT, a permanent error.) Guards expire after
-//     Config.GuardTTL (default 24h: a resend after a day-long outage of
-//     outbox-cdc is still recognised); they cost about 160 bytes of Redis
-//     memory per event for that long, and the script about three times the
-//     Redis CPU of a plain XADD.
-//   - "idmp": XADD IDMP <producer id> <event id> (Redis 8.6+): Redis keeps
+//     "{tag}" keeps it and is length-prefixed:
+//     "{tag}:outbox-cdc-guard-in:<len(stream)>:<stream>:<dedup key>"; any
+//     other stream name with a "}" gets "{}" in place of the tag (such a name
+//     is not cluster-safe; Redis Cluster would refuse it with CROSSSLOT, a
+//     permanent error). No two (stream, source, id) share a guard. Guards
+//     expire after Config.GuardTTL (default 24h: a resend after a day-long
+//     outage of outbox-cdc is still recognised); they cost about 190 bytes
+//     of Redis memory per event for that long (with a 13-byte source; the
+//     key grows with the source and id), and the script about three times
+//     the Redis CPU of a plain XADD.
+//   - "idmp": XADD IDMP <producer id> <dedup key> (Redis 8.6+): Redis keeps
 //     recent idempotent ids per producer and stream and answers a resend
 //     with the existing entry's id. Redis does not say whether an XADD was a
-//     duplicate, so Observer.Duplicate is not called. Redis keeps at most
+//     duplicate, so Observer.Duplicate is not called, and an event from
+//     another commit under a stored identity is dropped without a word: use
+//     "guard" where that must be seen. Redis keeps at most
 //     stream-idmp-maxsize ids (XCFGSET IDMP-MAXSIZE per stream) for at most
 //     stream-idmp-duration seconds: raise both so they cover Config.MaxInFlight
 //     events and the longest outage. The sink does not call XCFGSET itself,
@@ -134,8 +149,8 @@
 // a server older than 8.6, when a static stream name holds another type, or
 // is missing with NoMkStream. The ACL user needs ping, info (optional: for
 // the version), type, multi, exec, xadd, xrange and xinfo on the stream keys;
-// "guard" mode also needs script|load, evalsha, set and del on the guard
-// keys. Redis Cluster and Sentinel are not supported by this version; the
+// "guard" mode also needs script|load, evalsha, set, get and del on the guard
+// keys (without get, duplicates from another commit count as resends). Redis Cluster and Sentinel are not supported by this version; the
 // keys are laid out for Cluster already.
 //
 // go-redis logs through a process-wide logger; SetClientLogger routes it.

@@ -8,6 +8,7 @@ import (
 	"unsafe"
 
 	"github.com/outbox-cdc/outbox-cdc/event"
+	"github.com/outbox-cdc/outbox-cdc/sink"
 )
 
 // Entry field names. The binary layout writes them in this order; see the
@@ -30,9 +31,14 @@ const (
 // layout.
 const StructuredContentType = "application/cloudevents+json"
 
-// guardInfix separates the stream's hash-tagged name from the event id in a
-// guard key.
-const guardInfix = ":outbox-cdc-guard:"
+// Guard key infixes: guardInfix follows the stream name in braces and
+// precedes the event's dedup key; guardInfixIn follows a hash tag (or "{}")
+// and precedes the length-prefixed stream name. Neither is a prefix of the
+// other, so the two layouts never meet.
+const (
+	guardInfix   = ":outbox-cdc-guard:"
+	guardInfixIn = ":outbox-cdc-guard-in:"
+)
 
 // record is one event as the sender needs it. Every string the XADD
 // arguments point to lives either in the event (read-only once published) or
@@ -41,7 +47,9 @@ const guardInfix = ":outbox-cdc-guard:"
 type record struct {
 	e      *event.Event
 	stream string
+	key    string // the event's dedup key (source + id); "guard" and "idmp" modes
 	guard  string // guard key; "guard" mode only
+	lsn    string // the event's commit LSN, the guard's value; "guard" mode only
 	id     string // entry id "<commit LSN>-<seq>"; "entryid" mode only
 	time   string
 	data   string
@@ -54,6 +62,7 @@ type encoder struct {
 	stream     streamNamer
 	structured bool
 	guard      bool
+	idmp       bool
 	entryID    bool
 }
 
@@ -85,7 +94,10 @@ func (c *encoder) encode(events []*event.Event, recs []record) *encodeError {
 			nbytes += 32
 		}
 		if c.guard {
-			nbytes += 64 + len(e.ID)
+			nbytes += 2 * (64 + len(e.ID) + len(e.Source))
+		}
+		if c.idmp {
+			nbytes += 8 + len(e.ID) + len(e.Source)
 		}
 		if c.entryID {
 			nbytes += 42
@@ -140,10 +152,18 @@ func (c *encoder) encode(events []*event.Event, recs []record) *encodeError {
 			}
 		}
 		r.vals = vals[start:len(vals):len(vals)]
+		if c.guard || c.idmp {
+			n := len(arena)
+			arena = event.AppendDedupKey(arena, e.Source, e.ID)
+			r.key = bytesString(arena[n:])
+		}
 		if c.guard {
 			n := len(arena)
-			arena = appendGuardKey(arena, stream, e.ID)
+			arena = appendGuardKey(arena, stream, r.key)
 			r.guard = bytesString(arena[n:])
+			n = len(arena)
+			arena = event.AppendLSN(arena, sink.EventLSN(e))
+			r.lsn = bytesString(arena[n:])
 		}
 		if c.entryID {
 			if e.CommitLSN == 0 || e.Seq < 0 {
@@ -185,25 +205,39 @@ func bytesString(b []byte) string {
 	return unsafe.String(&b[0], len(b))
 }
 
-// appendGuardKey appends the guard key of event id in stream: the stream's
-// cluster hash key in braces (so that the guard and the stream hash to the
-// same slot), then guardInfix, then the id. A stream with its own hash tag
-// "{tag}" keeps it: the key becomes "{tag}" + guardInfix + stream + ":" + id.
-func appendGuardKey(dst []byte, stream, id string) []byte {
-	if tag, ok := hashTag(stream); ok {
+// appendGuardKey appends the guard key of the event with dedup key key
+// ([event.Event.DedupKey]) in stream. The key hashes to the stream's Redis
+// Cluster slot:
+//
+//   - a stream without a hash tag and without '}': "{" + stream + "}" +
+//     guardInfix + key, e.g. "{outbox:order}:outbox-cdc-guard:/shop|42";
+//   - a stream with a hash tag "{tag}": "{tag}" + guardInfixIn + the stream
+//     name's length in bytes (decimal) + ":" + stream + ":" + key;
+//   - any other stream with a '}' (no cluster slot can be shared with it):
+//     "{}" + guardInfixIn + the same length-prefixed stream + ":" + key.
+//
+// Every part is delimited (the first '}' ends the braces, the infix tells
+// the layout, the length bounds the stream name, and the dedup key is
+// unambiguous by itself), so different (stream, key) pairs never share a
+// guard.
+func appendGuardKey(dst []byte, stream, key string) []byte {
+	tag, tagged := hashTag(stream)
+	if !tagged && strings.IndexByte(stream, '}') < 0 {
 		dst = append(dst, '{')
-		dst = append(dst, tag...)
+		dst = append(dst, stream...)
 		dst = append(dst, '}')
 		dst = append(dst, guardInfix...)
-		dst = append(dst, stream...)
-		dst = append(dst, ':')
-		return append(dst, id...)
+		return append(dst, key...)
 	}
 	dst = append(dst, '{')
-	dst = append(dst, stream...)
+	dst = append(dst, tag...)
 	dst = append(dst, '}')
-	dst = append(dst, guardInfix...)
-	return append(dst, id...)
+	dst = append(dst, guardInfixIn...)
+	dst = strconv.AppendInt(dst, int64(len(stream)), 10)
+	dst = append(dst, ':')
+	dst = append(dst, stream...)
+	dst = append(dst, ':')
+	return append(dst, key...)
 }
 
 // hashTag returns the part of key Redis Cluster hashes when key has a hash

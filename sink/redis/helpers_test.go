@@ -29,6 +29,7 @@ type observer struct {
 	dups    int
 	retried int
 	lastErr error
+	stored  []uint64 // stored LSNs of duplicates from another commit
 }
 
 func newObserver() *observer { return &observer{acked: make(map[string]int)} }
@@ -51,6 +52,21 @@ func (o *observer) Duplicate(string, *event.Event) {
 	o.mu.Lock()
 	o.dups++
 	o.mu.Unlock()
+}
+
+// DuplicateOtherCommit implements sink.OtherCommitObserver.
+func (o *observer) DuplicateOtherCommit(_ string, _ *event.Event, storedLSN uint64) {
+	o.mu.Lock()
+	o.stored = append(o.stored, storedLSN)
+	o.mu.Unlock()
+}
+
+func (o *observer) otherCount() int { return len(o.otherLSNs()) }
+
+func (o *observer) otherLSNs() []uint64 {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([]uint64(nil), o.stored...)
 }
 
 func (o *observer) ackCount() int {

@@ -8,18 +8,22 @@ import (
 // guardScript adds a run of events, each only if its guard key is new, and
 // stops at the first event that fails. A script runs atomically, so a guard
 // is never set without its entry (the guard is deleted again when XADD
-// fails) and no event of the run is stored after one that failed.
+// fails) and no event of the run is stored after one that failed. A guard
+// holds the commit LSN of the event that set it.
 //
 //	KEYS: stream 1, guard 1, stream 2, guard 2, ...
 //	ARGV[1]: guard TTL in milliseconds
 //	ARGV[2]: MAXLEN ~ threshold, "0" for none
 //	ARGV[3]: "1" for NOMKSTREAM
-//	ARGV[4...]: per event the number of fields n, then n field/value pairs
+//	ARGV[4...]: per event its commit LSN (the guard's value), the number of
+//	fields n, then n field/value pairs
 //
-// The reply has one element per event handled: the new entry id, or 0 when
-// the guard already existed (a duplicate). After a failure it ends with -1
-// and the error message of the failed event. Errors are returned as values,
-// not as nested error replies, so that the reply always parses the same way.
+// The reply has one element per event handled: the new entry id, or for a
+// duplicate (the guard already existed) an array holding the guard's value,
+// and the error of reading it as a second element when GET failed (an ACL
+// without +get). After a failure it ends with -1 and the error message of the
+// failed event. Errors are returned as values, not as nested error replies,
+// so that the reply always parses the same way.
 const guardScript = `
 local ttl = ARGV[1]
 local maxlen = ARGV[2]
@@ -28,10 +32,11 @@ local nomk = ARGV[3] == '1'
 local out = {}
 local a = 4
 for i = 1, #KEYS, 2 do
-  local first = a + 1
-  local last = a + 2 * tonumber(ARGV[a])
+  local lsn = ARGV[a]
+  local first = a + 2
+  local last = a + 1 + 2 * tonumber(ARGV[a + 1])
   a = last + 1
-  local fresh = redis.pcall('SET', KEYS[i + 1], '1', 'NX', 'PX', ttl)
+  local fresh = redis.pcall('SET', KEYS[i + 1], lsn, 'NX', 'PX', ttl)
   if type(fresh) == 'table' and fresh.err then
     out[#out + 1] = -1
     out[#out + 1] = fresh.err
@@ -60,7 +65,14 @@ for i = 1, #KEYS, 2 do
     end
     out[#out + 1] = id
   else
-    out[#out + 1] = 0
+    local held = redis.pcall('GET', KEYS[i + 1])
+    if type(held) == 'table' and held.err then
+      out[#out + 1] = {'', held.err}
+    elseif type(held) == 'string' then
+      out[#out + 1] = {held}
+    else
+      out[#out + 1] = {''}
+    end
   end
 end
 return out

@@ -11,6 +11,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/outbox-cdc/outbox-cdc/event"
 	"github.com/outbox-cdc/outbox-cdc/sink"
 )
 
@@ -143,7 +144,7 @@ func (s *Sink) roundTripGuard(round []*record) (int, error) {
 	}
 	args = append(args, &s.ttl, &s.maxlen, nomk)
 	for _, r := range round {
-		args = append(args, len(r.vals)/2)
+		args = append(args, &r.lsn, len(r.vals)/2)
 		args = append(args, r.vals...)
 	}
 	s.args = args
@@ -161,12 +162,14 @@ func (s *Sink) roundTripGuard(round []*record) (int, error) {
 				return i, errors.New("redis: guard script replied with more results than events")
 			}
 			s.opts.Ack(round[i].e)
-		case int64:
-			if v == 0 && i < len(round) {
-				s.opts.Observer.Duplicate(s.opts.Name, round[i].e)
-				s.opts.Ack(round[i].e)
-				continue
+		case []any:
+			if i >= len(round) {
+				return i, errors.New("redis: guard script replied with more results than events")
 			}
+			// A duplicate: the guard holds the stored event's commit LSN.
+			s.opts.Duplicate(round[i].e, s.guardLSN(v))
+			s.opts.Ack(round[i].e)
+		case int64:
 			msg := "unexpected guard script reply " + strconv.FormatInt(v, 10)
 			if v == -1 && i+1 < len(reply) {
 				msg, _ = reply[i+1].(string)
@@ -180,6 +183,32 @@ func (s *Sink) roundTripGuard(round []*record) (int, error) {
 		return len(reply), errors.New("redis: guard script replied with fewer results than events")
 	}
 	return len(round), nil
+}
+
+// guardLSN returns the commit LSN a guard holds, from the guard script's
+// reply for a duplicate: {value} or {"", error of GET}. It returns 0 when the
+// value is no LSN (a guard set by an earlier version) or could not be read;
+// a read error is logged once until a read works again.
+func (s *Sink) guardLSN(reply []any) uint64 {
+	if len(reply) > 1 {
+		if !s.guardUnreadable {
+			s.guardUnreadable = true
+			s.opts.Logger.Warn("redis sink: cannot read the value of a guard key, so duplicates from another commit "+
+				"cannot be told from resends and count as resends; grant the ACL user +get on the guard keys",
+				"sink", s.opts.Name, "address", s.cfg.Address, "err", fmt.Sprint(reply[1]))
+		}
+		return 0
+	}
+	if s.guardUnreadable {
+		s.guardUnreadable = false
+		s.opts.Logger.Info("redis sink: guard key values are readable again", "sink", s.opts.Name, "address", s.cfg.Address)
+	}
+	v, _ := reply[0].(string)
+	lsn, err := event.ParseLSN(v)
+	if err != nil {
+		return 0
+	}
+	return lsn
 }
 
 // roundTripTx sends one XADD per event in one MULTI/EXEC transaction
@@ -271,7 +300,7 @@ func (s *Sink) appendXAdd(args []any, r *record) []any {
 		args = append(args, "nomkstream")
 	}
 	if s.dedup == DedupIDMP {
-		args = append(args, "idmp", &s.pid, &r.e.ID)
+		args = append(args, "idmp", &s.pid, &r.key)
 	}
 	if s.cfg.MaxLen > 0 {
 		args = append(args, "maxlen", "~", &s.maxlen)
@@ -316,8 +345,9 @@ func (s *Sink) checkResent(round []*record, idx []int) (int, error) {
 			return i, err
 		}
 		if len(msgs) == 1 {
-			if got := storedEventID(msgs[0].Values); got != r.e.ID {
-				return i, newServerError(fmt.Sprintf("IDCONFLICT entry %s of stream %q holds event %q, not this event: another writer uses the stream, or the database was restored to an earlier LSN", r.id, r.stream, got), nil)
+			if source, id := storedIdentity(msgs[0].Values); source != r.e.Source || id != r.e.ID {
+				return i, newServerError(fmt.Sprintf("IDCONFLICT entry %s of stream %q holds event %q of source %q, not this event (%q of source %q): another writer uses the stream, or the database was restored to an earlier LSN",
+					r.id, r.stream, id, source, r.e.ID, r.e.Source), nil)
 			}
 			continue
 		}
@@ -333,21 +363,23 @@ func (s *Sink) checkResent(round []*record, idx []int) (int, error) {
 	return -1, nil
 }
 
-// storedEventID returns the CloudEvents id of a stored entry, of either
-// layout.
-func storedEventID(values map[string]any) string {
+// storedIdentity returns the CloudEvents source and id of a stored entry, of
+// either layout.
+func storedIdentity(values map[string]any) (source, id string) {
 	if id, ok := values[FieldID].(string); ok {
-		return id
+		source, _ := values[FieldSource].(string)
+		return source, id
 	}
 	if body, ok := values[FieldEvent].(string); ok {
 		var v struct {
-			ID string `json:"id"`
+			ID     string `json:"id"`
+			Source string `json:"source"`
 		}
 		if json.Unmarshal([]byte(body), &v) == nil {
-			return v.ID
+			return v.Source, v.ID
 		}
 	}
-	return ""
+	return "", ""
 }
 
 // compareEntryIDs compares stream entry ids "ms-seq" numerically.

@@ -46,9 +46,10 @@ type Sink struct {
 	closeErr  error
 
 	// Sender state.
-	args []any
-	cmds []*goredis.StringCmd
-	pipe goredis.Pipeliner // MULTI/EXEC
+	guardUnreadable bool // the last guard value read failed (logged once)
+	args            []any
+	cmds            []*goredis.StringCmd
+	pipe            goredis.Pipeliner // MULTI/EXEC
 }
 
 // New validates cfg, connects to Redis, checks what can be checked before the
@@ -109,6 +110,7 @@ func New(ctx context.Context, cfg Config, opts sink.Options) (*Sink, error) {
 		return nil, err
 	}
 	s.enc.guard = s.dedup == DedupGuard
+	s.enc.idmp = s.dedup == DedupIDMP
 	s.enc.entryID = s.dedup == DedupEntryID
 	s.pipe = client.TxPipeline()
 	s.ctx, s.cancel = context.WithCancel(context.Background())

@@ -230,7 +230,7 @@ func TestResendNoDuplicates(t *testing.T) {
 					return
 				}
 				// The guard keys exist, with the TTL, in the stream's slot.
-				key := "{" + prefix + "a}" + guardInfix + evs[0].ID
+				key := "{" + prefix + "a}" + guardInfix + evs[0].DedupKey()
 				n, err := rc.Exists(context.Background(), key).Result()
 				if err != nil || n != 1 {
 					t.Errorf("guard key %s: exists=%d err=%v", key, n, err)
@@ -514,7 +514,7 @@ func TestWrongType(t *testing.T) {
 			if dedup == DedupGuard {
 				// The failed event's guard was removed with its XADD, so a
 				// later attempt (after the operator fixed the key) adds it.
-				n, _ := srv.client(t).Exists(context.Background(), "{"+prefix+"bad}"+guardInfix+evs[4].ID).Result()
+				n, _ := srv.client(t).Exists(context.Background(), "{"+prefix+"bad}"+guardInfix+evs[4].DedupKey()).Result()
 				if n != 0 {
 					t.Error("guard key of the failed event was left behind")
 				}
@@ -844,7 +844,7 @@ func TestDocumentedACL(t *testing.T) {
 	t.Parallel()
 	srv := startServer(t)
 	srv.do(t, "ACL", "SETUSER", "outbox", "on", ">secret", "~outbox:*", "~{outbox:*",
-		"+ping", "+info", "+type", "+multi", "+exec", "+xadd", "+xrange", "+xinfo", "+script|load", "+evalsha", "+set", "+del")
+		"+ping", "+info", "+type", "+multi", "+exec", "+xadd", "+xrange", "+xinfo", "+script|load", "+evalsha", "+set", "+get", "+del")
 	for _, dedup := range []string{DedupEntryID, DedupGuard, DedupNone} {
 		for _, stream := range []string{"outbox:{{.AggregateType}}:" + dedup, "outbox:static:" + dedup} {
 			t.Run(dedup+"/"+stream, func(t *testing.T) {

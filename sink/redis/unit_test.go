@@ -85,20 +85,41 @@ func TestGuardKeySlot(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		stream, want string
+		sameSlot     bool
 	}{
-		{"outbox:order", "{outbox:order}" + guardInfix + "e1"},
-		{"outbox:{tenant7}:order", "{tenant7}" + guardInfix + "outbox:{tenant7}:order:e1"},
-		{"{a}{b}", "{a}" + guardInfix + "{a}{b}:e1"},
-		{"x{}y", "{x{}y}" + guardInfix + "e1"}, // empty tag: the whole name is hashed
+		{"outbox:order", "{outbox:order}" + guardInfix + "/s|e1", true},
+		{"outbox{order", "{outbox{order}" + guardInfix + "/s|e1", true},
+		{"outbox:{tenant7}:order", "{tenant7}" + guardInfixIn + "22:outbox:{tenant7}:order:/s|e1", true},
+		{"{a}{b}", "{a}" + guardInfixIn + "6:{a}{b}:/s|e1", true},
+		{"x{}y", "{}" + guardInfixIn + "4:x{}y:/s|e1", false}, // empty tag: no slot to share
+		{"a}b", "{}" + guardInfixIn + "3:a}b:/s|e1", false},
 	} {
-		got := string(appendGuardKey(nil, tc.stream, "e1"))
+		got := string(appendGuardKey(nil, tc.stream, "/s|e1"))
 		if got != tc.want {
 			t.Errorf("guard key of %q: %q, want %q", tc.stream, got, tc.want)
 		}
-		if tc.stream != "x{}y" && slot(got) != slot(tc.stream) {
+		if tc.sameSlot && slot(got) != slot(tc.stream) {
 			t.Errorf("guard key %q in slot %d, stream %q in slot %d", got, slot(got), tc.stream, slot(tc.stream))
 		}
 	}
+}
+
+// FuzzGuardKey: two different (stream, source, id) never share a guard key
+// (short of a SHA-256 collision between long dedup keys).
+func FuzzGuardKey(f *testing.F) {
+	f.Add("outbox:order", "/s", "1", "outbox:order}", "/s", "1")
+	f.Add("{t}a", "/s", "1", "t", "3:{t}a:/s", "1")
+	f.Add("t", "/x", "1", "{t}", "/x", "1")
+	f.Fuzz(func(t *testing.T, stream1, source1, id1, stream2, source2, id2 string) {
+		if stream1 == stream2 && source1 == source2 && id1 == id2 {
+			return
+		}
+		k1 := appendGuardKey(nil, stream1, event.DedupKey(source1, id1))
+		k2 := appendGuardKey(nil, stream2, event.DedupKey(source2, id2))
+		if string(k1) == string(k2) {
+			t.Fatalf("(%q, %q, %q) and (%q, %q, %q) share the guard key %q", stream1, source1, id1, stream2, source2, id2, k1)
+		}
+	})
 }
 
 // TestXAddArgs compares the XADD arguments of every mode with what go-redis
@@ -106,8 +127,8 @@ func TestGuardKeySlot(t *testing.T) {
 // not available to test against here).
 func TestXAddArgs(t *testing.T) {
 	t.Parallel()
-	e := &event.Event{ID: "ev-1", CommitLSN: 42, Seq: 3}
-	r := &record{e: e, stream: "s", id: "42-3", vals: []any{"id", &e.ID, "data", "x"}}
+	e := &event.Event{ID: "ev-1", Source: "/src", CommitLSN: 42, Seq: 3}
+	r := &record{e: e, stream: "s", id: "42-3", key: e.DedupKey(), vals: []any{"id", &e.ID, "data", "x"}}
 	client := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:1"})
 	defer client.Close()
 	pipe := client.Pipeline()
@@ -119,8 +140,8 @@ func TestXAddArgs(t *testing.T) {
 	}{
 		{DedupNone, Config{}, &goredis.XAddArgs{Stream: "s"}},
 		{DedupEntryID, Config{}, &goredis.XAddArgs{Stream: "s", ID: "42-3"}},
-		{DedupIDMP, Config{}, &goredis.XAddArgs{Stream: "s", ProducerID: "pid", IdempotentID: "ev-1"}},
-		{DedupIDMP, Config{MaxLen: 100, NoMkStream: true}, &goredis.XAddArgs{Stream: "s", ProducerID: "pid", IdempotentID: "ev-1", MaxLen: 100, Approx: true, NoMkStream: true}},
+		{DedupIDMP, Config{}, &goredis.XAddArgs{Stream: "s", ProducerID: "pid", IdempotentID: "/src|ev-1"}},
+		{DedupIDMP, Config{MaxLen: 100, NoMkStream: true}, &goredis.XAddArgs{Stream: "s", ProducerID: "pid", IdempotentID: "/src|ev-1", MaxLen: 100, Approx: true, NoMkStream: true}},
 		{DedupEntryID, Config{MaxLen: 100}, &goredis.XAddArgs{Stream: "s", ID: "42-3", MaxLen: 100, Approx: true}},
 	} {
 		s := &Sink{cfg: tc.cfg, dedup: tc.dedup, pid: "pid", maxlen: fmt.Sprint(tc.cfg.MaxLen)}
@@ -218,7 +239,7 @@ func TestEncodeAllocs(t *testing.T) {
 		t.Fatal(err)
 	}
 	evs := makeEvents("al", 256, 8, []string{"a", "b"})
-	for _, enc := range []encoder{{stream: tmpl}, {stream: tmpl, structured: true}, {stream: tmpl, guard: true}, {stream: tmpl, entryID: true}} {
+	for _, enc := range []encoder{{stream: tmpl}, {stream: tmpl, structured: true}, {stream: tmpl, guard: true}, {stream: tmpl, idmp: true}, {stream: tmpl, entryID: true}} {
 		recs := make([]record, len(evs))
 		if e := enc.encode(evs, recs); e != nil {
 			t.Fatal(e.err)
