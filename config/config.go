@@ -15,9 +15,11 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/outbox-cdc/outbox-cdc/checkpoint"
@@ -82,6 +84,29 @@ type Postgres struct {
 	StandbyPoll time.Duration `yaml:"standby_poll"`
 	// Reconnect is the backoff between reconnects.
 	Reconnect retry.Backoff `yaml:"reconnect"`
+	// Roles are the roles setup grants privileges to, for the
+	// least-privilege layout of docs/security.md. Default none: the role of
+	// postgres.url runs setup and run alike.
+	Roles Roles `yaml:"roles"`
+}
+
+// Roles name the roles of the least-privilege layout (docs/security.md);
+// `setup` and `setup --print-sql` grant each exactly what it needs. The
+// roles must exist.
+type Roles struct {
+	// Stream is the role `run` connects as, when it is not the role that
+	// runs setup. It must have the REPLICATION attribute (setup gives it
+	// when it can); setup grants it SELECT, INSERT and UPDATE on the
+	// dead-letter and progress tables, SELECT and DELETE on the outbox
+	// tables with outbox.retention (streaming needs none), and with
+	// outbox.messages on, EXECUTE on pg_logical_emit_message for the
+	// heartbeat. Default none.
+	Stream string `yaml:"stream"`
+	// Writers are the application roles that write events: setup grants
+	// them INSERT on the outbox tables, SELECT on their id column and
+	// EXECUTE on their <table>_publish helpers, and with outbox.messages on,
+	// EXECUTE on pg_logical_emit_message. Default none.
+	Writers []string `yaml:"writers"`
 }
 
 // Outbox describes where events come from.
@@ -89,8 +114,12 @@ type Outbox struct {
 	// Tables are the outbox tables. Default one table, public.outbox, with
 	// the default column names.
 	Tables []decoder.Table `yaml:"tables"`
-	// MessagePrefix is the pg_logical_emit_message prefix of CloudEvent
-	// messages. Default "outbox".
+	// Messages configures events written with pg_logical_emit_message
+	// instead of an outbox row. Off by default (see docs/security.md).
+	Messages Messages `yaml:"messages"`
+	// MessagePrefix is replaced by messages.prefix and messages.enabled: "-"
+	// is accepted with a warning (messages are off by default now), any
+	// other value is an error that says what to write instead.
 	MessagePrefix string `yaml:"message_prefix"`
 	// HeartbeatPrefix marks heartbeat messages. Default "outbox-cdc.heartbeat".
 	HeartbeatPrefix string `yaml:"heartbeat_prefix"`
@@ -104,6 +133,22 @@ type Outbox struct {
 	// row, LSN and column; the slot does not pass it) or "dead-letter" (the
 	// raw row is stored in the dead-letter table and the stream goes on).
 	OnInvalid string `yaml:"on_invalid"`
+}
+
+// Messages configures message events: CloudEvents written as
+// pg_logical_emit_message(true, <prefix>, <JSON>) instead of an outbox row.
+type Messages struct {
+	// Enabled turns message events on. Default false: such messages are
+	// ignored (the first one is logged), because by default every role that
+	// can log in may call pg_logical_emit_message, and so could publish
+	// events or stop the stream. With it on, setup revokes EXECUTE on
+	// pg_logical_emit_message from PUBLIC and grants it to postgres.roles
+	// and to its own role; run warns while PUBLIC can still execute it.
+	// Non-transactional messages (pg_logical_emit_message(false, ...)) with
+	// the prefix follow outbox.on_invalid.
+	Enabled bool `yaml:"enabled"`
+	// Prefix is the message prefix of events. Default "outbox".
+	Prefix string `yaml:"prefix"`
 }
 
 // Window bounds the events in flight.
@@ -148,6 +193,10 @@ type Sink struct {
 	Path string `yaml:"path"`
 	// Sync fsyncs each batch before acknowledging (file sink). Default false.
 	Sync bool `yaml:"sync"`
+	// Mode is the file sink's permission bits, in octal, for a file it
+	// creates (the umask still applies). Default "0600": only outbox-cdc's
+	// own user can read the events.
+	Mode string `yaml:"mode"`
 
 	Brokers brokers `yaml:",inline"`
 }
@@ -157,7 +206,20 @@ func (s Sink) File() file.Config {
 	if s.Type == "stdout" {
 		return file.Config{Path: "-"}
 	}
-	return file.Config{Path: s.Path, Sync: s.Sync}
+	mode, _ := parseMode(s.Mode) // checked by Validate
+	return file.Config{Path: s.Path, Sync: s.Sync, Mode: mode}
+}
+
+// parseMode parses octal permission bits; "" is 0 (the sink's default).
+func parseMode(s string) (os.FileMode, error) {
+	if s == "" {
+		return 0, nil
+	}
+	m, err := strconv.ParseUint(s, 8, 32)
+	if err != nil || m == 0 || m > 0o777 {
+		return 0, fmt.Errorf("mode %q: want octal permission bits such as 0600 or 0640", s)
+	}
+	return os.FileMode(m), nil
 }
 
 // Load reads the YAML file at path (none when path is empty), applies the
@@ -179,6 +241,9 @@ func Load(path string, environ []string, warn func(string)) (*Config, error) {
 	if err := applyEnv(cfg, environ, warn); err != nil {
 		return nil, err
 	}
+	if err := cfg.migrate(warn); err != nil {
+		return nil, err
+	}
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -192,6 +257,21 @@ func cleanYAMLError(err error) string {
 	s := err.Error()
 	s = strings.TrimPrefix(s, "yaml: unmarshal errors:\n  ")
 	return fieldNotFound.ReplaceAllString(s, "unknown config key $1")
+}
+
+// migrate handles keys that were replaced.
+func (c *Config) migrate(warn func(string)) error {
+	switch p := c.Outbox.MessagePrefix; p {
+	case "":
+	case "-":
+		if warn != nil {
+			warn("outbox.message_prefix is gone: message events are off unless outbox.messages.enabled is true; remove the key")
+		}
+		c.Outbox.MessagePrefix = ""
+	default:
+		return fmt.Errorf("config: outbox.message_prefix is replaced by outbox.messages: message events are now off unless enabled, because any role may call pg_logical_emit_message until setup revokes it from PUBLIC (docs/security.md). Write outbox: {messages: {enabled: true, prefix: %q}} and run `outbox-cdc setup` again", p)
+	}
+	return nil
 }
 
 func (c *Config) setDefaults() {
@@ -273,8 +353,11 @@ func (c *Config) Validate() error {
 				return fmt.Errorf("%s (%s): %w", where, s.Name, err)
 			}
 		}
-		if s.Type != "file" && (s.Path != "" || s.Sync) {
-			return fmt.Errorf("%s (%s): path and sync apply only to file sinks", where, s.Name)
+		if s.Type != "file" && (s.Path != "" || s.Sync || s.Mode != "") {
+			return fmt.Errorf("%s (%s): path, sync and mode apply only to file sinks", where, s.Name)
+		}
+		if _, err := parseMode(s.Mode); err != nil {
+			return fmt.Errorf("%s (%s): %w", where, s.Name, err)
 		}
 	}
 	if c.Outbox.OnInvalid != "block" && c.Outbox.OnInvalid != "dead-letter" {
@@ -289,6 +372,16 @@ func (c *Config) Validate() error {
 	case "text", "json":
 	default:
 		return fmt.Errorf("config: log.format %q: want text or json", c.Log.Format)
+	}
+	for i, r := range c.Postgres.Roles.Writers {
+		if r == "" {
+			return fmt.Errorf("config: postgres.roles.writers[%d] is empty", i)
+		}
+	}
+	// Parsed once here, so that no later parse error (which pgx words with
+	// pieces of the string) can show the password.
+	if _, err := pgconn.ParseConfig(c.Postgres.URL); err != nil {
+		return fmt.Errorf("config: postgres.url: %w", replication.RedactError(err))
 	}
 	return nil
 }
@@ -308,7 +401,8 @@ func (c *Config) Replication() replication.Config {
 func (c *Config) Decoder() decoder.Config {
 	return decoder.Config{
 		Tables:          c.Outbox.Tables,
-		MessagePrefix:   c.Outbox.MessagePrefix,
+		MessagePrefix:   c.Outbox.Messages.Prefix,
+		MessagesOff:     !c.Outbox.Messages.Enabled,
 		HeartbeatPrefix: c.Outbox.HeartbeatPrefix,
 		DefaultSource:   c.Outbox.DefaultSource,
 	}

@@ -40,6 +40,8 @@ type Decoder struct {
 	lastCT     string   // the last datacontenttype that passed validation
 	lastSchema string   // the last dataschema that passed validation
 	interned   map[string]string
+
+	loggedMessagesOff bool // the first message ignored under MessagesOff was logged
 }
 
 // New returns a Decoder for cfg; logger may be nil.
