@@ -89,6 +89,29 @@ type Postgres struct {
 	// Retry is the backoff between reconnects. Default 500ms doubling to
 	// 10s, full jitter. Formerly "reconnect" (still read, with a warning).
 	Retry Backoff `yaml:"retry" old:"reconnect"`
+	// Roles are the roles setup grants privileges to, for the
+	// least-privilege layout of docs/security.md. Default none: the role of
+	// postgres.url runs setup and run alike.
+	Roles Roles `yaml:"roles"`
+}
+
+// Roles name the roles of the least-privilege layout (docs/security.md);
+// `setup` and `setup --print-sql` grant each exactly what it needs. The
+// roles must exist.
+type Roles struct {
+	// Stream is the role `run` connects as, when it is not the role that
+	// runs setup. It must have the REPLICATION attribute (setup gives it
+	// when it can); setup grants it SELECT, INSERT and UPDATE on the
+	// dead-letter and progress tables, SELECT and DELETE on the outbox
+	// tables with outbox.retention (streaming needs none), and with
+	// outbox.messages on, EXECUTE on pg_logical_emit_message for the
+	// heartbeat. Default none.
+	Stream string `yaml:"stream"`
+	// Writers are the application roles that write events: setup grants
+	// them INSERT on the outbox tables, SELECT on their id column and
+	// EXECUTE on their <table>_publish helpers, and with outbox.messages on,
+	// EXECUTE on pg_logical_emit_message. Default none.
+	Writers []string `yaml:"writers"`
 }
 
 // Backoff is an exponential backoff with full jitter, the one shape of every
@@ -140,8 +163,12 @@ type Outbox struct {
 	// Tables are the outbox tables. Default one table, public.outbox, with
 	// the default column names.
 	Tables []Table `yaml:"tables"`
-	// MessagePrefix is the pg_logical_emit_message prefix of CloudEvent
-	// messages. Default "outbox".
+	// Messages configures events written with pg_logical_emit_message
+	// instead of an outbox row. Off by default (see docs/security.md).
+	Messages Messages `yaml:"messages"`
+	// MessagePrefix is replaced by messages.prefix and messages.enabled: "-"
+	// is accepted with a warning (messages are off by default now), any
+	// other value is an error that says what to write instead.
 	MessagePrefix string `yaml:"message_prefix"`
 	// HeartbeatPrefix marks heartbeat messages. Default "outbox-cdc.heartbeat".
 	HeartbeatPrefix string `yaml:"heartbeat_prefix"`
@@ -155,6 +182,22 @@ type Outbox struct {
 	// row, LSN and column; the slot does not pass it) or "dead-letter" (the
 	// raw row is stored in the dead-letter table and the stream goes on).
 	OnInvalid sink.Policy `yaml:"on_invalid"`
+}
+
+// Messages configures message events: CloudEvents written as
+// pg_logical_emit_message(true, <prefix>, <JSON>) instead of an outbox row.
+type Messages struct {
+	// Enabled turns message events on. Default false: such messages are
+	// ignored (the first one is logged), because by default every role that
+	// can log in may call pg_logical_emit_message, and so could publish
+	// events or stop the stream. With it on, setup revokes EXECUTE on
+	// pg_logical_emit_message from PUBLIC and grants it to postgres.roles
+	// and to its own role; run warns while PUBLIC can still execute it.
+	// Non-transactional messages (pg_logical_emit_message(false, ...)) with
+	// the prefix follow outbox.on_invalid.
+	Enabled bool `yaml:"enabled"`
+	// Prefix is the message prefix of events. Default "outbox".
+	Prefix string `yaml:"prefix"`
 }
 
 // Retention prunes acknowledged outbox rows. The zero Age turns it off.
@@ -234,6 +277,7 @@ func Load(path string, environ []string, warn func(string)) (*Config, error) {
 	d.overlayEnv(root, environ)
 	cfg := &Config{}
 	d.decode(root, cfg)
+	cfg.migrate(d.problems, warn)
 	cfg.setDefaults()
 	cfg.validate(d.problems)
 	if err := d.problems.err(); err != nil {
@@ -261,7 +305,8 @@ func (c *Config) Decoder() decoder.Config {
 	}
 	return decoder.Config{
 		Tables:          tables,
-		MessagePrefix:   c.Outbox.MessagePrefix,
+		MessagePrefix:   c.Outbox.Messages.Prefix,
+		MessagesOff:     !c.Outbox.Messages.Enabled,
 		HeartbeatPrefix: c.Outbox.HeartbeatPrefix,
 		DefaultSource:   c.Outbox.DefaultSource,
 	}
@@ -308,3 +353,16 @@ func (c *Config) TableNames() []string {
 
 // errNoURL is the message for a missing postgres.url.
 var errNoURL = errors.New("is required (or set OUTBOX_CDC_POSTGRES_URL)")
+
+// migrate handles keys that were replaced.
+func (c *Config) migrate(p *problems, warn func(string)) {
+	switch prefix := c.Outbox.MessagePrefix; prefix {
+	case "":
+	case "-":
+		warn("outbox.message_prefix is gone: message events are off unless outbox.messages.enabled is true; remove the key")
+		c.Outbox.MessagePrefix = ""
+	default:
+		p.add("outbox.message_prefix", "is replaced by outbox.messages: message events are now off unless enabled, because any role may call pg_logical_emit_message until setup revokes it from PUBLIC (docs/security.md). Write outbox: {messages: {enabled: true, prefix: %q}} and run `outbox-cdc setup` again", prefix)
+		c.Outbox.MessagePrefix = ""
+	}
+}

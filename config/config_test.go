@@ -45,6 +45,9 @@ postgres:
     initial: 200ms
     max: 20s
     multiplier: 1.5
+  roles:
+    stream: outbox_stream
+    writers: [app, billing]
 outbox:
   tables:
     - name: app.events
@@ -62,7 +65,9 @@ outbox:
         headers: meta
         time: occurred_at
     - name: public.outbox
-  message_prefix: events
+  messages:
+    enabled: true
+    prefix: events
   heartbeat_prefix: hb
   default_source: /default
 window:
@@ -73,6 +78,7 @@ sinks:
     type: file
     path: /var/lib/outbox-cdc/events.jsonl
     sync: true
+    mode: "0640"
     max_batch: 10
     route:
       types: ["order.*", "*.created"]
@@ -138,7 +144,8 @@ func everyKeyFields(c *config.Config) []field {
 			},
 			{Name: "public.outbox", DefaultSource: "/default", Columns: defaultColumns}, // defaults filled in
 		}},
-		{"outbox.message_prefix", c.Outbox.MessagePrefix, "events"},
+		{"postgres.roles", c.Postgres.Roles, config.Roles{Stream: "outbox_stream", Writers: []string{"app", "billing"}}},
+		{"outbox.messages", c.Outbox.Messages, config.Messages{Enabled: true, Prefix: "events"}},
 		{"outbox.heartbeat_prefix", c.Outbox.HeartbeatPrefix, "hb"},
 		{"outbox.default_source", c.Outbox.DefaultSource, "/default"},
 		{"window.max_events", c.Window.MaxEvents, 100},
@@ -148,6 +155,7 @@ func everyKeyFields(c *config.Config) []field {
 		{"sinks[0].type", c.Sinks[0].Type, config.SinkFile},
 		{"sinks[0].path", c.Sinks[0].Path, "/var/lib/outbox-cdc/events.jsonl"},
 		{"sinks[0].sync", c.Sinks[0].Sync, true},
+		{"sinks[0].mode", c.Sinks[0].Mode, "0640"},
 		{"sinks[0].max_batch", c.Sinks[0].MaxBatch, 10},
 		{"sinks[0].route", c.Sinks[0].Route, config.Route{Types: []string{"order.*", "*.created"}, AggregateTypes: []string{"order", "invoice"}}},
 		{"sinks[1].name", c.Sinks[1].Name, "console"},
@@ -180,7 +188,7 @@ func TestLoadEveryKey(t *testing.T) {
 		t.Errorf("Replication() = %+v", r)
 	}
 	d := got.Decoder()
-	if len(d.Tables) != 2 || d.Tables[0].Name != "app.events" || d.Tables[0].Columns.ID != "event_id" || d.MessagePrefix != "events" || d.HeartbeatPrefix != "hb" || d.DefaultSource != "/default" {
+	if len(d.Tables) != 2 || d.Tables[0].Name != "app.events" || d.Tables[0].Columns.ID != "event_id" || d.MessagePrefix != "events" || d.MessagesOff || d.HeartbeatPrefix != "hb" || d.DefaultSource != "/default" {
 		t.Errorf("Decoder() = %+v", d)
 	}
 	if c := got.Checkpoint(); c != (checkpoint.Config{MaxEvents: 100, MaxBytes: 1 << 20}) {
@@ -189,7 +197,7 @@ func TestLoadEveryKey(t *testing.T) {
 	if names := got.TableNames(); !reflect.DeepEqual(names, []string{"app.events", "public.outbox"}) {
 		t.Errorf("TableNames() = %v", names)
 	}
-	if f := got.Sinks[0].File(); f != (file.Config{Path: "/var/lib/outbox-cdc/events.jsonl", Sync: true}) {
+	if f := got.Sinks[0].File(); f != (file.Config{Path: "/var/lib/outbox-cdc/events.jsonl", Sync: true, Mode: 0o640}) {
 		t.Errorf("Sinks[0].File() = %+v", f)
 	}
 	if f := got.Sinks[1].File(); f != (file.Config{Path: "-"}) {
@@ -427,7 +435,13 @@ func TestValidateNamesTheKey(t *testing.T) {
 		{"log level", base + "sinks: [{name: s, type: stdout}]\nlog: {level: verbose}\n", []string{"log.level", "verbose"}},
 		{"log format", base + "sinks: [{name: s, type: stdout}]\nlog: {format: xml}\n", []string{"log.format", "xml"}},
 		{"outbox table twice", base + "sinks: [{name: s, type: stdout}]\noutbox: {tables: [{name: outbox}, {name: public.outbox}]}\n", []string{"outbox", "twice"}},
-		{"prefixes equal", base + "sinks: [{name: s, type: stdout}]\noutbox: {message_prefix: x, heartbeat_prefix: x}\n", []string{"outbox", "prefix"}},
+		{"prefixes equal", base + "sinks: [{name: s, type: stdout}]\noutbox: {messages: {prefix: x}, heartbeat_prefix: x}\n", []string{"outbox", "messages.prefix"}},
+		{"old message_prefix", base + "sinks: [{name: s, type: stdout}]\noutbox: {message_prefix: events}\n", []string{"outbox.message_prefix", "outbox.messages", "enabled: true", `prefix: "events"`, "docs/security.md"}},
+		{"file mode not octal", base + "sinks: [{name: a, type: file, path: /x, mode: rw-------}]\n", []string{"sinks[0].mode", `"rw-------"`, "octal"}},
+		{"file mode too wide", base + "sinks: [{name: a, type: file, path: /x, mode: '01777'}]\n", []string{"sinks[0]", "mode"}},
+		{"mode on a broker sink", base + "sinks: [{name: a, type: stdout, mode: '0600'}]\n", []string{"sinks[0]", "mode apply only to file sinks"}},
+		{"empty writer role", "postgres: {url: 'host=db', roles: {writers: [app, '']}}\nsinks: [{name: s, type: stdout}]\n", []string{"postgres.roles.writers[1]", "empty"}},
+		{"unparseable url", "postgres: {url: 'postgres://app:s3cret@Kvw2:s3cret@db/app'}\nsinks: [{name: s, type: stdout}]\n", []string{"postgres.url", "cannot parse", "app:xxxxx@db/app", "percent-encode"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

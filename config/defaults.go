@@ -42,7 +42,7 @@ func (c *Config) setDefaults() {
 	for i, t := range d.Tables {
 		c.Outbox.Tables[i] = Table{Name: t.Name, DefaultSource: t.DefaultSource, Columns: Columns(t.Columns)}
 	}
-	c.Outbox.MessagePrefix, c.Outbox.HeartbeatPrefix = d.MessagePrefix, d.HeartbeatPrefix
+	c.Outbox.Messages.Prefix, c.Outbox.HeartbeatPrefix = d.MessagePrefix, d.HeartbeatPrefix
 	if c.Outbox.OnInvalid == "" {
 		c.Outbox.OnInvalid = sink.PolicyBlock
 	}

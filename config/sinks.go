@@ -2,6 +2,8 @@ package config
 
 import (
 	"fmt"
+	"os"
+	"strconv"
 	"time"
 
 	"github.com/outbox-cdc/outbox-cdc/sink"
@@ -39,6 +41,10 @@ type Sink struct {
 	Path string `yaml:"path"`
 	// Sync fsyncs each batch before acknowledging (file sink). Default false.
 	Sync bool `yaml:"sync"`
+	// Mode is the file sink's permission bits, in octal, for a file it
+	// creates (the umask still applies). Default "0600": only outbox-cdc's
+	// own user can read the events.
+	Mode string `yaml:"mode"`
 
 	// Kafka is the kafka sink's section.
 	Kafka *Kafka `yaml:"kafka"`
@@ -72,7 +78,20 @@ func (s Sink) File() file.Config {
 	if s.Type == SinkStdout {
 		return file.Config{Path: "-"}
 	}
-	return file.Config{Path: s.Path, Sync: s.Sync}
+	mode, _ := parseMode(s.Mode) // checked by validate
+	return file.Config{Path: s.Path, Sync: s.Sync, Mode: mode}
+}
+
+// parseMode parses octal permission bits; "" is 0 (the sink's default).
+func parseMode(s string) (os.FileMode, error) {
+	if s == "" {
+		return 0, nil
+	}
+	m, err := strconv.ParseUint(s, 8, 32)
+	if err != nil || m == 0 || m > 0o777 {
+		return 0, fmt.Errorf("%q: want octal permission bits such as 0600 or 0640", s)
+	}
+	return os.FileMode(m), nil
 }
 
 // TLS configures TLS to a broker; see tlsconf.Config.

@@ -7,6 +7,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/outbox-cdc/outbox-cdc/replication"
 )
 
 // validate reports every problem of the decoded, defaulted configuration
@@ -54,6 +58,19 @@ func (c *Config) validate(p *problems) {
 	positive(p, "http.stall", h.Stall)
 
 	positive(p, "heartbeat.interval", c.Heartbeat.Interval)
+
+	for i, r := range c.Postgres.Roles.Writers {
+		if r == "" {
+			p.add(fmt.Sprintf("postgres.roles.writers[%d]", i), "is empty")
+		}
+	}
+	// Parsed once here, so that no later parse error (which pgx words with
+	// pieces of the string) can show the password.
+	if pg.URL != "" {
+		if _, err := pgconn.ParseConfig(pg.URL); err != nil {
+			p.addErr("postgres.url", replication.RedactError(err))
+		}
+	}
 }
 
 func (c *Config) validateSinks(p *problems) {
@@ -95,9 +112,12 @@ func (c *Config) validateSinks(p *problems) {
 				p.add(at("path"), "is required for a file sink")
 				break
 			}
-			if s.Type == SinkStdout && (s.Path != "" || s.Sync) {
-				p.add(key, "path and sync apply only to file sinks (stdout writes to standard output)")
+			if s.Type == SinkStdout && (s.Path != "" || s.Sync || s.Mode != "") {
+				p.add(key, "path, sync and mode apply only to file sinks (stdout writes to standard output)")
 				break
+			}
+			if _, err := parseMode(s.Mode); err != nil {
+				p.addErr(at("mode"), err)
 			}
 			if err := s.File().Validate(); err != nil {
 				p.addErr(at("sync"), err)
@@ -118,8 +138,8 @@ func (c *Config) validateSinks(p *problems) {
 				paths[out] = i
 			}
 		default:
-			if s.Path != "" || s.Sync {
-				p.add(key, "path and sync apply only to file sinks")
+			if s.Path != "" || s.Sync || s.Mode != "" {
+				p.add(key, "path, sync and mode apply only to file sinks")
 			}
 			if !s.sections()[s.Type] {
 				p.add(at(string(s.Type)), "is required for a %s sink", s.Type)

@@ -47,8 +47,15 @@ type Config struct {
 	Tables []Table
 	// MessagePrefix is the logical decoding message prefix whose
 	// transactional messages carry a CloudEvent as JSON. Default "outbox";
-	// "-" disables message events.
+	// "-" disables message events. A non-transactional message with the
+	// prefix is an *Error wrapping ErrNonTransactional: it is written even
+	// when its transaction rolls back, so it cannot be an outbox event.
 	MessagePrefix string
+	// MessagesOff ignores messages with MessagePrefix instead of decoding
+	// them; the first one is logged. Default false here; the YAML
+	// configuration sets it unless outbox.messages.enabled is true, because
+	// any role may call pg_logical_emit_message unless setup revoked it.
+	MessagesOff bool
 	// HeartbeatPrefix marks heartbeat messages, which are never published.
 	// Default "outbox-cdc.heartbeat".
 	HeartbeatPrefix string
@@ -130,7 +137,7 @@ func (c Config) Validate() error {
 		}
 	}
 	if c.MessagePrefix == c.HeartbeatPrefix {
-		errs = append(errs, errors.New("message_prefix and heartbeat_prefix must differ"))
+		errs = append(errs, errors.New("messages.prefix and heartbeat_prefix must differ"))
 	}
 	return errors.Join(errs...)
 }

@@ -41,10 +41,11 @@ type Decoder struct {
 	lastSchema string   // the last dataschema that passed validation
 	interned   map[string]string
 
-	enc   *encoding   // the server encoding; text is converted from it
-	conv  []byte      // scratch for converted text
-	spans []span      // where each converted column is in conv
-	jc    jsonChecker // I-JSON checks of json and text values
+	enc               *encoding   // the server encoding; text is converted from it
+	conv              []byte      // scratch for converted text
+	spans             []span      // where each converted column is in conv
+	jc                jsonChecker // I-JSON checks of json and text values
+	loggedMessagesOff bool        // the first message ignored under MessagesOff was logged
 }
 
 // New returns a Decoder for cfg; logger may be nil.

@@ -5,7 +5,10 @@
 // message replaces (so ALTER TABLE on the outbox needs no restart), decodes
 // tuple columns by their type, and maps the outbox columns onto CloudEvents
 // attributes. Transactional logical decoding messages with the configured
-// prefix carry a whole CloudEvent as JSON and become events too.
+// prefix carry a whole CloudEvent as JSON and become events too, unless
+// Config.MessagesOff (the YAML default) ignores them; a non-transactional
+// message with the prefix is an *Error wrapping ErrNonTransactional, for the
+// invalid-row policy, and never an event.
 //
 // Text arrives as the server stored it and is converted to UTF-8 from the
 // database's server encoding (Config.ServerEncoding, SupportedEncodings):

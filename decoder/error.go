@@ -1,6 +1,9 @@
 package decoder
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+)
 
 // Error is a row or message that cannot become a valid CloudEvent. The stream
 // stops at it (or, under a dead-letter policy, it is stored with Raw); the
@@ -8,20 +11,30 @@ import "fmt"
 type Error struct {
 	Table  string // schema.table, or "message <prefix>" for a logical message
 	RowID  string // the id column's text, or "" when it is NULL
-	LSN    uint64 // commit LSN of the row's transaction
+	LSN    uint64 // commit LSN of the row's transaction (a non-transactional message's own LSN)
 	Column string // the offending column or attribute, if one
 	Reason string
 	// Raw is the row as column name → text (nil for NULL), or the message
 	// content under the key "content", so nothing is lost.
 	Raw map[string]*string
+	// Err is the kind of error, for errors.Is, when there is one
+	// (ErrNonTransactional); nil otherwise.
+	Err error
 }
+
+// Unwrap returns Err.
+func (e *Error) Unwrap() error { return e.Err }
 
 func (e *Error) Error() string {
 	id := e.RowID
 	if id == "" {
 		id = "(no id)"
 	}
-	s := fmt.Sprintf("decoder: %s row %s in transaction at LSN %s", e.Table, id, FormatLSN(e.LSN))
+	where := "in transaction at"
+	if errors.Is(e.Err, ErrNonTransactional) {
+		where = "at" // it has no transaction: the message's own LSN
+	}
+	s := fmt.Sprintf("decoder: %s row %s %s LSN %s", e.Table, id, where, FormatLSN(e.LSN))
 	if e.Column != "" {
 		s += fmt.Sprintf(": column %q", e.Column)
 	}

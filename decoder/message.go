@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -12,8 +13,16 @@ import (
 	"github.com/outbox-cdc/outbox-cdc/event"
 )
 
+// ErrNonTransactional is wrapped by the *Error of a non-transactional
+// logical decoding message with the outbox prefix.
+var ErrNonTransactional = errors.New("decoder: non-transactional outbox message")
+
 // message decodes a logical decoding message: with the configured prefix and
-// the transactional flag it carries one CloudEvent in the JSON format.
+// the transactional flag it carries one CloudEvent in the JSON format. With
+// the prefix but without the flag it is an *Error (ErrNonTransactional), for
+// the invalid-row policy: such a message is written even when its
+// transaction rolls back, and it is not part of any transaction the
+// checkpoint could confirm, so it is never published.
 func (d *Decoder) message(r *reader, walStart uint64, h Handler) error {
 	flags := r.u8("message flags")
 	lsn := r.u64("message LSN")
@@ -26,10 +35,22 @@ func (d *Decoder) message(r *reader, walStart uint64, h Handler) error {
 	if d.cfg.MessagePrefix == "-" || string(prefix) != d.cfg.MessagePrefix {
 		return nil // heartbeats and other prefixes are not events
 	}
-	if flags&1 == 0 || !d.inTx {
-		d.logger.Warn("ignoring a non-transactional outbox message: emit events with pg_logical_emit_message(true, ...)",
-			"prefix", string(prefix), "lsn", FormatLSN(lsn))
+	if d.cfg.MessagesOff {
+		if !d.loggedMessagesOff {
+			d.loggedMessagesOff = true
+			d.logger.Warn("ignoring logical decoding messages with the outbox prefix: message events are off (set outbox.messages.enabled and run setup to lock pg_logical_emit_message down; see docs/security.md)",
+				"prefix", string(prefix), "lsn", FormatLSN(lsn))
+		}
 		return nil
+	}
+	if flags&1 == 0 {
+		s := string(content)
+		return &Error{Table: "message " + string(prefix), RowID: messageID(content), LSN: lsn, Err: ErrNonTransactional,
+			Reason: "a non-transactional message (pg_logical_emit_message(false, ...)) is written even when its transaction rolls back, so it is not published; emit events with pg_logical_emit_message(true, ...). outbox.on_invalid decides: block (stop here) or dead-letter (store it and go on)",
+			Raw:    map[string]*string{"content": &s}}
+	}
+	if !d.inTx {
+		return fmt.Errorf("%w: transactional message at LSN %s outside a transaction", ErrProtocol, FormatLSN(lsn))
 	}
 	e, err := d.messageEvent(content)
 	if err != nil {
@@ -38,6 +59,20 @@ func (d *Decoder) message(r *reader, walStart uint64, h Handler) error {
 			Raw: map[string]*string{"content": &s}}
 	}
 	return h.Event(e)
+}
+
+// messageID returns the "id" member of a message's JSON content, or "".
+func messageID(content []byte) string {
+	var m struct {
+		ID any `json:"id"`
+	}
+	if json.Unmarshal(content, &m) != nil {
+		return ""
+	}
+	if s, ok := m.ID.(string); ok {
+		return s
+	}
+	return ""
 }
 
 type msgErr struct {

@@ -142,11 +142,13 @@ func TestDecodeMessagePrefixes(t *testing.T) {
 		{"heartbeat non-transactional", decoder.Config{}, decoder.DefaultHeartbeatPrefix, false, false},
 		{"other prefix", decoder.Config{}, "someone.else", true, false},
 		{"prefix is matched whole", decoder.Config{}, "outbox2", true, false},
-		{"non-transactional", decoder.Config{}, "outbox", false, false},
+		{"other prefix non-transactional", decoder.Config{}, "someone.else", false, false},
 		{"configured prefix", decoder.Config{MessagePrefix: "events"}, "events", true, true},
 		{"default prefix when another is configured", decoder.Config{MessagePrefix: "events"}, "outbox", true, false},
 		{"configured heartbeat", decoder.Config{HeartbeatPrefix: "hb"}, "hb", true, false},
 		{"disabled", decoder.Config{MessagePrefix: "-"}, "outbox", true, false},
+		{"off", decoder.Config{MessagesOff: true}, "outbox", true, false},
+		{"off, non-transactional", decoder.Config{MessagesOff: true}, "outbox", false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -166,11 +168,49 @@ func TestDecodeMessagePrefixes(t *testing.T) {
 			t.Errorf("prefix %s with non-JSON content: %v", prefix, err)
 		}
 	}
-	// A non-transactional message outside a transaction is skipped too.
-	d := newDecoder(t, decoder.Config{})
-	h := &recorder{}
-	if err := feed(d, h, logicalMsg(false, txLSN, "outbox", content)); err != nil || len(h.calls) != 0 {
-		t.Errorf("non-transactional message outside a transaction: err %v calls %v", err, h.calls)
+}
+
+// Issue 8: a non-transactional message with the outbox prefix is never
+// dropped quietly: it is an *Error wrapping ErrNonTransactional, at its own
+// LSN, with its id and content, for the invalid-row policy.
+func TestDecodeNonTransactionalMessage(t *testing.T) {
+	t.Parallel()
+	const content = `{"id":"nt-1","type":"t","source":"/s"}`
+	const msgLSN = txLSN - 0x800
+	for _, tc := range []struct {
+		name    string
+		content string
+		id      string
+	}{
+		{"an event", content, "nt-1"},
+		{"garbage", "\xff not json", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := &recorder{}
+			err := feed(newDecoder(t, decoder.Config{}), h, logicalMsg(false, msgLSN, "outbox", tc.content))
+			de := decodeError(t, err)
+			if !errors.Is(err, decoder.ErrNonTransactional) || de.LSN != msgLSN || de.RowID != tc.id || de.Table != "message outbox" {
+				t.Errorf("Error{Table %q RowID %q LSN %X} (Is ErrNonTransactional: %v), want message outbox, %q, %X, true",
+					de.Table, de.RowID, de.LSN, errors.Is(err, decoder.ErrNonTransactional), tc.id, uint64(msgLSN))
+			}
+			if c := de.Raw["content"]; c == nil || *c != tc.content {
+				t.Errorf("Raw[content] = %v, want the content", c)
+			}
+			if msg := de.Error(); !strings.Contains(msg, "non-transactional") || !strings.Contains(msg, "at LSN "+decoder.FormatLSN(msgLSN)) ||
+				strings.Contains(msg, "in transaction") {
+				t.Errorf("message %q does not name a non-transactional message at its LSN", msg)
+			}
+			if len(h.calls) != 0 {
+				t.Errorf("handler calls %v, want none", h.calls)
+			}
+		})
+	}
+	// Also inside a transaction (the server sends it between transactions,
+	// but the flag decides).
+	_, err := decodeTx(newDecoder(t, decoder.Config{}), logicalMsg(false, txLSN-8, "outbox", content))
+	if !errors.Is(err, decoder.ErrNonTransactional) {
+		t.Errorf("non-transactional message inside a transaction: %v, want ErrNonTransactional", err)
 	}
 }
 

@@ -27,6 +27,7 @@ type Metrics struct {
 
 	decoded      prometheus.Counter
 	decodeErrors prometheus.Counter
+	nonTxMsgs    prometheus.Counter
 	published    *prometheus.CounterVec
 	pubBytes     *prometheus.CounterVec
 	acked        *prometheus.CounterVec
@@ -71,6 +72,7 @@ func NewMetrics(version string) *Metrics {
 	m := &Metrics{Registry: r}
 	m.decoded = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "events_decoded_total", Help: "Events decoded from the WAL."})
 	m.decodeErrors = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "decode_errors_total", Help: "Rows or messages that could not become a CloudEvent."})
+	m.nonTxMsgs = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "messages_non_transactional_total", Help: "Non-transactional logical decoding messages with the outbox prefix; each follows outbox.on_invalid, none is published."})
 	m.published = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "events_published_total", Help: "Events handed to a sink."}, []string{"sink"})
 	m.pubBytes = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "published_bytes_total", Help: "Approximate event bytes handed to a sink."}, []string{"sink"})
 	m.acked = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "events_acknowledged_total", Help: "Events a sink's broker acknowledged."}, []string{"sink"})
@@ -89,7 +91,7 @@ func NewMetrics(version string) *Metrics {
 	m.slotOwned = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "slot_owned", Help: "1 when this instance streams the slot (0 for a standby)."})
 	m.slotWAL = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "slot_wal_status", Help: "1 for the slot's wal_status (reserved, extended, unreserved, lost)."}, []string{"status"})
 	m.slotUp = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "slot_exists", Help: "1 when the slot exists on the server."})
-	for _, c := range []prometheus.Collector{m.decoded, m.decodeErrors, m.published, m.pubBytes, m.acked, m.retried, m.duplicates,
+	for _, c := range []prometheus.Collector{m.decoded, m.decodeErrors, m.nonTxMsgs, m.published, m.pubBytes, m.acked, m.retried, m.duplicates,
 		m.otherCommit, m.deadLettered, m.latency, m.reconnects, m.state, m.windowFull, m.slotLag, m.slotRetained, m.slotSafeWAL, m.slotActive,
 		m.slotOwned, m.slotWAL, m.slotUp} {
 		f(c)
@@ -183,6 +185,10 @@ func (m *Metrics) Decoded(*event.Event, int) { m.decoded.Inc() }
 
 // DecodeError counts a row that could not become a CloudEvent.
 func (m *Metrics) DecodeError() { m.decodeErrors.Inc() }
+
+// NonTransactionalMessage counts a non-transactional message with the outbox
+// prefix (also counted by DecodeError).
+func (m *Metrics) NonTransactionalMessage() { m.nonTxMsgs.Inc() }
 
 // Reconnect is the stream hook for a lost connection.
 func (m *Metrics) Reconnect(error) { m.reconnects.Inc() }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -34,7 +35,9 @@ const (
 // Config configures the HTTP server and the health rules.
 type Config struct {
 	// Addr is the listen address. Default 127.0.0.1:9187 (loopback only);
-	// "-" disables the server (metrics are still kept).
+	// "-" disables the server (metrics are still kept). Run warns at start
+	// when it is not a loopback address: nothing served here asks for
+	// authentication.
 	Addr string
 	// SlotPoll is how often the slot's figures are read from the server.
 	// Default 10s.
@@ -165,6 +168,10 @@ func (s *Server) lag() time.Duration {
 func (s *Server) Run(ctx context.Context) error {
 	var srv *http.Server
 	if s.cfg.Addr != "-" {
+		if !IsLoopback(ctx, s.cfg.Addr) {
+			s.logger.Warn("http.addr "+s.cfg.Addr+" is not a loopback address: /metrics, /status, /healthz and /readyz answer anyone who reaches it, without authentication; bind 127.0.0.1 unless a firewall or an authenticating proxy guards it (the admin console will refuse such an address without authentication)",
+				"addr", s.cfg.Addr)
+		}
 		ln, err := net.Listen("tcp", s.cfg.Addr)
 		if err != nil {
 			return fmt.Errorf("http: listen on %s: %w", s.cfg.Addr, err)
@@ -327,7 +334,7 @@ func (s *Server) pollSlot(ctx context.Context) {
 		if conn == nil || conn.IsClosed() {
 			c, err := pgx.Connect(ctx, s.pgURL)
 			if err != nil {
-				s.setSlot(schema.SlotStatus{}, errors.New(replication.RedactURL(err.Error())))
+				s.setSlot(schema.SlotStatus{}, errors.New(replication.RedactError(err).Error()))
 				continue
 			}
 			conn = c
@@ -365,6 +372,35 @@ func (s *Server) setSlot(st schema.SlotStatus, err error) {
 	for _, ws := range []string{"reserved", "extended", "unreserved", "lost"} {
 		m.slotWAL.WithLabelValues(ws).Set(b2f(st.WALStatus == ws))
 	}
+}
+
+// IsLoopback reports whether a listen address accepts loopback connections
+// only: a loopback IP, "localhost", or a name every address of which is
+// loopback (resolved within a second). An empty host (every interface) is
+// not.
+func IsLoopback(ctx context.Context, addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil || host == "" {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	if ip := net.ParseIP(host); ip != nil {
+		return ip.IsLoopback()
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	ips, err := net.DefaultResolver.LookupIPAddr(ctx, host)
+	if err != nil || len(ips) == 0 {
+		return false
+	}
+	for _, ip := range ips {
+		if !ip.IP.IsLoopback() {
+			return false
+		}
+	}
+	return true
 }
 
 func b2f(b bool) float64 {

@@ -328,7 +328,7 @@ func tablesMissingFromPublication(ctx context.Context, conn *pgx.Conn, n Names) 
 func explain(err error) error {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "42501" {
-		return fmt.Errorf("%w (the role needs more privileges: see the README's Postgres setup)", err)
+		return fmt.Errorf("%w (the role lacks a privilege: %s lists what each role needs, and `outbox-cdc setup --print-sql` prints the GRANTs)", err, SecurityDoc)
 	}
 	return err
 }

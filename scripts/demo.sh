@@ -45,6 +45,8 @@ postgres:
   url: postgres://postgres@127.0.0.1:$port/shop
   slot: outbox_cdc
   publication: outbox_cdc
+outbox:
+  messages: {enabled: true}   # pg_logical_emit_message events (setup locks the function down)
 sinks:
   - {name: console, type: stdout}
 http: {addr: "-"}

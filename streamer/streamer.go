@@ -76,6 +76,9 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	if err == nil && cfg.Outbox.Retention.Age > 0 {
 		err = retention.Check(ctx, conn)
 	}
+	if err == nil && cfg.Outbox.Messages.Enabled {
+		err = schema.WarnMessagePrivileges(ctx, conn, !cfg.Heartbeat.Disabled, logger)
+	}
 	conn.Close(context.Background())
 	if err != nil {
 		return err
@@ -162,6 +165,9 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	if cfg.Outbox.OnInvalid == sink.PolicyDeadLetter {
 		hooks.Invalid = func(derr *decoder.Error) error {
 			metrics.DecodeError()
+			if errors.Is(derr, decoder.ErrNonTransactional) {
+				metrics.NonTransactionalMessage()
+			}
 			for try := 1; ; try++ {
 				err := store.PutRow(ctx, derr)
 				if err == nil {
@@ -248,6 +254,9 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	var decErr *decoder.Error
 	if errors.As(streamErr, &decErr) {
 		metrics.DecodeError()
+		if errors.Is(decErr, decoder.ErrNonTransactional) {
+			metrics.NonTransactionalMessage()
+		}
 	}
 
 	fan.Stop()
@@ -278,7 +287,7 @@ func Names(cfg *config.Config) schema.Names {
 func Connect(ctx context.Context, cfg *config.Config) (*pgx.Conn, error) {
 	pc, err := pgx.ParseConfig(cfg.Postgres.URL)
 	if err != nil {
-		return nil, fmt.Errorf("config: postgres.url: %s", replication.RedactURL(err.Error()))
+		return nil, fmt.Errorf("config: postgres.url: %w", replication.RedactError(err))
 	}
 	timeout := cfg.Postgres.ConnectTimeout
 	if timeout <= 0 {

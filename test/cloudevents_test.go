@@ -58,7 +58,7 @@ func validateCloudEvent(t *testing.T, schema *jsonschema.Schema, raw []byte) clo
 // Acceptance: every delivered event is a valid CloudEvent carrying the row's
 // id, type, source, subject, time, data and partition key.
 func TestDeliveredEventsAreCloudEvents(t *testing.T) {
-	e := newEnv(t, "")
+	e := newEnv(t, "outbox: {messages: {enabled: true}}\n")
 	schema := cloudEventsSchema(t)
 	p := e.start()
 	waitFor(t, 10*time.Second, "streaming", func() bool { _, a := e.slot(); return a })

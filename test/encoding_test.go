@@ -168,7 +168,7 @@ func TestServerEncodingsAreConvertedToUTF8(t *testing.T) {
 		{"EUC_JP", "café 日本語 ｶﾅ ①"},
 	} {
 		t.Run(c.enc, func(t *testing.T) {
-			e := newEncodedEnv(t, c.enc, "")
+			e := newEncodedEnv(t, c.enc, "outbox: {messages: {enabled: true}}\n")
 			var back []byte
 			if err := e.pool.QueryRow(context.Background(), "SELECT convert_to($1::text, 'UTF8')", c.word).Scan(&back); err != nil || string(back) != c.word {
 				t.Fatalf("the server does not round-trip %q in %s: %q, %v", c.word, c.enc, back, err)
@@ -280,7 +280,7 @@ func TestSQLASCIIInvalidBytes(t *testing.T) {
 		}
 	})
 	t.Run("dead-letter", func(t *testing.T) {
-		e := newEncodedEnv(t, "SQL_ASCII", "outbox: {on_invalid: dead-letter}\n")
+		e := newEncodedEnv(t, "SQL_ASCII", "outbox: {on_invalid: dead-letter, messages: {enabled: true}}\n")
 		p := e.start()
 		waitFor(t, 10*time.Second, "streaming", func() bool { _, a := e.slot(); return a })
 		good(e, "café")
@@ -342,6 +342,7 @@ func TestUnsupportedServerEncodingIsNamed(t *testing.T) {
 func TestIJSONViolationsAreRefused(t *testing.T) {
 	e := newEnv(t, `outbox:
   on_invalid: dead-letter
+  messages: {enabled: true}
   tables:
     - {name: public.outbox}
     - {name: public.outbox_json}

@@ -8,8 +8,11 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/outbox-cdc/outbox-cdc/config"
 	"github.com/outbox-cdc/outbox-cdc/observe"
+	"github.com/outbox-cdc/outbox-cdc/replication"
 	"github.com/outbox-cdc/outbox-cdc/schema"
 	"github.com/outbox-cdc/outbox-cdc/streamer"
 )
@@ -20,7 +23,40 @@ func setup(ctx context.Context, cfg *config.Config, tables bool, out io.Writer) 
 		return err
 	}
 	defer conn.Close(context.Background())
-	return schema.Setup(ctx, conn, streamer.Names(cfg), tables, func(s string) { fmt.Fprintln(out, s) })
+	say := func(s string) { fmt.Fprintln(out, s) }
+	if err := schema.Setup(ctx, conn, streamer.Names(cfg), tables, say); err != nil {
+		return err
+	}
+	return schema.Grant(ctx, conn, streamer.Names(cfg), access(cfg), say)
+}
+
+// printSQL writes what setup would do, as SQL for a DBA, without connecting.
+// With no postgres.roles.stream the streaming role is postgres.url's user.
+func printSQL(cfg *config.Config, tables bool, out io.Writer) error {
+	a := access(cfg)
+	if a.Stream == "" {
+		pc, err := pgconn.ParseConfig(cfg.Postgres.URL)
+		if err != nil {
+			return fmt.Errorf("config: postgres.url: %w", replication.RedactError(err))
+		}
+		a.Stream = pc.User
+	}
+	return schema.PrintSQL(out, streamer.Names(cfg), a, tables)
+}
+
+// access is who gets which privileges, from the configuration.
+func access(cfg *config.Config) schema.Access {
+	ids := map[string]string{}
+	for _, t := range cfg.Decoder().WithDefaults().Tables {
+		ids[t.Name] = t.Columns.ID
+	}
+	return schema.Access{
+		Stream:    cfg.Postgres.Roles.Stream,
+		Writers:   cfg.Postgres.Roles.Writers,
+		Messages:  cfg.Outbox.Messages.Enabled,
+		Retention: cfg.Outbox.Retention.Age > 0,
+		IDColumns: ids,
+	}
 }
 
 func teardown(ctx context.Context, cfg *config.Config, out io.Writer) error {

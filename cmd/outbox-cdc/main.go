@@ -2,7 +2,8 @@
 // to brokers as CloudEvents.
 //
 //	outbox-cdc run      --config FILE   stream until SIGINT/SIGTERM
-//	outbox-cdc setup    --config FILE   create table, publication and slot
+//	outbox-cdc setup    --config FILE   create table, publication and slot, grant privileges
+//	                   [--print-sql]     print that SQL for a DBA instead (no connection)
 //	outbox-cdc status   --config FILE [--json]
 //	outbox-cdc teardown --config FILE --yes
 //	outbox-cdc version
@@ -21,6 +22,7 @@ import (
 	"syscall"
 
 	"github.com/outbox-cdc/outbox-cdc/config"
+	"github.com/outbox-cdc/outbox-cdc/replication"
 	"github.com/outbox-cdc/outbox-cdc/streamer"
 )
 
@@ -31,7 +33,9 @@ const usage = `usage: outbox-cdc <command> [flags]
 
 commands:
   run       stream outbox events to the configured sinks until SIGINT/SIGTERM
-  setup     create the outbox table, publication and replication slot (idempotent)
+  setup     create the outbox table, publication and replication slot and grant
+            the configured roles their privileges (idempotent); --print-sql
+            prints that SQL for a DBA instead, without connecting
   status    show the replication slot: confirmed position, lag, active or not
   teardown  drop the replication slot and publication (needs --yes)
   dlq       list, show, replay or discard dead letters (outbox-cdc dlq for help)
@@ -62,6 +66,7 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	asJSON := fs.Bool("json", false, "status: print JSON")
 	yes := fs.Bool("yes", false, "teardown: really drop the slot and publication")
 	skipTables := fs.Bool("skip-tables", false, "setup: do not create outbox tables")
+	printOnly := fs.Bool("print-sql", false, "setup: print the SQL (DDL and GRANTs) for a DBA instead of running it; no connection")
 	switch cmd {
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "outbox-cdc", versionString())
@@ -101,7 +106,11 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	case "run":
 		err = streamer.Run(ctx, cfg, streamer.Options{Logger: logger, Version: versionString()})
 	case "setup":
-		err = setup(ctx, cfg, !*skipTables, stdout)
+		if *printOnly {
+			err = printSQL(cfg, !*skipTables, stdout)
+		} else {
+			err = setup(ctx, cfg, !*skipTables, stdout)
+		}
 	case "status":
 		err = status(ctx, cfg, *asJSON, stdout)
 	case "teardown":
@@ -112,7 +121,8 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	if err != nil {
-		fmt.Fprintln(stderr, "outbox-cdc:", err)
+		// Every error is redacted once more here: no path may show a password.
+		fmt.Fprintln(stderr, "outbox-cdc:", replication.RedactURL(err.Error()))
 		return 1
 	}
 	return 0

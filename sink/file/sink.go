@@ -32,9 +32,17 @@ func Open(cfg Config, opts sink.Options) (*Sink, error) {
 	}
 	s := &Sink{opts: opts, cfg: cfg, w: os.Stdout}
 	if cfg.Path != "" && cfg.Path != "-" {
-		f, err := os.OpenFile(cfg.Path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		mode := cfg.Mode
+		if mode == 0 {
+			mode = DefaultMode
+		}
+		f, err := os.OpenFile(cfg.Path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, mode)
 		if err != nil {
 			return nil, fmt.Errorf("sink %s: cannot open %s: %w", name, cfg.Path, err)
+		}
+		if st, err := f.Stat(); err == nil && st.Mode().Perm()&^mode != 0 {
+			opts.Logger.Warn("the file sink's output allows more than its mode: others may read the events; chmod it",
+				"sink", name, "path", cfg.Path, "file_mode", fmt.Sprintf("%#o", st.Mode().Perm()), "mode", fmt.Sprintf("%#o", mode))
 		}
 		s.f, s.w = f, f
 	}
