@@ -14,6 +14,10 @@ type Error struct {
 	// Raw is the row as column name → text (nil for NULL), or the message
 	// content under the key "content", so nothing is lost.
 	Raw map[string]*string
+	// Pos is the input's position within its transaction, from 0, counting
+	// every outbox row and message, good or bad. With LSN it identifies the
+	// input: decoding the transaction again gives the same pair.
+	Pos int
 }
 
 func (e *Error) Error() string {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"mime"
 	"net/url"
@@ -51,9 +52,13 @@ func (d *Decoder) insert(r *reader, walStart uint64, h Handler) error {
 	if !d.inTx {
 		return fmt.Errorf("%w: insert outside a transaction at LSN %s", ErrProtocol, FormatLSN(walStart))
 	}
-	e, derr := d.row(rel, d.cols)
-	if derr != nil {
-		return derr
+	e, err := d.row(rel, d.cols)
+	if err != nil {
+		var derr *Error
+		if errors.As(err, &derr) {
+			return d.failed(derr)
+		}
+		return err
 	}
 	return h.Event(e)
 }

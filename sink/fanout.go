@@ -427,9 +427,15 @@ func (p *pipeline) failed(ctx context.Context, f *Fanout, err error) error {
 			for try := 1; ; try++ {
 				derr := f.dead.PutEvent(ctx, p.Name, bad, perr.Err, attempts, first)
 				if derr == nil {
+					if try > 1 {
+						f.logger.Info("dead-letter store reachable again", "sink", p.Name, "event", bad.ID, "failed_attempts", try-1)
+					}
 					break
 				}
-				f.logger.Warn("cannot store dead letter; retrying", "sink", p.Name, "event", bad.ID, "err", derr)
+				if try == 1 {
+					f.logger.Warn("cannot store dead letter; retrying", "sink", p.Name, "event", bad.ID, "err", derr)
+				}
+				p.Observer.Retried(p.Name, derr)
 				if (retry.Backoff{}).Sleep(ctx, try) != nil {
 					return nil
 				}

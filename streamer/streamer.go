@@ -165,7 +165,9 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 					metrics.DeadLettered("decoder")
 					return nil
 				}
-				logger.Warn("cannot store dead letter; retrying", "err", err)
+				if try == 1 {
+					logger.Warn("cannot store dead letter; retrying", "err", err)
+				}
 				if (retry.Backoff{}).Sleep(ctx, try) != nil {
 					return ctx.Err()
 				}
