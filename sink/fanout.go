@@ -59,9 +59,11 @@ type Target struct {
 // Hooks observe the fan-out; every field is optional. Hooks are called from
 // pipeline goroutines and must not block.
 type Hooks struct {
-	// Published is called after a batch was handed to a sink.
+	// Published is called with each batch right before it is handed to a
+	// sink, so before the sink can acknowledge any of it.
 	Published func(sink string, events []*event.Event)
-	// DeadLettered is called after an event was stored as a dead letter.
+	// DeadLettered is called after an event was stored as a dead letter: the
+	// sink will not acknowledge it, and it counts as done for the sink.
 	DeadLettered func(sink string, e *event.Event)
 }
 
@@ -326,10 +328,12 @@ func (p *pipeline) run(ctx context.Context, f *Fanout) error {
 		p.prune()
 		p.inflight = append(p.inflight, batch...)
 		p.advance()
-		err := p.Sink.Publish(ctx, batch)
+		// Count the batch as pending before the sink sees it: a sink may
+		// acknowledge inside Publish.
 		if f.hooks.Published != nil {
 			f.hooks.Published(p.Name, batch)
 		}
+		err := p.Sink.Publish(ctx, batch)
 		p.give(batch)
 		if err != nil {
 			if err := p.failed(ctx, f, err); err != nil {

@@ -502,3 +502,54 @@ type observerFunc func(string, *event.Event)
 func (f observerFunc) Acked(name string, e *event.Event) { f(name, e) }
 func (observerFunc) Retried(string, error)               {}
 func (observerFunc) Duplicate(string, *event.Event)      {}
+
+// Readiness counts a batch as pending when the Published hook runs; a sink
+// that acknowledges inside Publish must find it counted already.
+func TestFanoutPublishedBeforeAck(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	published := map[string]bool{}
+	var early []string
+	s := &fakeSink{publish: func(_ context.Context, evs []*event.Event) error {
+		mu.Lock()
+		for _, e := range evs {
+			if !published[e.ID] {
+				early = append(early, e.ID)
+			}
+		}
+		mu.Unlock()
+		for _, e := range evs {
+			e.Ack()
+		}
+		return nil
+	}}
+	hooks := sink.Hooks{Published: func(_ string, evs []*event.Event) {
+		mu.Lock()
+		for _, e := range evs {
+			published[e.ID] = true
+		}
+		mu.Unlock()
+	}}
+	f, err := sink.NewFanout([]sink.Target{{Name: "f", Sink: s}}, nil, hooks, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	wait := runFanout(t, ctx, f)
+	acks := &ackCounter{}
+	for i := range 100 {
+		add(f, acks, &event.Event{ID: fmt.Sprint(i), CommitLSN: uint64(i + 1)})
+		if i%7 == 0 {
+			f.Flush()
+		}
+	}
+	f.Flush()
+	f.Stop()
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	if acks.count() != 100 || len(early) > 0 {
+		t.Fatalf("%d of 100 acknowledged; handed to the sink before the Published hook: %v", acks.count(), early)
+	}
+}
