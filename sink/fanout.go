@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -251,15 +252,41 @@ func (f *Fanout) FlushSinks(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// Close closes every sink.
-func (f *Fanout) Close() error {
-	var errs []error
-	for _, p := range f.pipes {
-		if err := p.Sink.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("sink %s: %w", p.Name, err))
-		}
+// Close closes every sink. Call it after Run returned.
+func (f *Fanout) Close() error { return f.CloseContext(context.Background()) }
+
+// CloseContext closes every sink, all at once, and returns when they are
+// closed or when ctx is done, whichever comes first: a sink whose Close
+// hangs (a broker that does not answer) is left behind, named in the error,
+// so that a shutdown keeps its time budget. Call it after Run returned.
+func (f *Fanout) CloseContext(ctx context.Context) error {
+	errs := make([]error, len(f.pipes))
+	done := make([]atomic.Bool, len(f.pipes))
+	var wg sync.WaitGroup
+	for i, p := range f.pipes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := p.Sink.Close(); err != nil {
+				errs[i] = fmt.Errorf("sink %s: %w", p.Name, err)
+			}
+			done[i].Store(true)
+		}()
 	}
-	return errors.Join(errs...)
+	all := make(chan struct{})
+	go func() { wg.Wait(); close(all) }()
+	select {
+	case <-all:
+		return errors.Join(errs...)
+	case <-ctx.Done():
+		var open []string
+		for i, p := range f.pipes {
+			if !done[i].Load() {
+				open = append(open, p.Name)
+			}
+		}
+		return fmt.Errorf("sink: %s not closed: %w", strings.Join(open, ", "), ctx.Err())
+	}
 }
 
 func (p *pipeline) take() []*event.Event {

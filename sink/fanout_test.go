@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -473,6 +474,7 @@ func TestFanoutFlushSinksAndClose(t *testing.T) {
 	if err := f.Close(); !errors.Is(err, boom) || !strings.Contains(err.Error(), "sink b") {
 		t.Errorf("Close = %v, want boom naming sink b", err)
 	}
+	slices.Sort(closed)
 	if strings.Join(closed, ",") != "a,b,c" {
 		t.Errorf("closed %v, want every sink closed even after an error", closed)
 	}
@@ -551,5 +553,29 @@ func TestFanoutPublishedBeforeAck(t *testing.T) {
 	}
 	if acks.count() != 100 || len(early) > 0 {
 		t.Fatalf("%d of 100 acknowledged; handed to the sink before the Published hook: %v", acks.count(), early)
+	}
+}
+
+// A sink whose Close hangs is left behind, named, when the context ends.
+func TestFanoutCloseContext(t *testing.T) {
+	t.Parallel()
+	hang := make(chan struct{})
+	defer close(hang)
+	closed := make(chan string, 2)
+	f, err := sink.NewFanout([]sink.Target{
+		{Name: "quick", Sink: &fakeSink{close: func() error { closed <- "quick"; return nil }}},
+		{Name: "hung", Sink: &fakeSink{close: func() error { <-hang; return nil }}},
+	}, nil, sink.Hooks{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	err = f.CloseContext(ctx)
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "hung not closed") || strings.Contains(err.Error(), "quick") {
+		t.Errorf("CloseContext = %v, want the hung sink named", err)
+	}
+	if got := <-closed; got != "quick" {
+		t.Errorf("closed %q", got)
 	}
 }
