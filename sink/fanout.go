@@ -134,6 +134,14 @@ func NewFanout(targets []Target, logger *slog.Logger, hooks Hooks, dead DeadLett
 		if t.Observer == nil {
 			t.Observer = NopObserver{}
 		}
+		if ts, ok := t.Sink.(Templated); ok {
+			for _, tm := range ts.Templates() {
+				if err := tm.Probe(); err != nil {
+					logger.Warn("some events will get no valid destination from this sink; they follow its policy",
+						"sink", t.Name, "policy", string(t.Policy), "err", err)
+				}
+			}
+		}
 		f.pipes = append(f.pipes, &pipeline{Target: t, signal: make(chan struct{}, 1)})
 	}
 	return f, nil
@@ -477,6 +485,15 @@ func (p *pipeline) failed(ctx context.Context, f *Fanout, err error) error {
 			}
 			bad.AckFor(p.Index)
 			attempts, first = 0, time.Now()
+		case errors.Is(perr, ErrInvalidDestination):
+			// Retrying cannot help: the event's own fields give a
+			// destination that cannot exist. Hold it, and the slot, until
+			// the stop; one line says so.
+			f.logger.Error("sink blocked: an event has no valid destination; it stays blocked until its template is fixed and outbox-cdc restarted (policy block)",
+				"sink", p.Name, "event", bad.ID, "err", perr.Err)
+			p.Observer.Retried(p.Name, err)
+			<-ctx.Done()
+			return nil
 		default:
 			if attempts == 1 {
 				f.logger.Error("sink blocked: an event cannot be delivered; retrying it (policy block)", "sink", p.Name, "event", bad.ID, "err", perr.Err)

@@ -480,31 +480,6 @@ func TestFanoutFlushSinksAndClose(t *testing.T) {
 	}
 }
 
-func TestOptionsAck(t *testing.T) {
-	t.Parallel()
-	var acked []string
-	o := sink.Options{Name: "s", Observer: observerFunc(func(name string, e *event.Event) { acked = append(acked, name+":"+e.ID) })}.WithDefaults()
-	if o.Logger == nil {
-		t.Error("WithDefaults left Logger nil")
-	}
-	tr := &ackCounter{}
-	e := &event.Event{ID: "1"}
-	e.Track(tr, 1)
-	o.Ack(e)
-	if strings.Join(acked, ",") != "s:1" || tr.count() != 1 {
-		t.Errorf("observer saw %v, tracker %d; want s:1 and 1", acked, tr.count())
-	}
-	if (sink.Options{}).WithDefaults().Observer == nil {
-		t.Error("WithDefaults left Observer nil")
-	}
-}
-
-type observerFunc func(string, *event.Event)
-
-func (f observerFunc) Acked(name string, e *event.Event) { f(name, e) }
-func (observerFunc) Retried(string, error)               {}
-func (observerFunc) Duplicate(string, *event.Event)      {}
-
 // Readiness counts a batch as pending when the Published hook runs; a sink
 // that acknowledges inside Publish must find it counted already.
 func TestFanoutPublishedBeforeAck(t *testing.T) {
@@ -579,3 +554,74 @@ func TestFanoutCloseContext(t *testing.T) {
 		t.Errorf("closed %q", got)
 	}
 }
+
+// An event whose destination cannot exist blocks the sink under policy block
+// without retrying (nothing can change until the template is fixed): the
+// sink is not reopened, and Run returns when its context ends.
+func TestFanoutInvalidDestinationBlocks(t *testing.T) {
+	t.Parallel()
+	tm, err := sink.ParseDestination("outbox.{{.AggregateType}}", sink.DestinationRules{Kind: "subject", Separators: "."})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var calls, reopens int
+	var mu sync.Mutex
+	s := &fakeSink{publish: func(_ context.Context, evs []*event.Event) error {
+		mu.Lock()
+		calls++
+		mu.Unlock()
+		for _, e := range evs {
+			if _, err := tm.Destination(e); err != nil {
+				return &sink.PermanentError{Sink: "n", EventID: e.ID, Err: err}
+			}
+			e.Ack()
+		}
+		return nil
+	}}
+	f, err := sink.NewFanout([]sink.Target{{Name: "n", Sink: s, Policy: sink.PolicyBlock,
+		Reopen: func(context.Context) (sink.Sink, error) { mu.Lock(); reopens++; mu.Unlock(); return s, nil }}}, nil, sink.Hooks{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	wait := runFanout(t, ctx, f)
+	acks := &ackCounter{}
+	add(f, acks, &event.Event{ID: "ok", AggregateType: "order", CommitLSN: 1})
+	add(f, acks, &event.Event{ID: "no-agg", CommitLSN: 2})
+	f.Flush()
+	time.Sleep(300 * time.Millisecond)
+	cancel()
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if acks.count() != 1 || calls != 1 || reopens != 0 {
+		t.Errorf("acknowledged %d, published %d times, reopened %d times; want 1, 1, 0", acks.count(), calls, reopens)
+	}
+}
+
+func TestOptionsAck(t *testing.T) {
+	t.Parallel()
+	var acked []string
+	o := sink.Options{Name: "s", Observer: observerFunc(func(name string, e *event.Event) { acked = append(acked, name+":"+e.ID) })}.WithDefaults()
+	if o.Logger == nil {
+		t.Error("WithDefaults left Logger nil")
+	}
+	tr := &ackCounter{}
+	e := &event.Event{ID: "1"}
+	e.Track(tr, 1)
+	o.Ack(e)
+	if strings.Join(acked, ",") != "s:1" || tr.count() != 1 {
+		t.Errorf("observer saw %v, tracker %d; want s:1 and 1", acked, tr.count())
+	}
+	if (sink.Options{}).WithDefaults().Observer == nil {
+		t.Error("WithDefaults left Observer nil")
+	}
+}
+
+type observerFunc func(string, *event.Event)
+
+func (f observerFunc) Acked(name string, e *event.Event) { f(name, e) }
+func (observerFunc) Retried(string, error)               {}
+func (observerFunc) Duplicate(string, *event.Event)      {}
