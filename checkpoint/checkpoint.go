@@ -195,6 +195,20 @@ func (c *Checkpoint) InFlight() (events, bytes int64) {
 	return c.events.Load(), c.bytes.Load()
 }
 
+// Unconfirmed returns the transactions still in flight (some event not yet
+// acknowledged by every routed sink) and the events in the window: what a
+// stop now leaves for the server to send again. Safe for concurrent use.
+func (c *Checkpoint) Unconfirmed() (txs int, events int64) {
+	c.mu.Lock()
+	for _, t := range c.txs {
+		if !t.done.Load() {
+			txs++
+		}
+	}
+	c.mu.Unlock()
+	return txs, c.events.Load()
+}
+
 // LastAcked returns the commit time of the newest transaction in the
 // completed prefix, as of the last call to Safe.
 func (c *Checkpoint) LastAcked() (time.Time, bool) {

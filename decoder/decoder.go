@@ -34,6 +34,7 @@ type Decoder struct {
 	commitTime time.Time
 	lsnText    string
 	seq        int
+	bad        int // rows and messages of this transaction that failed
 
 	cols       []column // scratch for tuples
 	lastSource string   // the last source that passed validation
@@ -103,7 +104,7 @@ func (d *Decoder) Decode(walStart uint64, msg []byte, h Handler) error {
 		if r.err != nil {
 			return r.err
 		}
-		d.inTx, d.commitLSN, d.commitTime, d.seq = true, final, pgTime(ts), 0
+		d.inTx, d.commitLSN, d.commitTime, d.seq, d.bad = true, final, pgTime(ts), 0, 0
 		d.lsnText = FormatLSN(final)
 		return h.Begin(final, d.commitTime)
 	case msgCommit:
@@ -133,6 +134,13 @@ func (d *Decoder) Decode(walStart uint64, msg []byte, h Handler) error {
 		d.logger.Warn("skipping unknown pgoutput message", "type", string(msg[0]), "lsn", FormatLSN(walStart))
 		return nil
 	}
+}
+
+// failed numbers an input of the transaction that could not become an event.
+func (d *Decoder) failed(e *Error) *Error {
+	e.Pos = d.seq + d.bad
+	d.bad++
+	return e
 }
 
 // FormatLSN formats an LSN as PostgreSQL prints a pg_lsn: "16/B374D848".

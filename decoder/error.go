@@ -20,6 +20,10 @@ type Error struct {
 	// Err is the kind of error, for errors.Is, when there is one
 	// (ErrNonTransactional); nil otherwise.
 	Err error
+	// Pos is the input's position within its transaction, from 0, counting
+	// every outbox row and message, good or bad. With LSN it identifies the
+	// input: decoding the transaction again gives the same pair.
+	Pos int
 }
 
 // Unwrap returns Err.

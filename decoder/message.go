@@ -55,8 +55,8 @@ func (d *Decoder) message(r *reader, walStart uint64, h Handler) error {
 	e, err := d.messageEvent(content)
 	if err != nil {
 		s := err.content
-		return &Error{Table: "message " + string(prefix), RowID: err.id, LSN: d.commitLSN, Column: err.column, Reason: err.reason,
-			Raw: map[string]*string{"content": &s}}
+		return d.failed(&Error{Table: "message " + string(prefix), RowID: err.id, LSN: d.commitLSN, Column: err.column, Reason: err.reason,
+			Raw: map[string]*string{"content": &s}})
 	}
 	return h.Event(e)
 }

@@ -281,3 +281,38 @@ func TestDecodeMessageErrorNamesID(t *testing.T) {
 		t.Errorf("Error{RowID %q} %q, want the message id m-1", de.RowID, de.Error())
 	}
 }
+
+// Under a dead-letter policy the stream goes on after a bad input. Every
+// input, good or bad, has its own position in the transaction, so the
+// dead-letter store can tell two bad ones apart and knows one decoded again;
+// the events keep their own numbering.
+func TestDecodeErrorPositions(t *testing.T) {
+	t.Parallel()
+	d := newDecoder(t, decoder.Config{})
+	h := &recorder{}
+	var pos []int
+	for round := 0; round < 2; round++ { // the same transaction again, as after a restart
+		pos = pos[:0]
+		h.events = nil
+		for _, m := range [][]byte{outboxRelation(), beginMsg(txLSN, txTime, 777),
+			logicalMsg(true, txLSN-8, "outbox", "not json 1"),
+			outboxInsert(typicalRow.with("id", "r-1")),
+			logicalMsg(true, txLSN-8, "outbox", "not json 2"),
+			outboxInsert(typicalRow.with("id", "r-3")),
+			commitMsg(txLSN, txEnd, txTime)} {
+			if err := d.Decode(0, m, h); err != nil {
+				de := decodeError(t, err)
+				if de.LSN != txLSN {
+					t.Errorf("error LSN %X, want %X", de.LSN, txLSN)
+				}
+				pos = append(pos, de.Pos)
+			}
+		}
+		if len(pos) != 2 || pos[0] != 0 || pos[1] != 2 {
+			t.Errorf("round %d: error positions %v, want [0 2]", round, pos)
+		}
+		if len(h.events) != 2 || h.events[0].Seq != 0 || h.events[1].Seq != 1 {
+			t.Errorf("round %d: %d events, want r-1 and r-3 numbered 0 and 1", round, len(h.events))
+		}
+	}
+}

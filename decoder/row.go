@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"mime"
 	"slices"
@@ -51,11 +52,15 @@ func (d *Decoder) insert(r *reader, walStart uint64, h Handler) error {
 		return fmt.Errorf("%w: insert outside a transaction at LSN %s", ErrProtocol, FormatLSN(walStart))
 	}
 	if derr := d.rowText(rel, d.cols); derr != nil {
-		return derr
+		return d.failed(derr)
 	}
-	e, derr := d.row(rel, d.cols)
-	if derr != nil {
-		return derr
+	e, err := d.row(rel, d.cols)
+	if err != nil {
+		var derr *Error
+		if errors.As(err, &derr) {
+			return d.failed(derr)
+		}
+		return err
 	}
 	return h.Event(e)
 }

@@ -3,8 +3,11 @@
 // could not take, and the outbox rows that could not become events, when the
 // policy says to set them aside rather than block.
 //
-// Writes are idempotent: an event sent again after a crash (same sink, id and
-// commit LSN) is stored once, with its attempts counted.
+// Writes are idempotent. An event a sink could not take is known by the sink,
+// its CloudEvents identity (source and id) and its commit LSN; an input that
+// could not be decoded by its commit LSN and its position in the transaction.
+// Stored again after a crash, either is stored once, with its attempts
+// counted. Events are stored as their JSON bytes, exactly.
 package dlq
 
 import (
@@ -12,10 +15,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/outbox-cdc/outbox-cdc/decoder"
@@ -40,9 +46,11 @@ type Letter struct {
 	ID            int64              `json:"id"`
 	Sink          string             `json:"sink"`
 	EventID       string             `json:"event_id"`
+	Source        string             `json:"event_source,omitempty"` // with EventID, the event's identity
 	Table         string             `json:"source_table"`
 	AggregateType string             `json:"aggregate_type,omitempty"`
 	CommitLSN     string             `json:"commit_lsn"`
+	Position      *int               `json:"tx_position,omitempty"` // position in the transaction; nil in letters from before v2 of the table
 	Event         json.RawMessage    `json:"event,omitempty"`
 	Raw           map[string]*string `json:"raw,omitempty"`
 	Error         string             `json:"error"`
@@ -79,45 +87,88 @@ func Open(ctx context.Context, url, table string) (*Store, error) {
 func (s *Store) Close() { s.pool.Close() }
 
 // PutEvent stores an event sink could not take, with the error and the number
-// of attempts made. Storing the same event for the same sink again counts the
-// attempts instead of adding a row. It blocks until the row is committed.
+// of attempts made. The event is kept as its JSON bytes, exactly: nothing in
+// it can make the database refuse the letter. Storing the same event (same
+// source, id and commit LSN) for the same sink again counts the attempts
+// instead of adding a row. It blocks until the row is committed.
 func (s *Store) PutEvent(ctx context.Context, sink string, e *event.Event, cause error, attempts int, firstFailed time.Time) error {
 	body := e.AppendJSON(nil)
-	_, err := s.pool.Exec(ctx, `INSERT INTO `+s.table+` (sink, event_id, source_table, commit_lsn, event, error, attempts, first_failed_at, aggregate_type)
-		VALUES ($1, $2, $3, $4::pg_lsn, $5::jsonb, $6, $7, $8, $9)
-		ON CONFLICT (sink, event_id, commit_lsn) DO UPDATE
-		SET attempts = `+s.table+`.attempts + EXCLUDED.attempts, error = EXCLUDED.error, last_failed_at = now(), status = 'pending'`,
-		sink, e.ID, e.Table, decoder.FormatLSN(e.CommitLSN), string(body), cause.Error(), max(attempts, 1), firstFailed, e.AggregateType)
+	err := s.put(ctx, func(txt func(string) string) error {
+		_, err := s.pool.Exec(ctx, `INSERT INTO `+s.table+` (sink, event_id, event_source, source_table, commit_lsn, tx_position, event, error, attempts, first_failed_at, aggregate_type)
+			VALUES ($1, $2, $3, $4, $5::pg_lsn, $6, $7, $8, $9, $10, $11)
+			ON CONFLICT (sink, event_source, event_id, commit_lsn) WHERE sink <> '' DO UPDATE
+			SET attempts = `+s.table+`.attempts + EXCLUDED.attempts, error = EXCLUDED.error, last_failed_at = now(), status = 'pending'`,
+			txt(sink), txt(e.ID), txt(e.Source), txt(e.Table), decoder.FormatLSN(e.CommitLSN), e.Seq, body, txt(cause.Error()),
+			max(attempts, 1), firstFailed, txt(e.AggregateType))
+		return err
+	})
 	if err != nil {
-		return fmt.Errorf("dlq: store event %s for sink %s: %w", e.ID, sink, err)
+		return fmt.Errorf("dlq: store event %s (source %s) for sink %s: %w", e.ID, e.Source, sink, err)
 	}
 	return nil
 }
 
 // PutRow stores an outbox row (or message) that could not become an event.
+// The input is known by its transaction's commit LSN and its position in
+// it: two bad inputs are two letters, and the same input stored again after a
+// restart counts the attempts instead of adding a row.
 func (s *Store) PutRow(ctx context.Context, derr *decoder.Error) error {
 	raw, err := json.Marshal(derr.Raw)
 	if err != nil {
 		return err
 	}
-	_, err = s.pool.Exec(ctx, `INSERT INTO `+s.table+` (sink, event_id, source_table, commit_lsn, raw, error)
-		VALUES ('', $1, $2, $3::pg_lsn, $4::jsonb, $5)
-		ON CONFLICT (sink, event_id, commit_lsn) DO UPDATE
-		SET attempts = `+s.table+`.attempts + 1, last_failed_at = now()`,
-		derr.RowID, derr.Table, decoder.FormatLSN(derr.LSN), string(raw), derr.Error())
+	err = s.put(ctx, func(txt func(string) string) error {
+		_, err := s.pool.Exec(ctx, `INSERT INTO `+s.table+` (sink, event_id, source_table, commit_lsn, tx_position, raw, error)
+			VALUES ('', $1, $2, $3::pg_lsn, $4, $5, $6)
+			ON CONFLICT (commit_lsn, tx_position) WHERE sink = '' DO UPDATE
+			SET attempts = `+s.table+`.attempts + 1, last_failed_at = now()`,
+			txt(derr.RowID), txt(derr.Table), decoder.FormatLSN(derr.LSN), derr.Pos, raw, txt(derr.Error()))
+		return err
+	})
 	if err != nil {
-		return fmt.Errorf("dlq: store row %s of %s: %w", derr.RowID, derr.Table, err)
+		return fmt.Errorf("dlq: store row %s of %s (position %d in transaction %s): %w", derr.RowID, derr.Table, derr.Pos, decoder.FormatLSN(derr.LSN), err)
 	}
 	return nil
 }
 
-const columns = `id, sink, event_id, source_table, aggregate_type, commit_lsn::text, event, raw, error, attempts,
+// put runs insert with the letter's text columns as they are; should the
+// database refuse a text value (a NUL character, or a character its encoding
+// cannot hold: SQLSTATE class 22), it tries once more with every text value
+// in printable ASCII. The same input is refused the same way each time, so a
+// letter stored again still finds its row. The event itself is bytes and
+// never refused.
+func (s *Store) put(ctx context.Context, insert func(txt func(string) string) error) error {
+	err := insert(plainText)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && strings.HasPrefix(pgErr.Code, "22") {
+		err = insert(asciiText)
+	}
+	return err
+}
+
+// plainText makes s valid UTF-8 without NUL characters, which no PostgreSQL
+// text value can hold.
+func plainText(s string) string {
+	if strings.IndexByte(s, 0) < 0 && utf8.ValidString(s) {
+		return s
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\ufffd"), "\x00", `\u0000`)
+}
+
+// asciiText escapes everything outside printable ASCII the way Go quotes
+// strings, for a database whose encoding cannot hold the text as it is.
+func asciiText(s string) string {
+	q := strconv.QuoteToASCII(s)
+	return q[1 : len(q)-1]
+}
+
+const columns = `id, sink, event_id, event_source, source_table, aggregate_type, commit_lsn::text, tx_position, event, raw, error, attempts,
 	first_failed_at, last_failed_at, status, resolved_at, resolved_by`
 
 func scan(row pgx.Row) (Letter, error) {
 	var l Letter
 	var ev, raw []byte
-	err := row.Scan(&l.ID, &l.Sink, &l.EventID, &l.Table, &l.AggregateType, &l.CommitLSN, &ev, &raw, &l.Error, &l.Attempts,
+	err := row.Scan(&l.ID, &l.Sink, &l.EventID, &l.Source, &l.Table, &l.AggregateType, &l.CommitLSN, &l.Position, &ev, &raw, &l.Error, &l.Attempts,
 		&l.FirstFailedAt, &l.LastFailedAt, &l.Status, &l.ResolvedAt, &l.ResolvedBy)
 	if err != nil {
 		return l, err

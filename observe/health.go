@@ -8,12 +8,15 @@ import (
 	"time"
 )
 
-// sinkHealth follows one sink's acknowledgements for readiness.
+// sinkHealth follows one sink's acknowledgements for readiness. The fan-out
+// reports a batch as published before the sink sees it, so an
+// acknowledgement (or a dead letter) never comes before the publication it
+// settles.
 type sinkHealth struct {
 	name string
 
 	mu       sync.Mutex
-	pending  int64     // published, not yet acknowledged
+	pending  int64     // published, neither acknowledged nor dead-lettered
 	progress time.Time // last acknowledgement, or when pending became non-zero
 	lastErr  string
 	errAt    time.Time
@@ -28,7 +31,9 @@ func (h *sinkHealth) published(n int) {
 	h.mu.Unlock()
 }
 
-func (h *sinkHealth) acked(n int) {
+// settled records n events the sink is done with: acknowledged, or stored as
+// dead letters.
+func (h *sinkHealth) settled(n int) {
 	now := time.Now()
 	h.mu.Lock()
 	h.pending -= int64(n)
@@ -56,6 +61,18 @@ func (h *sinkHealth) stalled(now time.Time, limit time.Duration) (bool, int64, t
 		return false, h.pending, h.progress, h.lastErr
 	}
 	return true, h.pending, h.progress, h.lastErr
+}
+
+// Pending returns, per sink, the events handed to it that it has neither
+// acknowledged nor had stored as dead letters. Safe for concurrent use.
+func (m *Metrics) Pending() map[string]int64 {
+	out := map[string]int64{}
+	for _, h := range m.sinkHealths() {
+		h.mu.Lock()
+		out[h.name] = h.pending
+		h.mu.Unlock()
+	}
+	return out
 }
 
 func sortHealths(hs []*sinkHealth) {

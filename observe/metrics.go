@@ -145,7 +145,7 @@ func (m *Metrics) Acked(name string, e *event.Event) {
 	if !e.CommitTime.IsZero() {
 		s.latency.Observe(time.Since(e.CommitTime).Seconds())
 	}
-	s.health.acked(1)
+	s.health.settled(1)
 }
 
 // Retried implements sink.Observer.
@@ -165,10 +165,15 @@ func (m *Metrics) DuplicateOtherCommit(name string, _ *event.Event, _ uint64) {
 	m.sink(name).other.Inc()
 }
 
-// DeadLettered counts an event stored in the dead-letter table for a sink.
-func (m *Metrics) DeadLettered(name string) { m.sink(name).dead.Inc() }
+// DeadLettered counts an event stored in the dead-letter table for a sink:
+// the sink will not acknowledge it, and it no longer counts as pending.
+func (m *Metrics) DeadLettered(name string) {
+	s := m.sink(name)
+	s.dead.Inc()
+	s.health.settled(1)
+}
 
-// Published is the fan-out hook: a batch was handed to a sink.
+// Published is the fan-out hook: a batch is being handed to a sink.
 func (m *Metrics) Published(name string, evs []*event.Event) {
 	s := m.sink(name)
 	n := 0

@@ -95,7 +95,12 @@ type Stream struct {
 	state  atomic.Int32
 	sent   atomic.Uint64 // last flushed position reported
 	tick   atomic.Int64  // unix nanoseconds of the loop's last turn
+	stopAt atomic.Int64  // unix nanoseconds when Run's context was done; 0 before
 }
+
+// closeTimeout bounds the goodbye to the server on a connection that is
+// being closed.
+const closeTimeout = time.Second
 
 // LastActivity returns when the stream's loop last turned: a watchdog sees a
 // stuck loop by this not moving. Safe for concurrent use.
@@ -128,11 +133,14 @@ func (s *Stream) setState(st State) {
 }
 
 // Run streams until ctx is done, then stops reading, drains what is in flight
-// (bounded by DrainTimeout), reports the final position and returns nil. It
-// blocks. It returns a *FatalError for what reconnecting cannot fix.
+// (until DrainTimeout after ctx was done), reports the final position and
+// returns nil. It blocks. It returns a *FatalError for what reconnecting
+// cannot fix.
 func (s *Stream) Run(ctx context.Context) error {
 	defer s.setState(StateStopped)
 	s.turn(time.Now())
+	s.stopAt.Store(0)
+	defer context.AfterFunc(ctx, func() { s.stopAt.CompareAndSwap(0, time.Now().UnixNano()) })()
 	for attempt := 1; ; attempt++ {
 		streamed, err := s.session(ctx)
 		if ctx.Err() != nil {
@@ -164,7 +172,11 @@ func (s *Stream) session(ctx context.Context) (streamed bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	defer conn.Close(context.Background())
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+		conn.Close(cctx)
+		cancel()
+	}()
 
 	start, err := s.waitForSlot(ctx, conn)
 	if err != nil || ctx.Err() != nil {
@@ -180,11 +192,13 @@ func (s *Stream) session(ctx context.Context) (streamed bool, err error) {
 	s.setState(StateStreaming)
 	s.logger.Info("streaming", "slot", s.cfg.Slot, "from", pglogrepl.LSN(start).String())
 	err = s.stream(ctx, conn, start)
-	// Stop reading; drain what is in flight, report, close.
-	dctx, cancel := context.WithTimeout(context.Background(), s.cfg.DrainTimeout)
+	// Stop reading; drain what is in flight, report, close. At shutdown
+	// the drain ends DrainTimeout after the stop was asked for, however long
+	// the stream took to notice.
+	dctx, cancel := context.WithDeadline(context.Background(), s.drainDeadline(ctx))
 	derr := s.c.Drain(dctx)
 	cancel()
-	if derr != nil {
+	if derr != nil && ctx.Err() == nil { // at shutdown the caller says what is left
 		s.logger.Warn("stopped with events still in flight; they will be sent again", "err", derr)
 	}
 	if conn.IsClosed() {
@@ -194,6 +208,18 @@ func (s *Stream) session(ctx context.Context) (streamed bool, err error) {
 		err = serr
 	}
 	return true, err
+}
+
+// drainDeadline is when a drain starting now must end: DrainTimeout after
+// the stop was asked for, or from now when the connection was lost.
+func (s *Stream) drainDeadline(ctx context.Context) time.Time {
+	if ctx.Err() != nil {
+		s.stopAt.CompareAndSwap(0, time.Now().UnixNano())
+	}
+	if at := s.stopAt.Load(); at != 0 {
+		return time.Unix(0, at).Add(s.cfg.DrainTimeout)
+	}
+	return time.Now().Add(s.cfg.DrainTimeout)
 }
 
 func (s *Stream) connect(ctx context.Context) (*pgconn.PgConn, error) {

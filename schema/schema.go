@@ -43,8 +43,11 @@ func DeadLetterSQL(table string) (string, error) {
 	_, name, _ := strings.Cut(table, ".")
 	var b bytes.Buffer
 	err := deadLetterTmpl.Execute(&b, map[string]string{
-		"Table": quoteQualified(table),
-		"Index": pgx.Identifier{name + "_status_idx"}.Sanitize(),
+		"Table":        quoteQualified(table),
+		"TableLiteral": "'" + strings.ReplaceAll(quoteQualified(table), "'", "''") + "'",
+		"Index":        pgx.Identifier{name + "_status_idx"}.Sanitize(),
+		"EventKey":     pgx.Identifier{name + "_event_key"}.Sanitize(),
+		"InputKey":     pgx.Identifier{name + "_input_key"}.Sanitize(),
 	})
 	return b.String(), err
 }
@@ -266,14 +269,22 @@ func Teardown(ctx context.Context, conn *pgx.Conn, n Names, say func(string)) er
 	return nil
 }
 
-// CheckDeadLetter verifies the dead-letter table exists.
+// CheckDeadLetter verifies the dead-letter table exists and has the layout
+// this version writes (setup upgrades a table made by an earlier version).
 func CheckDeadLetter(ctx context.Context, conn *pgx.Conn, table string) error {
-	var ok bool
-	if err := conn.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", quoteQualified(table)).Scan(&ok); err != nil {
+	var exists, current bool
+	err := conn.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL,
+		coalesce((SELECT atttypid = 'bytea'::regtype FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = 'event' AND NOT attisdropped), false)
+		AND EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = 'tx_position' AND NOT attisdropped)`,
+		quoteQualified(table)).Scan(&exists, &current)
+	if err != nil {
 		return fmt.Errorf("postgres: %w", explain(err))
 	}
-	if !ok {
+	if !exists {
 		return fmt.Errorf("postgres: dead-letter table %s does not exist: run `outbox-cdc setup`", table)
+	}
+	if !current {
+		return fmt.Errorf("postgres: dead-letter table %s was made by an earlier version of outbox-cdc: run `outbox-cdc setup` to upgrade it (its letters are kept)", table)
 	}
 	return nil
 }

@@ -7,6 +7,14 @@
 // broker acknowledged it. The checkpoint counts those acknowledgements, so a
 // sink must never acknowledge an event it merely sent.
 //
+// Destinations (topic, subject, stream) are [Template]s over the event,
+// checked against the broker's [DestinationRules]: a name that cannot exist,
+// such as "outbox." from "outbox.{{.AggregateType}}" and an event without an
+// aggregate type, is a [*DestinationError], which the sink reports as a
+// [*PermanentError] so that the sink's policy applies. Under policy block
+// such an event holds the sink without retries, since only a new template
+// and a restart can change it.
+//
 // The sinks themselves live in sub-packages, one per destination: sink/file
 // (stdout and files), sink/kafka, sink/nats and sink/redis.
 package sink

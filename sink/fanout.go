@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,9 +60,11 @@ type Target struct {
 // Hooks observe the fan-out; every field is optional. Hooks are called from
 // pipeline goroutines and must not block.
 type Hooks struct {
-	// Published is called after a batch was handed to a sink.
+	// Published is called with each batch right before it is handed to a
+	// sink, so before the sink can acknowledge any of it.
 	Published func(sink string, events []*event.Event)
-	// DeadLettered is called after an event was stored as a dead letter.
+	// DeadLettered is called after an event was stored as a dead letter: the
+	// sink will not acknowledge it, and it counts as done for the sink.
 	DeadLettered func(sink string, e *event.Event)
 }
 
@@ -130,6 +133,14 @@ func NewFanout(targets []Target, logger *slog.Logger, hooks Hooks, dead DeadLett
 		}
 		if t.Observer == nil {
 			t.Observer = NopObserver{}
+		}
+		if ts, ok := t.Sink.(Templated); ok {
+			for _, tm := range ts.Templates() {
+				if err := tm.Probe(); err != nil {
+					logger.Warn("some events will get no valid destination from this sink; they follow its policy",
+						"sink", t.Name, "policy", string(t.Policy), "err", err)
+				}
+			}
 		}
 		f.pipes = append(f.pipes, &pipeline{Target: t, signal: make(chan struct{}, 1)})
 	}
@@ -249,15 +260,41 @@ func (f *Fanout) FlushSinks(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// Close closes every sink.
-func (f *Fanout) Close() error {
-	var errs []error
-	for _, p := range f.pipes {
-		if err := p.Sink.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("sink %s: %w", p.Name, err))
-		}
+// Close closes every sink. Call it after Run returned.
+func (f *Fanout) Close() error { return f.CloseContext(context.Background()) }
+
+// CloseContext closes every sink, all at once, and returns when they are
+// closed or when ctx is done, whichever comes first: a sink whose Close
+// hangs (a broker that does not answer) is left behind, named in the error,
+// so that a shutdown keeps its time budget. Call it after Run returned.
+func (f *Fanout) CloseContext(ctx context.Context) error {
+	errs := make([]error, len(f.pipes))
+	done := make([]atomic.Bool, len(f.pipes))
+	var wg sync.WaitGroup
+	for i, p := range f.pipes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := p.Sink.Close(); err != nil {
+				errs[i] = fmt.Errorf("sink %s: %w", p.Name, err)
+			}
+			done[i].Store(true)
+		}()
 	}
-	return errors.Join(errs...)
+	all := make(chan struct{})
+	go func() { wg.Wait(); close(all) }()
+	select {
+	case <-all:
+		return errors.Join(errs...)
+	case <-ctx.Done():
+		var open []string
+		for i, p := range f.pipes {
+			if !done[i].Load() {
+				open = append(open, p.Name)
+			}
+		}
+		return fmt.Errorf("sink: %s not closed: %w", strings.Join(open, ", "), ctx.Err())
+	}
 }
 
 func (p *pipeline) take() []*event.Event {
@@ -326,10 +363,12 @@ func (p *pipeline) run(ctx context.Context, f *Fanout) error {
 		p.prune()
 		p.inflight = append(p.inflight, batch...)
 		p.advance()
-		err := p.Sink.Publish(ctx, batch)
+		// Count the batch as pending before the sink sees it: a sink may
+		// acknowledge inside Publish.
 		if f.hooks.Published != nil {
 			f.hooks.Published(p.Name, batch)
 		}
+		err := p.Sink.Publish(ctx, batch)
 		p.give(batch)
 		if err != nil {
 			if err := p.failed(ctx, f, err); err != nil {
@@ -427,9 +466,15 @@ func (p *pipeline) failed(ctx context.Context, f *Fanout, err error) error {
 			for try := 1; ; try++ {
 				derr := f.dead.PutEvent(ctx, p.Name, bad, perr.Err, attempts, first)
 				if derr == nil {
+					if try > 1 {
+						f.logger.Info("dead-letter store reachable again", "sink", p.Name, "event", bad.ID, "failed_attempts", try-1)
+					}
 					break
 				}
-				f.logger.Warn("cannot store dead letter; retrying", "sink", p.Name, "event", bad.ID, "err", derr)
+				if try == 1 {
+					f.logger.Warn("cannot store dead letter; retrying", "sink", p.Name, "event", bad.ID, "err", derr)
+				}
+				p.Observer.Retried(p.Name, derr)
 				if (retry.Backoff{}).Sleep(ctx, try) != nil {
 					return nil
 				}
@@ -440,6 +485,15 @@ func (p *pipeline) failed(ctx context.Context, f *Fanout, err error) error {
 			}
 			bad.AckFor(p.Index)
 			attempts, first = 0, time.Now()
+		case errors.Is(perr, ErrInvalidDestination):
+			// Retrying cannot help: the event's own fields give a
+			// destination that cannot exist. Hold it, and the slot, until
+			// the stop; one line says so.
+			f.logger.Error("sink blocked: an event has no valid destination; it stays blocked until its template is fixed and outbox-cdc restarted (policy block)",
+				"sink", p.Name, "event", bad.ID, "err", perr.Err)
+			p.Observer.Retried(p.Name, err)
+			<-ctx.Done()
+			return nil
 		default:
 			if attempts == 1 {
 				f.logger.Error("sink blocked: an event cannot be delivered; retrying it (policy block)", "sink", p.Name, "event", bad.ID, "err", perr.Err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -473,8 +474,130 @@ func TestFanoutFlushSinksAndClose(t *testing.T) {
 	if err := f.Close(); !errors.Is(err, boom) || !strings.Contains(err.Error(), "sink b") {
 		t.Errorf("Close = %v, want boom naming sink b", err)
 	}
+	slices.Sort(closed)
 	if strings.Join(closed, ",") != "a,b,c" {
 		t.Errorf("closed %v, want every sink closed even after an error", closed)
+	}
+}
+
+// Readiness counts a batch as pending when the Published hook runs; a sink
+// that acknowledges inside Publish must find it counted already.
+func TestFanoutPublishedBeforeAck(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	published := map[string]bool{}
+	var early []string
+	s := &fakeSink{publish: func(_ context.Context, evs []*event.Event) error {
+		mu.Lock()
+		for _, e := range evs {
+			if !published[e.ID] {
+				early = append(early, e.ID)
+			}
+		}
+		mu.Unlock()
+		for _, e := range evs {
+			e.Ack()
+		}
+		return nil
+	}}
+	hooks := sink.Hooks{Published: func(_ string, evs []*event.Event) {
+		mu.Lock()
+		for _, e := range evs {
+			published[e.ID] = true
+		}
+		mu.Unlock()
+	}}
+	f, err := sink.NewFanout([]sink.Target{{Name: "f", Sink: s}}, nil, hooks, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	wait := runFanout(t, ctx, f)
+	acks := &ackCounter{}
+	for i := range 100 {
+		add(f, acks, &event.Event{ID: fmt.Sprint(i), CommitLSN: uint64(i + 1)})
+		if i%7 == 0 {
+			f.Flush()
+		}
+	}
+	f.Flush()
+	f.Stop()
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	if acks.count() != 100 || len(early) > 0 {
+		t.Fatalf("%d of 100 acknowledged; handed to the sink before the Published hook: %v", acks.count(), early)
+	}
+}
+
+// A sink whose Close hangs is left behind, named, when the context ends.
+func TestFanoutCloseContext(t *testing.T) {
+	t.Parallel()
+	hang := make(chan struct{})
+	defer close(hang)
+	closed := make(chan string, 2)
+	f, err := sink.NewFanout([]sink.Target{
+		{Name: "quick", Sink: &fakeSink{close: func() error { closed <- "quick"; return nil }}},
+		{Name: "hung", Sink: &fakeSink{close: func() error { <-hang; return nil }}},
+	}, nil, sink.Hooks{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	err = f.CloseContext(ctx)
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "hung not closed") || strings.Contains(err.Error(), "quick") {
+		t.Errorf("CloseContext = %v, want the hung sink named", err)
+	}
+	if got := <-closed; got != "quick" {
+		t.Errorf("closed %q", got)
+	}
+}
+
+// An event whose destination cannot exist blocks the sink under policy block
+// without retrying (nothing can change until the template is fixed): the
+// sink is not reopened, and Run returns when its context ends.
+func TestFanoutInvalidDestinationBlocks(t *testing.T) {
+	t.Parallel()
+	tm, err := sink.ParseDestination("outbox.{{.AggregateType}}", sink.DestinationRules{Kind: "subject", Separators: "."})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var calls, reopens int
+	var mu sync.Mutex
+	s := &fakeSink{publish: func(_ context.Context, evs []*event.Event) error {
+		mu.Lock()
+		calls++
+		mu.Unlock()
+		for _, e := range evs {
+			if _, err := tm.Destination(e); err != nil {
+				return &sink.PermanentError{Sink: "n", EventID: e.ID, Err: err}
+			}
+			e.Ack()
+		}
+		return nil
+	}}
+	f, err := sink.NewFanout([]sink.Target{{Name: "n", Sink: s, Policy: sink.PolicyBlock,
+		Reopen: func(context.Context) (sink.Sink, error) { mu.Lock(); reopens++; mu.Unlock(); return s, nil }}}, nil, sink.Hooks{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	wait := runFanout(t, ctx, f)
+	acks := &ackCounter{}
+	add(f, acks, &event.Event{ID: "ok", AggregateType: "order", CommitLSN: 1})
+	add(f, acks, &event.Event{ID: "no-agg", CommitLSN: 2})
+	f.Flush()
+	time.Sleep(300 * time.Millisecond)
+	cancel()
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if acks.count() != 1 || calls != 1 || reopens != 0 {
+		t.Errorf("acknowledged %d, published %d times, reopened %d times; want 1, 1, 0", acks.count(), calls, reopens)
 	}
 }
 

@@ -1,6 +1,7 @@
 package sink_test
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -157,6 +158,103 @@ func TestTemplateExtension(t *testing.T) {
 		e := &event.Event{Type: "t", AggregateType: "a", Extensions: []event.Extension{{Name: "tenant", Value: tenant}}}
 		if got, err := tm.Execute(e); err != nil || got != tenant+".events" {
 			t.Errorf("Execute = %q, %v; want %s.events", got, err, tenant)
+		}
+	}
+}
+
+func TestDestination(t *testing.T) {
+	t.Parallel()
+	dot := sink.DestinationRules{Kind: "subject", Separators: "._-"}
+	full := &event.Event{ID: "e-1", Source: "/s", Type: "order.created", AggregateType: "order",
+		Extensions: []event.Extension{{Name: "tenant", Value: "acme"}}}
+	bare := &event.Event{ID: "e-2", Source: "/s", Type: "order.created"}
+	for _, tc := range []struct {
+		text string
+		e    *event.Event
+		want string   // the name, or "" for an error
+		errs []string // what the error must say
+	}{
+		{"outbox.{{.AggregateType}}", full, "outbox.order", nil},
+		{"outbox.{{.AggregateType}}", bare, "", []string{`template "outbox.{{.AggregateType}}" gives subject "outbox."`, "event e-2 (source /s)", "AggregateType is empty", `ends with "."`, `{{or .AggregateType "misc"}}`}},
+		{`outbox.{{or .AggregateType "misc"}}`, bare, "outbox.misc", nil},
+		{"{{.AggregateType}}.events", bare, "", []string{"AggregateType is empty", `starts with "."`}},
+		{"outbox.{{.AggregateType}}.{{.Type}}", bare, "", []string{"AggregateType is empty", `empty part at ".."`}},
+		{"{{.AggregateType}}", bare, "", []string{"AggregateType is empty", "it is empty"}},
+		{`t.{{.Extension "tenant"}}`, full, "t.acme", nil},
+		{`t.{{.Extension "tenant"}}`, bare, "", []string{`Extension "tenant" is empty`, `{{or (.Extension "tenant") "misc"}}`}},
+		{`t.{{if .AggregateType}}{{.AggregateType}}{{else}}none{{end}}`, bare, "t.none", nil},
+	} {
+		tm, err := sink.ParseDestination(tc.text, dot)
+		if err != nil {
+			t.Fatalf("ParseDestination(%q): %v", tc.text, err)
+		}
+		got, err := tm.Destination(tc.e)
+		if tc.want != "" {
+			if err != nil || got != tc.want {
+				t.Errorf("%q for %s = %q, %v; want %q", tc.text, tc.e.ID, got, err, tc.want)
+			}
+			continue
+		}
+		var derr *sink.DestinationError
+		if !errors.As(err, &derr) || !errors.Is(err, sink.ErrInvalidDestination) {
+			t.Errorf("%q for %s = %q, %v; want a *DestinationError", tc.text, tc.e.ID, got, err)
+			continue
+		}
+		for _, want := range tc.errs {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("%q for %s: error %q does not say %q", tc.text, tc.e.ID, err, want)
+			}
+		}
+	}
+}
+
+func TestDestinationBrokerRules(t *testing.T) {
+	t.Parallel()
+	refuse := errors.New("no capitals")
+	rules := sink.DestinationRules{Kind: "topic", Check: func(s string) error {
+		if strings.ToLower(s) != s {
+			return refuse
+		}
+		return nil
+	}}
+	if _, err := sink.ParseDestination("Orders", rules); !errors.Is(err, refuse) {
+		t.Errorf("a static name the broker refuses: %v", err)
+	}
+	tm, err := sink.ParseDestination("{{.Type}}", rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Without separators, "_x" is the broker's business only.
+	if _, err := tm.Destination(&event.Event{ID: "a", Type: "_x"}); err != nil {
+		t.Errorf("_x: %v", err)
+	}
+	if _, err := tm.Destination(&event.Event{ID: "b", Type: "X"}); !errors.Is(err, refuse) || !errors.Is(err, sink.ErrInvalidDestination) {
+		t.Errorf("X: %v, want the broker's rule", err)
+	}
+}
+
+func TestTemplateProbe(t *testing.T) {
+	t.Parallel()
+	dot := sink.DestinationRules{Kind: "subject", Separators: "."}
+	for text, bad := range map[string]bool{
+		"outbox.{{.AggregateType}}":             true,
+		"outbox.{{.Subject}}":                   true,
+		`outbox.{{or .AggregateType "misc"}}`:   false,
+		"outbox.{{.Type}}":                      false,
+		"outbox.events":                         false,
+		`{{.Extension "tenant"}}.events`:        true,
+		`outbox.{{if .AggregateType}}x{{end}}y`: false,
+	} {
+		tm, err := sink.ParseDestination(text, dot)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = tm.Probe()
+		if (err != nil) != bad {
+			t.Errorf("Probe(%q) = %v; want an error: %v", text, err, bad)
+		}
+		if err != nil && !strings.Contains(err.Error(), "for an event with only id, source and type") {
+			t.Errorf("Probe(%q) = %v", text, err)
 		}
 	}
 }

@@ -8,6 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -133,7 +136,12 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		closeAll()
 		return err
 	}
-	defer fan.Close()
+	fanClosed := false // closed within the shutdown budget on the way out
+	defer func() {
+		if !fanClosed {
+			fan.Close()
+		}
+	}()
 
 	// Per-sink progress: a sink that acknowledged more than the slot shows
 	// (another sink was lagging) is not sent those events again.
@@ -175,7 +183,9 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 					metrics.DeadLettered("decoder")
 					return nil
 				}
-				logger.Warn("cannot store dead letter; retrying", "err", err)
+				if try == 1 {
+					logger.Warn("cannot store dead letter; retrying", "err", err)
+				}
 				if (retry.Backoff{}).Sleep(ctx, try) != nil {
 					return ctx.Err()
 				}
@@ -215,10 +225,11 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	case <-time.After(50 * time.Millisecond):
 	}
 	progressDone := make(chan struct{})
+	saver := &progressSaver{st: prog, fan: fan, logger: logger, saved: map[string]uint64{}}
 	if prog != nil {
 		go func() {
 			defer close(progressDone)
-			saveProgress(sinkCtx, prog, fan, logger)
+			saver.run(sinkCtx)
 		}()
 	} else {
 		close(progressDone)
@@ -250,7 +261,14 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 
 	logger.Info("outbox-cdc starting", "version", opts.Version, "slot", cfg.Postgres.Slot,
 		"publication", cfg.Postgres.Publication, "sinks", len(targets))
+	// One shutdown budget: from the moment the stop is asked for (a
+	// signal, or a sink that failed for good), the stream drains for at
+	// most drain_timeout, and closing everything takes at most closeGrace
+	// more, whatever the sinks do.
+	var stopAt atomic.Int64
+	defer context.AfterFunc(streamCtx, func() { stopAt.CompareAndSwap(0, time.Now().UnixNano()) })()
 	streamErr := stream.Run(streamCtx)
+	stopAt.CompareAndSwap(0, time.Now().UnixNano())
 	var decErr *decoder.Error
 	if errors.As(streamErr, &decErr) {
 		metrics.DecodeError()
@@ -258,21 +276,75 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 			metrics.NonTransactionalMessage()
 		}
 	}
+	drain := cfg.Postgres.DrainTimeout
+	if drain <= 0 {
+		drain = replication.DefaultDrainTimeout
+	}
+	deadline := time.Unix(0, stopAt.Load()).Add(drain)
+	closeCtx, cancelClose := context.WithDeadline(context.Background(), later(deadline, time.Now()).Add(closeGrace))
+	defer cancelClose()
 
+	// The sinks hand over what is queued until the deadline; then they are
+	// cancelled.
 	fan.Stop()
-	defer func() { cancelSinks(); <-progressDone }()
 	var fanErr error
 	select {
 	case fanErr = <-fanDone:
-	case <-time.After(10 * time.Second):
+	case <-time.After(time.Until(deadline)):
 		cancelSinks()
-		fanErr = <-fanDone
+		select {
+		case fanErr = <-fanDone:
+		case <-closeCtx.Done():
+			logger.Warn("sink pipelines did not stop within the shutdown budget; leaving them")
+		}
+	}
+	cancelSinks()
+	fanClosed = true
+	if err := fan.CloseContext(closeCtx); err != nil {
+		logger.Warn("sinks did not close within the shutdown budget; leaving them", "err", err)
+	}
+	if prog != nil {
+		select {
+		case <-progressDone:
+			saver.save(closeCtx)
+		case <-closeCtx.Done():
+		}
+	}
+
+	confirmed := decoder.FormatLSN(stream.Reported())
+	if txs, events := cp.Unconfirmed(); txs > 0 || events > 0 {
+		logger.Warn("stopped with events unconfirmed; the server sends them again at the next start",
+			"events", events, "transactions", txs, "confirmed", confirmed, "sinks", unacknowledged(metrics))
 	}
 	if err := errors.Join(streamErr, fanErr); err != nil {
 		return err
 	}
-	logger.Info("outbox-cdc stopped", "confirmed", decoder.FormatLSN(stream.Reported()))
+	logger.Info("outbox-cdc stopped", "confirmed", confirmed)
 	return nil
+}
+
+// closeGrace is how long closing the sinks and saving their progress may take
+// after drain_timeout has passed.
+const closeGrace = time.Second
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// unacknowledged names the sinks holding events they did not acknowledge,
+// for the log line of a stop that left events unconfirmed.
+func unacknowledged(m *observe.Metrics) string {
+	var names []string
+	for name, n := range m.Pending() {
+		if n > 0 {
+			names = append(names, fmt.Sprintf("%s (%d)", name, n))
+		}
+	}
+	slices.Sort(names)
+	return strings.Join(names, ", ")
 }
 
 // Names returns the server objects cfg names.
@@ -307,38 +379,45 @@ func Connect(ctx context.Context, cfg *config.Config) (*pgx.Conn, error) {
 	return conn, nil
 }
 
-// saveProgress writes the fan-out's per-sink progress every second while it
-// changes, and once more when ctx is done.
-func saveProgress(ctx context.Context, st *progress.Store, fan *sink.Fanout, logger *slog.Logger) {
+// progressSaver writes the fan-out's per-sink progress to the progress table.
+type progressSaver struct {
+	st     *progress.Store
+	fan    *sink.Fanout
+	logger *slog.Logger
+	saved  map[string]uint64 // run's goroutine, then the caller of the last save
+}
+
+// run saves every second while the progress changes, until ctx is done.
+func (p *progressSaver) run(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
-	saved := map[string]uint64{}
-	save := func(ctx context.Context) {
-		cur := fan.Progress()
-		changed := map[string]uint64{}
-		for k, v := range cur {
-			if v > saved[k] {
-				changed[k] = v
-			}
-		}
-		if err := st.Save(ctx, changed); err != nil {
-			logger.Warn("cannot save per-sink progress", "err", err)
-			return
-		}
-		for k, v := range changed {
-			saved[k] = v
-		}
-	}
 	for {
 		select {
 		case <-ctx.Done():
-			fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			save(fctx)
-			cancel()
 			return
 		case <-t.C:
-			save(ctx)
+			p.save(ctx)
 		}
+	}
+}
+
+// save writes the positions that moved since the last save.
+func (p *progressSaver) save(ctx context.Context) {
+	changed := map[string]uint64{}
+	for k, v := range p.fan.Progress() {
+		if v > p.saved[k] {
+			changed[k] = v
+		}
+	}
+	if len(changed) == 0 {
+		return
+	}
+	if err := p.st.Save(ctx, changed); err != nil {
+		p.logger.Warn("cannot save per-sink progress", "err", err)
+		return
+	}
+	for k, v := range changed {
+		p.saved[k] = v
 	}
 }
 

@@ -237,7 +237,7 @@ func TestServerEncodingNames(t *testing.T) {
 	}
 	waitFor(t, 10*time.Second, "the dead letter", func() bool { return len(e.letters(t)) == 1 })
 	var subject, table string
-	if err := e.pool.QueryRow(context.Background(), `SELECT raw->>'résumé', source_table FROM outbox_dead_letter`).Scan(&subject, &table); err != nil {
+	if err := e.pool.QueryRow(context.Background(), `SELECT convert_from(raw, 'UTF8')::jsonb->>'résumé', source_table FROM outbox_dead_letter`).Scan(&subject, &table); err != nil {
 		t.Fatal(err)
 	}
 	if subject != "Zoë" || table != "public.boîte" {
@@ -298,7 +298,7 @@ func TestSQLASCIIInvalidBytes(t *testing.T) {
 			t.Errorf("message letter %+v, want it named as a message that is not UTF-8", ls[1])
 		}
 		var raw string
-		if err := e.pool.QueryRow(context.Background(), `SELECT raw->>'subject' FROM outbox_dead_letter WHERE event_id = '00000000-0000-0000-0000-0000000000e9'`).Scan(&raw); err != nil {
+		if err := e.pool.QueryRow(context.Background(), `SELECT convert_from(raw, 'UTF8')::jsonb->>'subject' FROM outbox_dead_letter WHERE event_id = '00000000-0000-0000-0000-0000000000e9'`).Scan(&raw); err != nil {
 			t.Fatal(err)
 		}
 		if raw != `\x636166e9` {

@@ -219,6 +219,9 @@ func replayOne(ctx context.Context, cfg *config.Config, store *dlq.Store, l dlq.
 		return err
 	}
 	e.AggregateType, e.Table = l.AggregateType, l.Table
+	if l.Position != nil {
+		e.Seq = *l.Position // a Redis sink derives its entry id from it
+	}
 	if lsn, err := pglogrepl.ParseLSN(l.CommitLSN); err == nil {
 		e.CommitLSN = uint64(lsn)
 	}

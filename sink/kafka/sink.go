@@ -76,7 +76,7 @@ func New(ctx context.Context, cfg Config, opts sink.Options) (*Sink, error) {
 		return nil, fail("invalid kafka config: %w", err)
 	}
 	cfg = cfg.withDefaults()
-	tmpl, err := sink.ParseTemplate(cfg.Topic)
+	tmpl, err := sink.ParseDestination(cfg.Topic, topicRules)
 	if err != nil {
 		return nil, fail("%w", err)
 	}
@@ -297,7 +297,7 @@ func (s *Sink) Publish(ctx context.Context, events []*event.Event) error {
 
 // topicFor routes e through the template, preparing a topic on first use.
 func (s *Sink) topicFor(ctx context.Context, e *event.Event) (*topicInfo, error) {
-	name, err := s.tmpl.Execute(e)
+	name, err := s.tmpl.Destination(e)
 	if err != nil {
 		return nil, s.permanent(e, err)
 	}
@@ -314,6 +314,18 @@ func (s *Sink) topicFor(ctx context.Context, e *event.Event) (*topicInfo, error)
 	}
 	return ti, nil
 }
+
+// topicRules are Kafka's topic naming rules, and the separators a templated
+// topic name may not start or end with.
+var topicRules = sink.DestinationRules{Kind: "topic", Separators: "._-", Check: func(name string) error {
+	if err := validTopicName(name); err != nil {
+		return fmt.Errorf("%w: %v", kerr.InvalidTopicException, err)
+	}
+	return nil
+}}
+
+// Templates implements sink.Templated.
+func (s *Sink) Templates() []*sink.Template { return []*sink.Template{s.tmpl} }
 
 func (s *Sink) permanent(e *event.Event, err error) *sink.PermanentError {
 	return &sink.PermanentError{Sink: s.opts.Name, EventID: e.ID, Err: err}

@@ -88,7 +88,7 @@ func New(ctx context.Context, cfg Config, opts sink.Options) (*Sink, error) {
 		return nil, fmt.Errorf("sink %s: invalid nats configuration: %w", opts.Name, err)
 	}
 	cfg = cfg.withDefaults()
-	tmpl, err := sink.ParseTemplate(cfg.Subject)
+	tmpl, err := sink.ParseDestination(cfg.Subject, subjectRules)
 	if err != nil {
 		return nil, fmt.Errorf("sink %s: subject: %w", opts.Name, err)
 	}
@@ -216,7 +216,7 @@ func (s *Sink) publish(ctx context.Context, e *event.Event) error {
 // subject returns the subject for e, checked to be publishable and in the
 // stream. Results are cached per subject.
 func (s *Sink) subject(e *event.Event) (string, error) {
-	subj, err := s.subj.Execute(e)
+	subj, err := s.subj.Destination(e)
 	if err != nil {
 		return "", fmt.Errorf("%w: %w", ErrInvalidSubject, err)
 	}

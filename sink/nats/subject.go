@@ -17,6 +17,13 @@ var ErrInvalidSubject = errors.New("nats: invalid subject")
 // not one of the configured stream's subjects.
 var ErrSubjectNotInStream = errors.New("nats: subject not in stream")
 
+// subjectRules are what a templated subject must give: publishable, and no
+// token left empty by an empty field.
+var subjectRules = sink.DestinationRules{Kind: "subject", Separators: "._-", Check: checkSubject}
+
+// Templates implements sink.Templated.
+func (s *Sink) Templates() []*sink.Template { return []*sink.Template{s.subj} }
+
 // checkSubject reports whether s can be published to.
 func checkSubject(s string) error {
 	start := 0

@@ -67,7 +67,7 @@ type encoder struct {
 }
 
 type streamNamer interface {
-	Execute(e *event.Event) (string, error)
+	Destination(e *event.Event) (string, error)
 }
 
 // encodeError is an event that cannot be written; it becomes a
@@ -108,7 +108,7 @@ func (c *encoder) encode(events []*event.Event, recs []record) *encodeError {
 	for i, e := range events {
 		r := &recs[i]
 		r.e = e
-		stream, err := c.stream.Execute(e)
+		stream, err := c.stream.Destination(e)
 		if err != nil {
 			return &encodeError{e, err}
 		}

@@ -64,7 +64,7 @@ func New(ctx context.Context, cfg Config, opts sink.Options) (*Sink, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("sink %s: %w", name, err)
 	}
-	stream, err := sink.ParseTemplate(cfg.Stream)
+	stream, err := sink.ParseDestination(cfg.Stream, streamRules)
 	if err != nil {
 		return nil, fmt.Errorf("sink %s: stream: %w", name, err)
 	}
@@ -119,6 +119,18 @@ func New(ctx context.Context, cfg Config, opts sink.Options) (*Sink, error) {
 }
 
 // check runs the startup checks and resolves the dedup mode.
+// streamRules: a templated stream name may not be empty nor start or end with
+// a separator, which is what an empty field gives.
+var streamRules = sink.DestinationRules{Kind: "stream", Separators: ":._-"}
+
+// Templates implements sink.Templated.
+func (s *Sink) Templates() []*sink.Template {
+	if t, ok := s.enc.stream.(*sink.Template); ok {
+		return []*sink.Template{t}
+	}
+	return nil
+}
+
 func (s *Sink) check(ctx context.Context, stream *sink.Template) error {
 	name, addr := s.opts.Name, s.cfg.Address
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.ConnectTimeout)
