@@ -18,6 +18,8 @@ import (
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/outbox-cdc/outbox-cdc/test/harness"
 )
 
 var dbSeq atomic.Int64
@@ -37,7 +39,12 @@ type env struct {
 // under the top level) and runs `outbox-cdc setup`.
 func newEnv(t *testing.T, extra string) *env {
 	t.Helper()
-	p := needPostgres(t)
+	return newEnvOn(t, needPostgres(t), extra)
+}
+
+// newEnvOn is newEnv on a server of the test's own.
+func newEnvOn(t *testing.T, p *harness.Postgres, extra string) *env {
+	t.Helper()
 	ctx := context.Background()
 	e := &env{t: t, db: fmt.Sprintf("t%d_%d", os.Getpid(), dbSeq.Add(1)), dir: t.TempDir()}
 	if err := p.CreateDatabase(ctx, e.db); err != nil {
