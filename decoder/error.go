@@ -11,7 +11,7 @@ import (
 type Error struct {
 	Table  string // schema.table, or "message <prefix>" for a logical message
 	RowID  string // the id column's text, or "" when it is NULL
-	LSN    uint64 // commit LSN of the row's transaction (a non-transactional message's own LSN)
+	LSN    uint64 // commit LSN of the row's transaction (a non-transactional message's own LSN); 0 for a row read from the table
 	Column string // the offending column or attribute, if one
 	Reason string
 	// Raw is the row as column name → text (nil for NULL), or the message
@@ -39,6 +39,9 @@ func (e *Error) Error() string {
 		where = "at" // it has no transaction: the message's own LSN
 	}
 	s := fmt.Sprintf("decoder: %s row %s %s LSN %s", e.Table, id, where, FormatLSN(e.LSN))
+	if e.LSN == 0 {
+		s = fmt.Sprintf("decoder: %s row %s (read from the table)", e.Table, id)
+	}
 	if e.Column != "" {
 		s += fmt.Sprintf(": column %q", e.Column)
 	}

@@ -219,7 +219,9 @@ func (d *Decoder) finish(e *event.Event) {
 	if e.AggregateID != "" {
 		e.Extensions = append(e.Extensions, event.Extension{Name: ExtPartitionKey, Value: e.AggregateID})
 	}
-	e.Extensions = append(e.Extensions, event.Extension{Name: ExtLSN, Value: d.lsnText})
+	if d.lsnText != "" { // "" for a row read from the table (TableRows)
+		e.Extensions = append(e.Extensions, event.Extension{Name: ExtLSN, Value: d.lsnText})
+	}
 	if len(e.Extensions) > 2 || (len(e.Extensions) == 2 && e.Extensions[0].Name > e.Extensions[1].Name) {
 		slices.SortFunc(e.Extensions, func(a, b event.Extension) int { return strings.Compare(a.Name, b.Name) })
 	}

@@ -245,6 +245,16 @@ func (s *Server) Ready() Report {
 		rc.Since = &since
 	} else if state == replication.StateStandby {
 		rc.Reason = "standby: another instance streams the slot"
+		if st := s.getStream(); st != nil {
+			if h := st.Holder(); h != nil {
+				// Ready only behind another outbox-cdc: behind any other
+				// program nothing is delivered.
+				rc.OK, rc.Reason = h.OutboxCDC(), h.Waiting(s.slot)
+				if !rc.OK {
+					rc.Since = &since
+				}
+			}
+		}
 	}
 	checks = append(checks, rc)
 	now := time.Now()

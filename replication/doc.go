@@ -9,4 +9,11 @@
 // unacknowledged data). When the Consumer's window is full it stops reading,
 // so the server sees TCP back-pressure. After a connection loss it reconnects
 // with backoff.
+//
+// While it waits for the slot it names the holder ([Stream.Holder], from
+// pg_stat_activity): another outbox-cdc (application_name "outbox-cdc") is a
+// hot standby's normal peer; any other program is logged as such, once per
+// holder. A slot the server invalidated (wal_status lost) is a
+// *SlotInvalidatedError, at the first look at the slot or when the server
+// refuses to stream it, never a reconnect loop.
 package replication

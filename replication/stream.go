@@ -96,7 +96,12 @@ type Stream struct {
 	sent   atomic.Uint64 // last flushed position reported
 	tick   atomic.Int64  // unix nanoseconds of the loop's last turn
 	stopAt atomic.Int64  // unix nanoseconds when Run's context was done; 0 before
+	holder atomic.Pointer[Holder]
 }
+
+// Holder returns the process that holds the slot while the stream waits
+// for it (StateStandby), or nil. Safe for concurrent use.
+func (s *Stream) Holder() *Holder { return s.holder.Load() }
 
 // closeTimeout bounds the goodbye to the server on a connection that is
 // being closed.
@@ -187,7 +192,7 @@ func (s *Stream) session(ctx context.Context) (streamed bool, err error) {
 		if errors.As(err, &pgErr) && pgErr.Code == "55006" { // object_in_use: lost a race for the slot
 			return false, err
 		}
-		return false, classify(err)
+		return false, s.classify(err, start)
 	}
 	s.setState(StateStreaming)
 	s.logger.Info("streaming", "slot", s.cfg.Slot, "from", pglogrepl.LSN(start).String())
@@ -228,7 +233,7 @@ func (s *Stream) connect(ctx context.Context) (*pgconn.PgConn, error) {
 		return nil, &FatalError{fmt.Errorf("postgres url: %w", redact(err))}
 	}
 	pcfg.RuntimeParams["replication"] = "database"
-	pcfg.RuntimeParams["application_name"] = "outbox-cdc"
+	pcfg.RuntimeParams["application_name"] = ApplicationName
 	pcfg.RuntimeParams["DateStyle"] = "ISO, YMD"
 	pcfg.RuntimeParams["TimeZone"] = "UTC"
 	pcfg.RuntimeParams["bytea_output"] = "hex"
@@ -253,16 +258,27 @@ func (s *Stream) connect(ctx context.Context) (*pgconn.PgConn, error) {
 }
 
 type slotInfo struct {
-	exists    bool
-	active    bool
-	pid       string
-	confirmed uint64
-	plugin    string
+	exists      bool
+	active      bool
+	holder      *Holder // the process streaming it, when active
+	confirmed   uint64
+	plugin      string
+	invalidated string    // why the server invalidated it, or ""
+	inactive    time.Time // inactive_since (PostgreSQL 17+)
 }
 
+// slotSQL reads the slot and the process holding it. Columns that only
+// newer servers have are read through to_jsonb so that one query serves
+// every version.
+const slotSQL = `SELECT s.plugin, s.active, coalesce(s.active_pid, 0), coalesce(s.confirmed_flush_lsn::text, '0/0'),
+  coalesce(s.wal_status, ''), coalesce(to_jsonb(s)->>'invalidation_reason', ''), coalesce(to_jsonb(s)->>'conflicting', ''),
+  coalesce(to_jsonb(s)->>'inactive_since', ''),
+  coalesce(a.application_name, ''), coalesce(host(a.client_addr), ''), coalesce(a.client_port, 0), coalesce(a.usename::text, ''), coalesce(a.backend_type, '')
+FROM pg_replication_slots s LEFT JOIN pg_stat_activity a ON a.pid = s.active_pid
+WHERE s.slot_name = '%s' AND s.database = current_database()`
+
 func (s *Stream) slot(ctx context.Context, conn *pgconn.PgConn) (slotInfo, error) {
-	sql := "SELECT plugin, active, coalesce(active_pid::text, ''), coalesce(confirmed_flush_lsn::text, '0/0') FROM pg_replication_slots WHERE slot_name = '" + s.cfg.Slot + "' AND database = current_database()"
-	res, err := conn.Exec(ctx, sql).ReadAll()
+	res, err := conn.Exec(ctx, fmt.Sprintf(slotSQL, s.cfg.Slot)).ReadAll()
 	if err != nil {
 		return slotInfo{}, err
 	}
@@ -270,16 +286,29 @@ func (s *Stream) slot(ctx context.Context, conn *pgconn.PgConn) (slotInfo, error
 		return slotInfo{}, nil
 	}
 	row := res[0].Rows[0]
-	lsn, err := pglogrepl.ParseLSN(string(row[3]))
+	col := func(i int) string { return string(row[i]) }
+	lsn, err := pglogrepl.ParseLSN(col(3))
 	if err != nil {
 		return slotInfo{}, err
 	}
-	return slotInfo{exists: true, plugin: string(row[0]), active: string(row[1]) == "t", pid: string(row[2]), confirmed: uint64(lsn)}, nil
+	info := slotInfo{exists: true, plugin: col(0), active: col(1) == "t", confirmed: uint64(lsn),
+		invalidated: InvalidationCause(col(4), col(5), col(6))}
+	if t, err := time.Parse(time.RFC3339Nano, col(7)); err == nil {
+		info.inactive = t
+	}
+	if info.active {
+		pid, _ := strconv.Atoi(col(2))
+		port, _ := strconv.Atoi(col(10))
+		info.holder = &Holder{PID: pid, ApplicationName: col(8), ClientAddr: col(9), ClientPort: port, User: col(11), BackendType: col(12)}
+	}
+	return info, nil
 }
 
 // waitForSlot returns the slot's confirmed position once the slot is free,
-// waiting as a hot standby while another process streams it.
+// waiting as a hot standby while another process streams it. It logs one
+// line each time the holder changes, naming it.
 func (s *Stream) waitForSlot(ctx context.Context, conn *pgconn.PgConn) (uint64, error) {
+	defer s.holder.Store(nil)
 	standby := false
 	for {
 		info, err := s.slot(ctx, conn)
@@ -292,16 +321,22 @@ func (s *Stream) waitForSlot(ctx context.Context, conn *pgconn.PgConn) (uint64, 
 		if info.plugin != "pgoutput" {
 			return 0, &FatalError{fmt.Errorf("replication slot %q uses plugin %q; outbox-cdc needs pgoutput", s.cfg.Slot, info.plugin)}
 		}
+		if info.invalidated != "" {
+			return 0, &FatalError{&SlotInvalidatedError{Slot: s.cfg.Slot, Confirmed: info.confirmed, Cause: info.invalidated, InactiveSince: info.inactive}}
+		}
 		if !info.active {
 			if standby {
 				s.logger.Info("slot is free; taking over", "slot", s.cfg.Slot)
 			}
 			return info.confirmed, nil
 		}
+		if prev := s.holder.Load(); prev == nil || *prev != *info.holder {
+			s.holder.Store(info.holder)
+			s.logHolder(info.holder)
+		}
 		if !standby {
 			standby = true
 			s.setState(StateStandby)
-			s.logger.Info("slot is active in another process; waiting as hot standby", "slot", s.cfg.Slot, "pid", info.pid)
 		}
 		s.turn(time.Now())
 		t := time.NewTimer(s.cfg.StandbyPoll)
@@ -312,6 +347,32 @@ func (s *Stream) waitForSlot(ctx context.Context, conn *pgconn.PgConn) (uint64, 
 		case <-t.C:
 		}
 	}
+}
+
+// logHolder logs who holds the slot the stream waits for.
+func (s *Stream) logHolder(h *Holder) {
+	attrs := []any{"slot", s.cfg.Slot, "holder", h.String(), "pid", h.PID, "application_name", h.ApplicationName, "client", h.ClientAddr}
+	if h.OutboxCDC() {
+		s.logger.Info("slot is streamed by another outbox-cdc; waiting as hot standby", attrs...)
+		return
+	}
+	s.logger.Warn("slot is held by a program other than outbox-cdc; waiting until it lets go, nothing is delivered meanwhile", attrs...)
+}
+
+// classify is the package's classify, and names a slot the server refuses
+// to stream because it was invalidated. confirmed is the slot's position
+// when streaming began.
+func (s *Stream) classify(err error, confirmed uint64) error {
+	if invalidatedRefusal(err) {
+		var pgErr *pgconn.PgError
+		errors.As(err, &pgErr)
+		cause := pgErr.Message
+		if pgErr.Detail != "" {
+			cause += ": " + pgErr.Detail
+		}
+		return &FatalError{&SlotInvalidatedError{Slot: s.cfg.Slot, Confirmed: confirmed, Cause: cause}}
+	}
+	return classify(err)
 }
 
 // protoVersion picks the newest pgoutput protocol the server speaks. Streaming
@@ -397,7 +458,7 @@ func (s *Stream) stream(ctx context.Context, conn *pgconn.PgConn, floor uint64) 
 				return err
 			}
 		case *pgproto3.ErrorResponse:
-			return classify(pgconn.ErrorResponseToPgError(m))
+			return s.classify(pgconn.ErrorResponseToPgError(m), floor)
 		case *pgproto3.CopyDone:
 			return errors.New("replication: server ended the stream")
 		}

@@ -174,6 +174,11 @@ func Setup(ctx context.Context, conn *pgx.Conn, n Names, createTables bool, say 
 	case plugin == nil || *plugin != "pgoutput":
 		return fmt.Errorf("setup: replication slot %s exists but is not a pgoutput logical slot", n.Slot)
 	default:
+		// A lost slot is not recreated here: that would skip the rows after
+		// its last confirmed position without a word. The error says how.
+		if err := checkSlotUsable(ctx, conn, n.Slot); err != nil {
+			return fmt.Errorf("setup: %w", err)
+		}
 		say("replication slot " + n.Slot + " is ready")
 	}
 	return nil
@@ -229,6 +234,9 @@ func Check(ctx context.Context, conn *pgx.Conn, n Names) error {
 	}
 	if cur := conn.Config().Database; db != cur {
 		return fmt.Errorf("postgres: replication slot %q belongs to database %q, not %q", n.Slot, db, cur)
+	}
+	if err := checkSlotUsable(ctx, conn, n.Slot); err != nil {
+		return fmt.Errorf("postgres: %w", err)
 	}
 	return nil
 }

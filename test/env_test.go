@@ -18,6 +18,8 @@ import (
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/outbox-cdc/outbox-cdc/test/harness"
 )
 
 var dbSeq atomic.Int64
@@ -37,19 +39,29 @@ type env struct {
 // under the top level) and runs `outbox-cdc setup`.
 func newEnv(t *testing.T, extra string) *env {
 	t.Helper()
-	p := needPostgres(t)
+	return newEnvOn(t, needPostgres(t), extra)
+}
+
+// newEnvOn is newEnv on a server of the test's own.
+func newEnvOn(t *testing.T, p *harness.Postgres, extra string) *env {
+	t.Helper()
 	db := fmt.Sprintf("t%d_%d", os.Getpid(), dbSeq.Add(1))
 	if err := p.CreateDatabase(context.Background(), db); err != nil {
 		t.Fatal(err)
 	}
-	return setupEnv(t, db, extra)
+	return setupEnvOn(t, p, db, extra)
 }
 
 // setupEnv is newEnv for a database db that already exists. The env's own
 // pool speaks UTF-8 whatever the database's encoding.
 func setupEnv(t *testing.T, db, extra string) *env {
 	t.Helper()
-	p := needPostgres(t)
+	return setupEnvOn(t, needPostgres(t), db, extra)
+}
+
+// setupEnvOn is setupEnv on a server of the test's own.
+func setupEnvOn(t *testing.T, p *harness.Postgres, db, extra string) *env {
+	t.Helper()
 	ctx := context.Background()
 	e := &env{t: t, db: db, dir: t.TempDir()}
 	pool, err := pgxpool.New(ctx, p.URL(e.db)+"&client_encoding=UTF8")

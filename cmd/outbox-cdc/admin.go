@@ -95,7 +95,12 @@ func status(ctx context.Context, cfg *config.Config, asJSON bool, out io.Writer)
 		return nil
 	}
 	active := "inactive (no outbox-cdc is streaming it)"
-	if st.Active {
+	switch {
+	case st.Invalidated:
+		active = "INVALIDATED by the server: " + st.InvalidationCause
+	case st.Holder != nil:
+		active = "active, held by " + st.Holder.String()
+	case st.Active:
 		active = "active"
 		if st.ActivePID != nil {
 			active = fmt.Sprintf("active (walsender pid %d)", *st.ActivePID)
@@ -111,6 +116,9 @@ func status(ctx context.Context, cfg *config.Config, asJSON bool, out io.Writer)
 	}
 	if st.SafeWALSize != nil {
 		fmt.Fprintf(out, "safe_wal_size:   %d bytes\n", *st.SafeWALSize)
+	}
+	if st.Invalidated {
+		fmt.Fprintf(out, "recovery:        %s\n", st.Invalidation)
 	}
 	switch {
 	case live != nil:

@@ -6,6 +6,7 @@
 //	                   [--print-sql]     print that SQL for a DBA instead (no connection)
 //	outbox-cdc status   --config FILE [--json]
 //	outbox-cdc teardown --config FILE --yes
+//	outbox-cdc backfill --config FILE (--since T | --from T --to T | --ids ID,...)
 //	outbox-cdc version
 package main
 
@@ -39,6 +40,7 @@ commands:
   status    show the replication slot: confirmed position, lag, active or not
   teardown  drop the replication slot and publication (needs --yes)
   dlq       list, show, replay or discard dead letters (outbox-cdc dlq for help)
+  backfill  re-publish outbox rows read from the table (--since, --from/--to or --ids)
   version   print the version
 
 every command takes --config FILE (default $OUTBOX_CDC_CONFIG); every config
@@ -55,9 +57,12 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cmd, args := args[0], args[1:]
-	if cmd == "dlq" {
+	if cmd == "dlq" || cmd == "backfill" {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
+		if cmd == "backfill" {
+			return backfillCommand(ctx, args, stdout, stderr)
+		}
 		return dlqCommand(ctx, args, stdout, stderr)
 	}
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
