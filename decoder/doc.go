@@ -7,8 +7,14 @@
 // attributes. Transactional logical decoding messages with the configured
 // prefix carry a whole CloudEvent as JSON and become events too.
 //
+// Relations map to outbox tables by name, or, with a Catalog (UseCatalog), by
+// OID: a renamed outbox or a partition of a partitioned one is still the
+// configured table. The catalog is asked on Relation messages only, never per
+// row.
+//
 // A row that cannot become a valid CloudEvent is reported as an *Error naming
-// the table, the row id, the LSN, the column and what is wrong.
+// the table, the row id, the LSN, the column and what is wrong; so is a row of
+// a published relation that is no outbox table (never skipped silently).
 //
 // A Decoder is not safe for concurrent use: one goroutine reads the stream.
 package decoder
