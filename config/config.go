@@ -82,6 +82,18 @@ type Postgres struct {
 	StandbyPoll time.Duration `yaml:"standby_poll"`
 	// Reconnect is the backoff between reconnects.
 	Reconnect retry.Backoff `yaml:"reconnect"`
+	// PublicationCheck is the longest time between two checks that every
+	// outbox table is still in the publication as setup left it (by OID).
+	// Checks also run at start, on every Relation message and whenever the
+	// slot could be confirmed past the last verified position. Default 5s.
+	PublicationCheck time.Duration `yaml:"publication_check"`
+	// DDLGuard is what setup does about the DDL guard, an event trigger that
+	// refuses to rename or drop an outbox table or take it out of the
+	// publication while the slot exists: "auto" (default: install it when the
+	// role is a superuser, which CREATE EVENT TRIGGER needs), "on" (install
+	// it or fail) or "off" (leave this slot's tables unguarded; outbox-cdc
+	// still detects such a change and stops with a named error).
+	DDLGuard string `yaml:"ddl_guard"`
 }
 
 // Outbox describes where events come from.
@@ -212,6 +224,12 @@ func (c *Config) setDefaults() {
 	if c.Outbox.OnInvalid == "" {
 		c.Outbox.OnInvalid = "block"
 	}
+	if c.Postgres.PublicationCheck <= 0 {
+		c.Postgres.PublicationCheck = 5 * time.Second
+	}
+	if c.Postgres.DDLGuard == "" {
+		c.Postgres.DDLGuard = "auto"
+	}
 	for i := range c.Sinks {
 		if c.Sinks[i].Policy == "" {
 			c.Sinks[i].Policy = "block"
@@ -276,6 +294,11 @@ func (c *Config) Validate() error {
 		if s.Type != "file" && (s.Path != "" || s.Sync) {
 			return fmt.Errorf("%s (%s): path and sync apply only to file sinks", where, s.Name)
 		}
+	}
+	switch c.Postgres.DDLGuard {
+	case "auto", "on", "off":
+	default:
+		return fmt.Errorf("config: postgres.ddl_guard: %q: want auto, on or off", c.Postgres.DDLGuard)
 	}
 	if c.Outbox.OnInvalid != "block" && c.Outbox.OnInvalid != "dead-letter" {
 		return fmt.Errorf("config: outbox.on_invalid: %q: want block or dead-letter", c.Outbox.OnInvalid)

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/outbox-cdc/outbox-cdc/catalog"
 	"github.com/outbox-cdc/outbox-cdc/checkpoint"
 	"github.com/outbox-cdc/outbox-cdc/config"
 	"github.com/outbox-cdc/outbox-cdc/decoder"
@@ -68,7 +69,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	if err != nil {
 		return err
 	}
-	err = schema.Check(ctx, conn, Names(cfg))
+	err = schema.Check(ctx, conn, Names(cfg), func(s string) { logger.Warn(s) })
 	if err == nil && cfg.UsesDeadLetter() {
 		err = schema.CheckDeadLetter(ctx, conn, cfg.DeadLetter.Table)
 	}
@@ -116,6 +117,9 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	for _, t := range targets {
 		metrics.AddSink(t.Name)
 	}
+	for _, t := range cfg.TableNames() {
+		metrics.AddOutbox(t)
+	}
 	var dead sink.DeadLetterer
 	if store != nil {
 		dead = store
@@ -154,7 +158,34 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		return err
 	}
 	cp := checkpoint.New(cfg.Checkpoint(), 0)
-	hooks := pipeline.Hooks{Decoded: metrics.Decoded}
+	server := observe.NewServer(cfg.HTTP, metrics, cfg.Postgres.URL, cfg.Postgres.Slot, logger)
+	streamCtx, cancelStream := context.WithCancel(ctx)
+	defer cancelStream()
+
+	// Outbox tables by identity, and their publication membership watched:
+	// on drift the stream stops, and the slot is never confirmed past the
+	// last position where membership was verified.
+	cat, err := catalog.Open(ctx, catalog.Config{
+		Names:    Names(cfg),
+		Interval: cfg.Postgres.PublicationCheck,
+		Eager:    cfg.Replication().StatusInterval,
+		Connect:  func(ctx context.Context) (*pgx.Conn, error) { return connect(ctx, cfg) },
+	}, catalog.Hooks{
+		Verified:     cp.Bound,
+		ShuttingDown: cp.Lift,
+		Drift: func(d *schema.DriftError) {
+			metrics.Drift(d.Table)
+			server.Fault("publication", d)
+			cancelStream()
+		},
+	}, logger)
+	if err != nil {
+		return err
+	}
+	defer cat.Close()
+	cp.Bound(cat.Verified())
+	dec.UseCatalog(cat, cfg.Postgres.Publication)
+	hooks := pipeline.Hooks{Decoded: metrics.Decoded, Verify: cat.Verify}
 	if cfg.Outbox.OnInvalid == "dead-letter" {
 		hooks.Invalid = func(derr *decoder.Error) error {
 			metrics.DecodeError()
@@ -175,7 +206,6 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	pl := pipeline.New(dec, cp, fan, hooks)
 	rcfg := cfg.Replication()
 	rcfg.NoKeepaliveFollow = opts.NoKeepaliveFollow
-	server := observe.NewServer(cfg.HTTP, metrics, cfg.Postgres.URL, cfg.Postgres.Slot, logger)
 	stream, err := replication.New(rcfg, pl, logger, replication.Hooks{
 		State:      metrics.State,
 		Reconnect:  server.Reconnect,
@@ -193,8 +223,6 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	// delivering while the stream drains.
 	sinkCtx, cancelSinks := context.WithCancel(context.Background())
 	defer cancelSinks()
-	streamCtx, cancelStream := context.WithCancel(ctx)
-	defer cancelStream()
 	serverDone := make(chan error, 1)
 	go func() { serverDone <- server.Run(sinkCtx) }()
 	select {
@@ -235,7 +263,17 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 
 	logger.Info("outbox-cdc starting", "version", opts.Version, "slot", cfg.Postgres.Slot,
 		"publication", cfg.Postgres.Publication, "sinks", len(targets))
+	catDone := make(chan struct{})
+	go func() {
+		defer close(catDone)
+		cat.Run(streamCtx, cp.Unbounded)
+	}()
 	streamErr := stream.Run(streamCtx)
+	cancelStream()
+	<-catDone
+	if d := cat.Drift(); d != nil && !errors.As(streamErr, new(*schema.DriftError)) {
+		streamErr = errors.Join(d, streamErr)
+	}
 	var decErr *decoder.Error
 	if errors.As(streamErr, &decErr) {
 		metrics.DecodeError()
@@ -251,6 +289,16 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		fanErr = <-fanDone
 	}
 	if err := errors.Join(streamErr, fanErr); err != nil {
+		if cfg.HTTP.Linger > 0 && cfg.HTTP.Addr != "-" {
+			if cat.Drift() == nil {
+				server.Fault("stream", err)
+			}
+			logger.Error("the stream stopped; serving /readyz and /metrics before exiting", "linger", cfg.HTTP.Linger, "err", err)
+			select {
+			case <-time.After(cfg.HTTP.Linger):
+			case <-ctx.Done():
+			}
+		}
 		return err
 	}
 	logger.Info("outbox-cdc stopped", "confirmed", decoder.FormatLSN(stream.Reported()))
@@ -259,7 +307,8 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 
 // Names returns the server objects cfg names.
 func Names(cfg *config.Config) schema.Names {
-	return schema.Names{Slot: cfg.Postgres.Slot, Publication: cfg.Postgres.Publication, Tables: cfg.TableNames(), DeadLetter: cfg.DeadLetter.Table}
+	return schema.Names{Slot: cfg.Postgres.Slot, Publication: cfg.Postgres.Publication, Tables: cfg.TableNames(),
+		DeadLetter: cfg.DeadLetter.Table, DDLGuard: cfg.Postgres.DDLGuard}
 }
 
 // Connect opens a plain SQL connection with a clear error when the server
@@ -269,6 +318,21 @@ func Connect(ctx context.Context, cfg *config.Config) (*pgx.Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config: postgres.url: %s", replication.RedactURL(err.Error()))
 	}
+	conn, err := connect(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: cannot connect to %s:%d (is PostgreSQL running, and is postgres.url right?): %s",
+			pc.Host, pc.Port, replication.RedactURL(err.Error()))
+	}
+	return conn, nil
+}
+
+// connect is Connect keeping the server's error for errors.As (its text
+// redacted).
+func connect(ctx context.Context, cfg *config.Config) (*pgx.Conn, error) {
+	pc, err := pgx.ParseConfig(cfg.Postgres.URL)
+	if err != nil {
+		return nil, err
+	}
 	timeout := cfg.Postgres.ConnectTimeout
 	if timeout <= 0 {
 		timeout = replication.DefaultConnectTimeout
@@ -277,11 +341,16 @@ func Connect(ctx context.Context, cfg *config.Config) (*pgx.Conn, error) {
 	pc.RuntimeParams["application_name"] = "outbox-cdc"
 	conn, err := pgx.ConnectConfig(ctx, pc)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: cannot connect to %s:%d (is PostgreSQL running, and is postgres.url right?): %s",
-			pc.Host, pc.Port, replication.RedactURL(err.Error()))
+		return nil, redactedError{err}
 	}
 	return conn, nil
 }
+
+// redactedError hides passwords in err's text and keeps it for errors.As.
+type redactedError struct{ err error }
+
+func (r redactedError) Error() string { return replication.RedactURL(r.err.Error()) }
+func (r redactedError) Unwrap() error { return r.err }
 
 // saveProgress writes the fan-out's per-sink progress every second while it
 // changes, and once more when ctx is done.
