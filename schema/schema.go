@@ -167,6 +167,16 @@ func Setup(ctx context.Context, conn *pgx.Conn, n Names, createTables bool, say 
 			return fmt.Errorf("setup: create publication %s: %w", n.Publication, explain(err))
 		}
 		say("publication " + n.Publication + " created")
+		var slotExists bool
+		if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1)", n.Slot).Scan(&slotExists); err != nil {
+			return fmt.Errorf("setup: %w", explain(err))
+		}
+		if slotExists {
+			// pgoutput reads the publication as of each change: for WAL
+			// written before it existed it fails ("publication does not
+			// exist") and the slot cannot move past it.
+			say("replication slot " + n.Slot + " is older than publication " + n.Publication + ": PostgreSQL cannot stream the slot's WAL from before the publication was created (\"publication does not exist\"). Start a new slot with `outbox-cdc teardown --yes` and `outbox-cdc setup`, then re-send what was written since the slot's last confirmed position with `outbox-cdc backfill`")
+		}
 	}
 	if err := recordOutboxes(ctx, conn, n, n.DDLGuard != GuardOff, say); err != nil {
 		return err
@@ -218,6 +228,10 @@ func Check(ctx context.Context, conn *pgx.Conn, n Names, warn func(string)) erro
 		return fmt.Errorf("postgres: %w", explain(err))
 	}
 	if !exists {
+		// Dropped while setup's record says it streamed the outbox: drift.
+		if ids, err := LoadIdentities(ctx, conn, n); err == nil && len(ids) > 0 {
+			return Judge(Outbox{Name: ids[0].Table, OID: ids[0].OID}, Inspection{Name: ids[0].Table}, n.Publication, "")
+		}
 		return fmt.Errorf("postgres: publication %q does not exist: run `outbox-cdc setup`", n.Publication)
 	}
 	var plugin, db string

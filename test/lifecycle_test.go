@@ -325,6 +325,10 @@ type driftCase struct {
 	name     string
 	ddl      []string // what the operator does while streaming
 	refusals []string // statements the guard must refuse
+	// newSlot: PostgreSQL cannot decode WAL written before a publication
+	// was created again ("publication does not exist"), so recovery starts
+	// a new slot (teardown, setup) and the rest is backfill's.
+	newSlot bool
 }
 
 var driftCases = []driftCase{
@@ -332,6 +336,12 @@ var driftCases = []driftCase{
 		name:     "dropped from the publication",
 		ddl:      []string{"ALTER PUBLICATION outbox_cdc DROP TABLE outbox"},
 		refusals: []string{"ALTER PUBLICATION outbox_cdc DROP TABLE outbox", "ALTER PUBLICATION outbox_cdc SET TABLE outbox_dead_letter", "DROP PUBLICATION outbox_cdc"},
+	},
+	{
+		name:     "publication dropped",
+		ddl:      []string{"DROP PUBLICATION outbox_cdc"},
+		refusals: []string{"DROP PUBLICATION outbox_cdc"},
+		newSlot:  true,
 	},
 	{
 		name: "dropped and recreated",
@@ -443,6 +453,17 @@ func testDrift(t *testing.T, tc driftCase, allowed bool) {
 	out, err = e.cliEnv(ctx, o.setupEnv, "setup")
 	if err != nil || !strings.Contains(out, "backfill") {
 		t.Fatalf("setup after the drift: %v, want it to accept the outbox and point at backfill:\n%s", err, out)
+	}
+	if tc.newSlot {
+		if !strings.Contains(out, "teardown") {
+			t.Fatalf("setup after the publication was dropped does not say that the slot must be started anew:\n%s", out)
+		}
+		if out, err := e.cli(ctx, "teardown", "--yes"); err != nil {
+			t.Fatalf("teardown: %v\n%s", err, out)
+		}
+		if out, err := e.cliEnv(ctx, o.setupEnv, "setup"); err != nil {
+			t.Fatalf("setup: %v\n%s", err, out)
+		}
 	}
 	p = e.start()
 	e.insertType("d.after-fix")
