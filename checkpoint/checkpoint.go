@@ -45,6 +45,9 @@ type Checkpoint struct {
 	safe uint64     // end LSN of the completed prefix, or the last keepalive WAL end
 
 	lastAck atomic.Pointer[Tx] // newest completed transaction, for lag
+
+	bounded atomic.Bool
+	bound   atomic.Uint64 // see Bound
 }
 
 // New returns a Checkpoint whose safe LSN starts at start, normally the slot's
@@ -155,10 +158,43 @@ func (c *Checkpoint) Keepalive(walEnd uint64) {
 	c.mu.Unlock()
 }
 
+// Bound caps what Safe reports at lsn from now on; later calls only raise
+// the cap. The outbox's membership of the publication was last verified at
+// lsn: a keepalive's WAL end, a heartbeat or any transaction after it may lie
+// past the point where an outbox table left the publication, and rows written
+// after that point are not in the stream, so the slot must not be confirmed
+// past it. Without a call to Bound, Safe is not capped. Safe for concurrent
+// use; call it before the first Safe.
+func (c *Checkpoint) Bound(lsn uint64) {
+	for {
+		cur := c.bound.Load()
+		if lsn <= cur || c.bound.CompareAndSwap(cur, lsn) {
+			break
+		}
+	}
+	c.bounded.Store(true)
+}
+
+// Lift removes the cap until the next Bound. A PostgreSQL shutdown waits
+// until the client confirmed everything the server sent, and membership
+// cannot be verified while the server shuts down. Safe for concurrent use.
+func (c *Checkpoint) Lift() { c.bounded.Store(false) }
+
 // Safe returns the LSN up to which every routed sink has acknowledged every
 // event: the end of the longest prefix of completed transactions, or, with
-// nothing in flight, the last keepalive's WAL end. It never goes backwards.
+// nothing in flight, the last keepalive's WAL end; never more than the
+// Bound. It never goes backwards.
 func (c *Checkpoint) Safe() uint64 {
+	s := c.Unbounded()
+	if c.bounded.Load() {
+		s = min(s, c.bound.Load())
+	}
+	return s
+}
+
+// Unbounded is Safe without the Bound: how far the slot could move if the
+// publication membership were verified now.
+func (c *Checkpoint) Unbounded() uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	i := 0

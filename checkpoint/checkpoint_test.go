@@ -578,3 +578,48 @@ func TestWaitSignalRace(t *testing.T) {
 		t.Errorf("Safe = %d, want 2", got)
 	}
 }
+
+// The bound (the WAL position where the outbox's publication membership was
+// last verified) caps Safe whatever moved it: a keepalive's WAL end or a
+// completed transaction; Unbounded shows what the slot could reach; the cap
+// only rises and Safe never goes backwards.
+func TestBoundCapsSafe(t *testing.T) {
+	t.Parallel()
+	c := checkpoint.New(checkpoint.Config{}, 100)
+	c.Bound(150)
+	c.Keepalive(500)
+	if got, want := c.Safe(), uint64(150); got != want {
+		t.Fatalf("Safe after a keepalive past the bound = %d, want %d", got, want)
+	}
+	if got := c.Unbounded(); got != 500 {
+		t.Fatalf("Unbounded = %d, want the keepalive's 500", got)
+	}
+	tx := open(c, 600, 1, 1, 10)
+	tx.commitTx(c)
+	tx.ackAll(1)
+	c.Bound(400)
+	if got := c.Safe(); got != 400 {
+		t.Fatalf("Safe with a completed transaction ending at 608 = %d, want the bound 400", got)
+	}
+	c.Bound(300) // lower: ignored
+	if got := c.Safe(); got != 400 {
+		t.Fatalf("Safe after a lower Bound = %d, want 400", got)
+	}
+	c.Bound(10_000)
+	if got := c.Safe(); got != 608 {
+		t.Fatalf("Safe with the bound past everything = %d, want the transaction's end 608", got)
+	}
+	// A server shutting down lifts the cap until the next Bound.
+	c2 := checkpoint.New(checkpoint.Config{}, 100)
+	c2.Bound(150)
+	c2.Keepalive(900)
+	c2.Lift()
+	if got := c2.Safe(); got != 900 {
+		t.Fatalf("Safe after Lift = %d, want the keepalive's 900", got)
+	}
+	c2.Keepalive(1200)
+	c2.Bound(1000)
+	if got := c2.Safe(); got != 1000 {
+		t.Fatalf("Safe after Lift and Bound(1000) = %d, want 1000", got)
+	}
+}

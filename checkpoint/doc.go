@@ -4,7 +4,9 @@
 // flight until every event in it has been acknowledged by every sink it was
 // routed to (see [event.Event.Ack]); the safe LSN is the end LSN of the longest
 // prefix of completed transactions. With nothing in flight it follows the WAL
-// end the server reports in keepalives, so an idle outbox never pins WAL.
+// end the server reports in keepalives, so an idle outbox never pins WAL. A
+// Bound caps it at the last WAL position where the outbox tables' publication
+// membership was verified.
 //
 // The checkpoint also owns the window: a bound on the events and bytes in
 // flight. When the window is full the replication reader stops reading, so the

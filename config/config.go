@@ -93,6 +93,18 @@ type Postgres struct {
 	// least-privilege layout of docs/security.md. Default none: the role of
 	// postgres.url runs setup and run alike.
 	Roles Roles `yaml:"roles"`
+	// PublicationCheck is the longest time between two checks that every
+	// outbox table is still in the publication as setup left it (by OID).
+	// Checks also run at start, on every Relation message and whenever the
+	// slot could be confirmed past the last verified position. Default 5s.
+	PublicationCheck time.Duration `yaml:"publication_check"`
+	// DDLGuard is what setup does about the DDL guard, an event trigger that
+	// refuses to rename or drop an outbox table or take it out of the
+	// publication while the slot exists: "auto" (default: install it when the
+	// role is a superuser, which CREATE EVENT TRIGGER needs), "on" (install
+	// it or fail) or "off" (leave this slot's tables unguarded; outbox-cdc
+	// still detects such a change and stops with a named error).
+	DDLGuard DDLGuard `yaml:"ddl_guard"`
 }
 
 // Roles name the roles of the least-privilege layout (docs/security.md);
@@ -241,6 +253,12 @@ type HTTP struct {
 	// Stall: /healthz fails when the replication loop has not turned for this
 	// long. Default 2m.
 	Stall time.Duration `yaml:"stall"`
+	// Linger keeps /metrics, /readyz and /status up this long after the
+	// stream stopped for good (a row under outbox.on_invalid: block, an
+	// outbox table that left the publication), so that a scrape sees why
+	// before the process exits non-zero; SIGTERM ends it early. Default 0:
+	// exit at once. Must not be negative.
+	Linger time.Duration `yaml:"linger"`
 }
 
 // Log configures logging.
@@ -320,7 +338,7 @@ func (c *Config) Checkpoint() checkpoint.Config {
 // Observe returns the HTTP server's configuration.
 func (c *Config) Observe() observe.Config {
 	h := c.HTTP
-	return observe.Config{Addr: h.Addr, SlotPoll: h.SlotPoll, SinkTimeout: h.SinkTimeout, MaxLag: h.MaxLag, MaxLagBytes: h.MaxLagBytes, Stall: h.Stall}
+	return observe.Config{Addr: h.Addr, SlotPoll: h.SlotPoll, SinkTimeout: h.SinkTimeout, MaxLag: h.MaxLag, MaxLagBytes: h.MaxLagBytes, Stall: h.Stall, Linger: h.Linger}
 }
 
 // Retention returns the outbox pruning configuration.

@@ -18,6 +18,9 @@ const (
 	DefaultSlot        = "outbox_cdc"
 	DefaultPublication = "outbox_cdc"
 	DefaultDeadLetter  = "public.outbox_dead_letter"
+	// DefaultPublicationCheck is the longest time between two checks of the
+	// outbox tables' publication membership.
+	DefaultPublicationCheck = 5 * time.Second
 )
 
 // setDefaults fills every key left empty (or zero where zero means "the
@@ -35,6 +38,10 @@ func (c *Config) setDefaults() {
 	dur(&p.DrainTimeout, replication.DefaultDrainTimeout)
 	dur(&p.StandbyPoll, replication.DefaultStandbyPoll)
 	p.Retry.setDefaults(replication.DefaultRetryInitial, replication.DefaultRetryMax)
+	dur(&p.PublicationCheck, DefaultPublicationCheck)
+	if p.DDLGuard == "" {
+		p.DDLGuard = DDLGuardAuto
+	}
 
 	// The decoder defines the outbox's defaults (tables, columns, prefixes).
 	d := c.Decoder().WithDefaults()

@@ -54,6 +54,26 @@ func (t *SinkType) UnmarshalText(b []byte) error {
 	return nil
 }
 
+// DDLGuard is what setup does about the DDL guard: auto (default), on or
+// off; see Postgres.DDLGuard.
+type DDLGuard string
+
+// DDL guard modes.
+const (
+	DDLGuardAuto DDLGuard = "auto"
+	DDLGuardOn   DDLGuard = "on"
+	DDLGuardOff  DDLGuard = "off"
+)
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (g *DDLGuard) UnmarshalText(b []byte) error {
+	if err := oneOf("ddl_guard mode", string(b), "auto", "on", "off"); err != nil {
+		return err
+	}
+	*g = DDLGuard(b)
+	return nil
+}
+
 // LogLevel is debug, info, warn or error. Default info.
 type LogLevel string
 

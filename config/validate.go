@@ -30,6 +30,7 @@ func (c *Config) validate(p *problems) {
 	positive(p, "postgres.connect_timeout", pg.ConnectTimeout)
 	positive(p, "postgres.drain_timeout", pg.DrainTimeout)
 	positive(p, "postgres.standby_poll", pg.StandbyPoll)
+	positive(p, "postgres.publication_check", pg.PublicationCheck)
 	pg.Retry.validate(p, "postgres.retry")
 
 	if err := c.Decoder().Validate(); err != nil {
@@ -56,6 +57,9 @@ func (c *Config) validate(p *problems) {
 	positive(p, "http.max_lag", h.MaxLag)
 	positive(p, "http.max_lag_bytes", h.MaxLagBytes)
 	positive(p, "http.stall", h.Stall)
+	if h.Linger < 0 {
+		p.add("http.linger", "must not be negative (0 exits at once)")
+	}
 
 	positive(p, "heartbeat.interval", c.Heartbeat.Interval)
 

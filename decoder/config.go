@@ -11,6 +11,10 @@ const (
 	DefaultTable           = "public.outbox"
 	DefaultMessagePrefix   = "outbox"
 	DefaultHeartbeatPrefix = "outbox-cdc.heartbeat"
+	// DDLMessagePrefix marks the message the DDL guard writes when a change
+	// to an outbox table is let through on purpose (schema.DDLMessagePrefix);
+	// never published.
+	DDLMessagePrefix = "outbox-cdc.ddl"
 )
 
 // Columns maps outbox columns onto event fields. An empty field takes the

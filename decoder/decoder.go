@@ -28,6 +28,9 @@ type Decoder struct {
 	rels   map[uint32]*relation
 	types  *pgtype.Map
 
+	catalog     Catalog // nil: relations map by name
+	publication string
+
 	// current transaction
 	inTx       bool
 	commitLSN  uint64

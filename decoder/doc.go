@@ -16,8 +16,14 @@
 // headers and messages are checked against RFC 8259 and I-JSON (RFC 7493),
 // source and dataschema against RFC 3986.
 //
+// Relations map to outbox tables by name, or, with a Catalog (UseCatalog), by
+// OID: a renamed outbox or a partition of a partitioned one is still the
+// configured table. The catalog is asked on Relation messages only, never per
+// row.
+//
 // A row that cannot become a valid CloudEvent is reported as an *Error naming
-// the table, the row id, the LSN, the column and what is wrong.
+// the table, the row id, the LSN, the column and what is wrong; so is a row of
+// a published relation that is no outbox table (never skipped silently).
 //
 // A Decoder is not safe for concurrent use: one goroutine reads the stream.
 package decoder

@@ -32,6 +32,9 @@ func (d *Decoder) message(r *reader, walStart uint64, h Handler) error {
 	if r.err != nil {
 		return r.err
 	}
+	if d.catalog != nil && flags&1 != 0 && d.inTx && string(prefix) == DDLMessagePrefix {
+		return d.catalog.Changed(d.commitLSN)
+	}
 	if d.cfg.MessagePrefix == "-" || string(prefix) != d.cfg.MessagePrefix {
 		return nil // heartbeats and other prefixes are not events
 	}

@@ -45,11 +45,11 @@ func (d *Decoder) insert(r *reader, walStart uint64, h Handler) error {
 	if rel == nil {
 		return fmt.Errorf("%w: insert for unknown relation %d at LSN %s", ErrProtocol, relID, FormatLSN(walStart))
 	}
-	if rel.table == nil {
-		return nil
-	}
 	if !d.inTx {
 		return fmt.Errorf("%w: insert outside a transaction at LSN %s", ErrProtocol, FormatLSN(walStart))
+	}
+	if rel.table == nil {
+		return d.failed(d.foreignRow(rel, d.cols))
 	}
 	if derr := d.rowText(rel, d.cols); derr != nil {
 		return d.failed(derr)

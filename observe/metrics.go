@@ -47,6 +47,7 @@ type Metrics struct {
 	slotOwned    prometheus.Gauge
 	slotWAL      *prometheus.GaugeVec
 	slotUp       prometheus.Gauge
+	drift        *prometheus.GaugeVec
 
 	sinks sync.Map // name → *sinkMetrics
 
@@ -91,9 +92,10 @@ func NewMetrics(version string) *Metrics {
 	m.slotOwned = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "slot_owned", Help: "1 when this instance streams the slot (0 for a standby)."})
 	m.slotWAL = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "slot_wal_status", Help: "1 for the slot's wal_status (reserved, extended, unreserved, lost)."}, []string{"status"})
 	m.slotUp = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "slot_exists", Help: "1 when the slot exists on the server."})
+	m.drift = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "publication_drift", Help: "1 when the outbox table is no longer streamed as it was (left the publication, dropped, recreated or replaced): the stream stopped; rows written since need outbox-cdc backfill."}, []string{"table"})
 	for _, c := range []prometheus.Collector{m.decoded, m.decodeErrors, m.nonTxMsgs, m.published, m.pubBytes, m.acked, m.retried, m.duplicates,
 		m.otherCommit, m.deadLettered, m.latency, m.reconnects, m.state, m.windowFull, m.slotLag, m.slotRetained, m.slotSafeWAL, m.slotActive,
-		m.slotOwned, m.slotWAL, m.slotUp} {
+		m.slotOwned, m.slotWAL, m.slotUp, m.drift} {
 		f(c)
 	}
 	bi := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "build_info", Help: "Build information; always 1."}, []string{"version", "goversion"})
@@ -172,6 +174,12 @@ func (m *Metrics) DeadLettered(name string) {
 	s.dead.Inc()
 	s.health.settled(1)
 }
+
+// AddOutbox prepares the per-table series (at zero) for an outbox table.
+func (m *Metrics) AddOutbox(table string) { m.drift.WithLabelValues(table).Set(0) }
+
+// Drift marks an outbox table as no longer streamed as it was.
+func (m *Metrics) Drift(table string) { m.drift.WithLabelValues(table).Set(1) }
 
 // Published is the fan-out hook: a batch is being handed to a sink.
 func (m *Metrics) Published(name string, evs []*event.Event) {

@@ -54,6 +54,12 @@ type Config struct {
 	// Stall: /healthz fails when the replication loop has not turned for this
 	// long. Default 2m.
 	Stall time.Duration
+	// Linger keeps /metrics, /readyz and /status up this long after the
+	// stream stopped for good (a row under outbox.on_invalid: block, an
+	// outbox table that left the publication), so that a scrape sees why
+	// before the process exits non-zero; SIGTERM ends it early. Default 0:
+	// exit at once.
+	Linger time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -95,6 +101,7 @@ type Server struct {
 	slotAt   time.Time
 	lastErr  string
 	lastErrT time.Time
+	faults   []Check // why the stream stopped for good, see Fault
 }
 
 // NewServer returns a Server; Run starts it.
@@ -132,6 +139,16 @@ func (s *Server) Reconnect(err error) {
 	s.lastErr, s.lastErrT = err.Error(), time.Now()
 	s.mu.Unlock()
 	s.m.Reconnect(err)
+}
+
+// Fault makes /readyz fail with a check named name and err as the reason,
+// for what stopped the stream for good (an outbox table that left the
+// publication). Safe for concurrent use.
+func (s *Server) Fault(name string, err error) {
+	now := time.Now()
+	s.mu.Lock()
+	s.faults = append(s.faults, Check{Name: name, Reason: err.Error(), Since: &now})
+	s.mu.Unlock()
 }
 
 func (s *Server) getStream() *replication.Stream {
@@ -287,6 +304,9 @@ func (s *Server) Ready() Report {
 		lc.Reason += fmt.Sprintf("the slot's confirmed position trails the server's WAL by %d bytes (max_lag_bytes %d, measured %s)", slotSt.LagBytes, s.cfg.MaxLagBytes, sinceStr(slotAt))
 	}
 	checks = append(checks, lc)
+	s.mu.Lock()
+	checks = append(checks, s.faults...)
+	s.mu.Unlock()
 	return newReport(checks)
 }
 

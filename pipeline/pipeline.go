@@ -27,6 +27,11 @@ type Hooks struct {
 	// then goes on. An error stops the stream. Without it such a row stops
 	// the stream.
 	Invalid func(*decoder.Error) error
+	// Verify, if set, is called at the end of Drain, before the stream
+	// confirms its final position: it may raise the checkpoint's Bound (the
+	// catalog verifying publication membership). Its error is ignored: the
+	// bound then stays where it was.
+	Verify func(context.Context) error
 }
 
 // Pipeline implements replication.Consumer and decoder.Handler. It is used by
@@ -90,6 +95,9 @@ func (p *Pipeline) Drain(ctx context.Context) error {
 	p.cp.DropOpen()
 	p.dec.Reset()
 	_, err := p.cp.Drain(ctx)
+	if p.hooks.Verify != nil {
+		p.hooks.Verify(ctx)
+	}
 	return err
 }
 

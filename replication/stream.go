@@ -24,7 +24,10 @@ import (
 // Stream's goroutine.
 type Consumer interface {
 	// WAL handles one pgoutput message that starts at walStart. The data is
-	// only valid during the call. An error stops the stream for good.
+	// only valid during the call. An error stops the stream for good, unless
+	// it has a Temporary() bool method that returns true (e.g. a catalog
+	// lookup that could not reach the server): then the stream reconnects
+	// and the server sends the message again.
 	WAL(walStart uint64, data []byte) error
 	// Keepalive reports the server's WAL end from a keepalive message.
 	Keepalive(walEnd uint64)
@@ -487,6 +490,9 @@ func (s *Stream) copyData(conn *pgconn.PgConn, data []byte, floor uint64) error 
 		}
 		walStart := binary.BigEndian.Uint64(data[1:])
 		if err := s.c.WAL(walStart, data[25:]); err != nil {
+			if temporary(err) {
+				return err
+			}
 			return &FatalError{err}
 		}
 	}
@@ -513,6 +519,12 @@ func (s *Stream) sendStatus(conn *pgconn.PgConn, floor uint64, reply bool) error
 		s.hooks.Status(pos)
 	}
 	return nil
+}
+
+// temporary reports whether a Consumer's error may go away after a reconnect.
+func temporary(err error) bool {
+	var t interface{ Temporary() bool }
+	return errors.As(err, &t) && t.Temporary()
 }
 
 func isTimeout(err error) bool {

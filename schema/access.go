@@ -151,6 +151,7 @@ func grants(n Names, a Access) []grant {
 		sql:   fmt.Sprintf("DO $outbox_cdc$ BEGIN EXECUTE format('GRANT USAGE ON SEQUENCE %%s TO %%s', %s, %s); END $outbox_cdc$", seq, quoteLiteral(stream.spec())),
 	})
 	table(stream, n.ProgressTable(), "SELECT", "INSERT", "UPDATE")
+	table(stream, n.TablesTable(), "SELECT") // run checks the outbox tables by their recorded OIDs
 
 	// The writers.
 	for _, w := range writers {

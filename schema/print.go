@@ -70,7 +70,50 @@ func PrintSQL(w io.Writer, n Names, a Access, createTables bool) error {
 		p("    ALTER PUBLICATION %s ADD TABLE %s;\n", pub, quoteQualified(t))
 		p("  END IF;\n")
 	}
+	p("  -- A partitioned outbox is streamed as its partitioned table.\n")
+	p("  IF EXISTS (SELECT 1 FROM pg_catalog.pg_class WHERE oid IN (%s) AND relkind = 'p')\n", regclasses(n.Tables))
+	p("     AND NOT (SELECT pubviaroot FROM pg_catalog.pg_publication WHERE pubname = %s) THEN\n", quoteLiteral(n.Publication))
+	p("    ALTER PUBLICATION %s SET (publish_via_partition_root = true);\n", pub)
+	p("  END IF;\n")
 	p("END $outbox_cdc$;\n")
+
+	// The record of the tables' identities, as setup writes it: run checks
+	// the outbox by these OIDs, and the DDL guard reads it.
+	guarded := n.DDLGuard != GuardOff
+	var tb strings.Builder
+	if err := tablesTmpl.Execute(&tb, map[string]string{"Table": quoteQualified(n.TablesTable())}); err != nil {
+		return err
+	}
+	p("\n-- The outbox tables' identities (by OID), read by `outbox-cdc run` and the DDL guard.\n%s\n", strings.TrimSpace(stripComments(tb.String())))
+	for _, t := range n.Tables {
+		p("DO $outbox_cdc$ DECLARE m text[]; BEGIN\n")
+		p("  m := ARRAY(SELECT 'all:' || p.oid FROM pg_catalog.pg_publication p WHERE p.pubname = %s AND p.puballtables\n", quoteLiteral(n.Publication))
+		p("        UNION ALL SELECT 'rel:' || pr.oid FROM pg_catalog.pg_publication_rel pr JOIN pg_catalog.pg_publication p ON p.oid = pr.prpubid\n")
+		p("                  WHERE p.pubname = %s AND pr.prrelid IN (SELECT %s::regclass UNION SELECT relid FROM pg_catalog.pg_partition_ancestors(%s::regclass)));\n",
+			quoteLiteral(n.Publication), quoteLiteral(quoteQualified(t)), quoteLiteral(quoteQualified(t)))
+		p("  IF current_setting('server_version_num')::int >= 150000 THEN\n")
+		p("    m := m || ARRAY(SELECT 'ns:' || pn.oid FROM pg_catalog.pg_publication_namespace pn JOIN pg_catalog.pg_publication p ON p.oid = pn.pnpubid\n")
+		p("                    WHERE p.pubname = %s AND pn.pnnspid = (SELECT relnamespace FROM pg_catalog.pg_class WHERE oid = %s::regclass));\n",
+			quoteLiteral(n.Publication), quoteLiteral(quoteQualified(t)))
+		p("  END IF;\n")
+		p("  INSERT INTO %s AS r (slot, table_name, table_oid, publication, membership, guarded)\n", quoteQualified(n.TablesTable()))
+		p("  VALUES (%s, %s, %s::regclass::oid, %s, m, %t)\n", quoteLiteral(n.Slot), quoteLiteral(t), quoteLiteral(quoteQualified(t)), quoteLiteral(n.Publication), guarded)
+		p("  ON CONFLICT (slot, table_oid) DO UPDATE SET table_name = EXCLUDED.table_name, publication = EXCLUDED.publication,\n")
+		p("    membership = EXCLUDED.membership, guarded = EXCLUDED.guarded, current = true;\n")
+		p("END $outbox_cdc$;\n")
+	}
+	if guarded {
+		var gb strings.Builder
+		if err := guardTmpl.Execute(&gb, map[string]string{
+			"Table":    quoteQualified(n.TablesTable()),
+			"Function": quoteQualified(n.guardFunction()),
+		}); err != nil {
+			return err
+		}
+		p("\n-- The DDL guard (needs a superuser; postgres.ddl_guard: off leaves it out): while the\n")
+		p("-- slot exists, refuses to rename or drop an outbox table or take it out of the publication.\n")
+		p("%s\n", strings.TrimSpace(stripComments(gb.String())))
+	}
 
 	p("\n-- Privileges.\n")
 	for _, g := range grants(n, a) {
@@ -96,4 +139,13 @@ func stripComments(sql string) string {
 		out = append(out, line)
 	}
 	return strings.Join(out, "\n")
+}
+
+// regclasses lists tables as SQL regclass literals, for an IN list.
+func regclasses(tables []string) string {
+	out := make([]string, len(tables))
+	for i, t := range tables {
+		out[i] = quoteLiteral(quoteQualified(t)) + "::regclass"
+	}
+	return strings.Join(out, ", ")
 }

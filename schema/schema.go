@@ -60,6 +60,9 @@ type Names struct {
 	// DeadLetter is the schema-qualified dead-letter table; empty means
 	// DefaultDeadLetterTable.
 	DeadLetter string
+	// DDLGuard is the setup's DDL guard mode: GuardAuto (default when
+	// empty), GuardOn or GuardOff.
+	DDLGuard string
 }
 
 func (n Names) deadLetter() string {
@@ -91,14 +94,34 @@ func OutboxSQL(table string) (string, error) {
 }
 
 // Setup creates what is missing, idempotently: each outbox table with the
-// default layout (createTables), the publication WITH (publish = 'insert')
-// covering the tables, and the permanent pgoutput slot. It reports what it did
-// through say.
+// default layout (createTables), the publication WITH (publish = 'insert',
+// publish_via_partition_root = true) covering the tables by OID (a
+// partitioned outbox through its root), the record of each table's identity
+// (TablesTable), the DDL guard (n.DDLGuard) and the permanent pgoutput slot.
+// Run again it accepts the outbox as it is now: a table recreated under its
+// name, or put back into the publication, is recorded anew (and say tells
+// that rows written meanwhile need `outbox-cdc backfill`). It reports what it
+// did through say.
 func Setup(ctx context.Context, conn *pgx.Conn, n Names, createTables bool, say func(string)) error {
 	if err := checkWALLevel(ctx, conn); err != nil {
 		return err
 	}
 	if _, err := UseUTF8(ctx, conn); err != nil {
+		return err
+	}
+	switch n.DDLGuard {
+	case "":
+		n.DDLGuard = GuardAuto
+	case GuardAuto, GuardOn, GuardOff:
+	default:
+		return fmt.Errorf("setup: postgres.ddl_guard %q: want auto, on or off", n.DDLGuard)
+	}
+	// The guard would refuse setup's own repairs of a drifted outbox.
+	if _, err := conn.Exec(ctx, "SET "+AllowDDLSetting+" = on"); err != nil {
+		return fmt.Errorf("setup: %w", explain(err))
+	}
+	defer conn.Exec(context.Background(), "RESET "+AllowDDLSetting)
+	if err := checkRenamedAway(ctx, conn, n); err != nil {
 		return err
 	}
 	if createTables {
@@ -143,26 +166,35 @@ func Setup(ctx context.Context, conn *pgx.Conn, n Names, createTables bool, say 
 		for i, t := range n.Tables {
 			quoted[i] = quoteQualified(t)
 		}
-		sql := fmt.Sprintf("CREATE PUBLICATION %s FOR TABLE %s WITH (publish = 'insert')", pub, strings.Join(quoted, ", "))
+		// publish_via_partition_root: rows of a partitioned outbox's
+		// partitions (also ones attached later) come as rows of the root.
+		sql := fmt.Sprintf("CREATE PUBLICATION %s FOR TABLE %s WITH (publish = 'insert', publish_via_partition_root = true)", pub, strings.Join(quoted, ", "))
 		if _, err := conn.Exec(ctx, sql); err != nil {
 			return fmt.Errorf("setup: create publication %s: %w", n.Publication, explain(err))
 		}
 		say("publication " + n.Publication + " created")
-	} else {
-		missing, err := tablesMissingFromPublication(ctx, conn, n)
-		if err != nil {
-			return err
+		var slotExists bool
+		if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1)", n.Slot).Scan(&slotExists); err != nil {
+			return fmt.Errorf("setup: %w", explain(err))
 		}
-		for _, t := range missing {
-			if _, err := conn.Exec(ctx, fmt.Sprintf("ALTER PUBLICATION %s ADD TABLE %s", pub, quoteQualified(t))); err != nil {
-				return fmt.Errorf("setup: add %s to publication %s: %w", t, n.Publication, explain(err))
-			}
-			say("table " + t + " added to publication " + n.Publication)
+		if slotExists {
+			// pgoutput reads the publication as of each change: for WAL
+			// written before it existed it fails ("publication does not
+			// exist") and the slot cannot move past it.
+			say("replication slot " + n.Slot + " is older than publication " + n.Publication + ": PostgreSQL cannot stream the slot's WAL from before the publication was created (\"publication does not exist\"). Start a new slot with `outbox-cdc teardown --yes` and `outbox-cdc setup`, then re-send what was written since the slot's last confirmed position with `outbox-cdc backfill`")
 		}
+	}
+	if err := recordOutboxes(ctx, conn, n, n.DDLGuard != GuardOff, say); err != nil {
+		return err
+	}
+	if exists {
 		say("publication " + n.Publication + " is ready")
 	}
-	var plugin *string
-	err = conn.QueryRow(ctx, "SELECT plugin FROM pg_replication_slots WHERE slot_name = $1", n.Slot).Scan(&plugin)
+	if err := installGuard(ctx, conn, n, n.DDLGuard, say); err != nil {
+		return err
+	}
+	var plugin, slotDB *string
+	err = conn.QueryRow(ctx, "SELECT plugin, database FROM pg_replication_slots WHERE slot_name = $1", n.Slot).Scan(&plugin, &slotDB)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		if _, err := conn.Exec(ctx, "SELECT pg_create_logical_replication_slot($1, 'pgoutput')", n.Slot); err != nil {
@@ -173,6 +205,8 @@ func Setup(ctx context.Context, conn *pgx.Conn, n Names, createTables bool, say 
 		return fmt.Errorf("setup: %w", explain(err))
 	case plugin == nil || *plugin != "pgoutput":
 		return fmt.Errorf("setup: replication slot %s exists but is not a pgoutput logical slot", n.Slot)
+	case slotDB != nil && *slotDB != conn.Config().Database:
+		return fmt.Errorf("setup: replication slot %s exists in database %s, not %s (slot names are per server): set postgres.slot to another name", n.Slot, *slotDB, conn.Config().Database)
 	default:
 		// A lost slot is not recreated here: that would skip the rows after
 		// its last confirmed position without a word. The error says how.
@@ -185,9 +219,10 @@ func Setup(ctx context.Context, conn *pgx.Conn, n Names, createTables bool, say 
 }
 
 // Check verifies, before streaming, everything a clear message can be given
-// for: wal_level, the server encoding (UseUTF8), the REPLICATION privilege, the tables, the publication and
-// the slot.
-func Check(ctx context.Context, conn *pgx.Conn, n Names) error {
+// for: wal_level, the server encoding (UseUTF8), the REPLICATION privilege,
+// the publication, the slot and the outbox tables (by the identity setup
+// recorded, see Outboxes). warn receives findings that do not stop a start.
+func Check(ctx context.Context, conn *pgx.Conn, n Names, warn func(string)) error {
 	if err := checkWALLevel(ctx, conn); err != nil {
 		return err
 	}
@@ -202,27 +237,19 @@ func Check(ctx context.Context, conn *pgx.Conn, n Names) error {
 	if !ok {
 		return fmt.Errorf("postgres: role %q lacks the REPLICATION attribute needed to stream a slot: ALTER ROLE %s WITH REPLICATION", role, pgx.Identifier{role}.Sanitize())
 	}
-	for _, t := range n.Tables {
-		if err := tableExists(ctx, conn, t); err != nil {
-			return err
-		}
-	}
 	var exists bool
 	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)", n.Publication).Scan(&exists); err != nil {
 		return fmt.Errorf("postgres: %w", explain(err))
 	}
 	if !exists {
+		// Dropped while setup's record says it streamed the outbox: drift.
+		if ids, err := LoadIdentities(ctx, conn, n); err == nil && len(ids) > 0 {
+			return Judge(Outbox{Name: ids[0].Table, OID: ids[0].OID}, Inspection{Name: ids[0].Table}, n.Publication, "")
+		}
 		return fmt.Errorf("postgres: publication %q does not exist: run `outbox-cdc setup`", n.Publication)
 	}
-	missing, err := tablesMissingFromPublication(ctx, conn, n)
-	if err != nil {
-		return err
-	}
-	if len(missing) > 0 {
-		return fmt.Errorf("postgres: publication %q does not include %s: run `outbox-cdc setup`", n.Publication, strings.Join(missing, ", "))
-	}
 	var plugin, db string
-	err = conn.QueryRow(ctx, "SELECT plugin, coalesce(database, '') FROM pg_replication_slots WHERE slot_name = $1", n.Slot).Scan(&plugin, &db)
+	err := conn.QueryRow(ctx, "SELECT plugin, coalesce(database, '') FROM pg_replication_slots WHERE slot_name = $1", n.Slot).Scan(&plugin, &db)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("postgres: replication slot %q does not exist: run `outbox-cdc setup`", n.Slot)
 	}
@@ -238,11 +265,14 @@ func Check(ctx context.Context, conn *pgx.Conn, n Names) error {
 	if err := checkSlotUsable(ctx, conn, n.Slot); err != nil {
 		return fmt.Errorf("postgres: %w", err)
 	}
-	return nil
+	_, _, err = Outboxes(ctx, conn, n, warn)
+	return err
 }
 
-// Teardown drops the slot and the publication. The outbox tables and their
-// rows stay. A slot that is being streamed cannot be dropped.
+// Teardown drops the slot, the record of the outbox tables' identities for
+// it, the DDL guard (when no other slot uses it) and the publication. The
+// outbox tables and their rows stay. A slot that is being streamed cannot be
+// dropped.
 func Teardown(ctx context.Context, conn *pgx.Conn, n Names, say func(string)) error {
 	var active bool
 	var pid *int32
@@ -269,6 +299,9 @@ func Teardown(ctx context.Context, conn *pgx.Conn, n Names, say func(string)) er
 		if !errors.As(err, &pgErr) || pgErr.Code != "42P01" { // the table may not exist
 			return fmt.Errorf("teardown: forget sink progress: %w", explain(err))
 		}
+	}
+	if err := removeGuard(ctx, conn, n, say); err != nil {
+		return err
 	}
 	if _, err := conn.Exec(ctx, "DROP PUBLICATION IF EXISTS "+pgx.Identifier{n.Publication}.Sanitize()); err != nil {
 		return fmt.Errorf("teardown: drop publication %s: %w", n.Publication, explain(err))
@@ -317,30 +350,6 @@ func tableExists(ctx context.Context, conn *pgx.Conn, table string) error {
 		return fmt.Errorf("postgres: outbox table %s does not exist: run `outbox-cdc setup` (or create it as in schema/outbox.sql)", table)
 	}
 	return nil
-}
-
-func tablesMissingFromPublication(ctx context.Context, conn *pgx.Conn, n Names) ([]string, error) {
-	rows, err := conn.Query(ctx, "SELECT schemaname || '.' || tablename FROM pg_publication_tables WHERE pubname = $1", n.Publication)
-	if err != nil {
-		return nil, fmt.Errorf("postgres: %w", explain(err))
-	}
-	in, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, fmt.Errorf("postgres: %w", explain(err))
-	}
-	var missing []string
-	for _, t := range n.Tables {
-		found := false
-		for _, x := range in {
-			if x == t {
-				found = true
-			}
-		}
-		if !found {
-			missing = append(missing, t)
-		}
-	}
-	return missing, nil
 }
 
 // explain adds advice to common server errors.

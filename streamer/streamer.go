@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/outbox-cdc/outbox-cdc/catalog"
 	"github.com/outbox-cdc/outbox-cdc/checkpoint"
 	"github.com/outbox-cdc/outbox-cdc/config"
 	"github.com/outbox-cdc/outbox-cdc/decoder"
@@ -72,7 +73,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		return err
 	}
 	serverEncoding := conn.PgConn().ParameterStatus("server_encoding") // Connect checked it
-	err = schema.Check(ctx, conn, Names(cfg))
+	err = schema.Check(ctx, conn, Names(cfg), func(s string) { logger.Warn(s) })
 	if err == nil && cfg.UsesDeadLetter() {
 		err = schema.CheckDeadLetter(ctx, conn, cfg.DeadLetter.Table)
 	}
@@ -124,6 +125,9 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	for _, t := range targets {
 		metrics.AddSink(t.Name)
 	}
+	for _, t := range cfg.TableNames() {
+		metrics.AddOutbox(t)
+	}
 	var dead sink.DeadLetterer
 	if store != nil {
 		dead = store
@@ -169,7 +173,34 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		return err
 	}
 	cp := checkpoint.New(cfg.Checkpoint(), 0)
-	hooks := pipeline.Hooks{Decoded: metrics.Decoded}
+	server := observe.NewServer(cfg.Observe(), metrics, cfg.Postgres.URL, cfg.Postgres.Slot, logger)
+	streamCtx, cancelStream := context.WithCancel(ctx)
+	defer cancelStream()
+
+	// Outbox tables by identity, and their publication membership watched:
+	// on drift the stream stops, and the slot is never confirmed past the
+	// last position where membership was verified.
+	cat, err := catalog.Open(ctx, catalog.Config{
+		Names:    Names(cfg),
+		Interval: cfg.Postgres.PublicationCheck,
+		Eager:    cfg.Replication().StatusInterval,
+		Connect:  func(ctx context.Context) (*pgx.Conn, error) { return connect(ctx, cfg) },
+	}, catalog.Hooks{
+		Verified:     cp.Bound,
+		ShuttingDown: cp.Lift,
+		Drift: func(d *schema.DriftError) {
+			metrics.Drift(d.Table)
+			server.Fault("publication", d)
+			cancelStream()
+		},
+	}, logger)
+	if err != nil {
+		return err
+	}
+	defer cat.Close()
+	cp.Bound(cat.Verified())
+	dec.UseCatalog(cat, cfg.Postgres.Publication)
+	hooks := pipeline.Hooks{Decoded: metrics.Decoded, Verify: cat.Verify}
 	if cfg.Outbox.OnInvalid == sink.PolicyDeadLetter {
 		hooks.Invalid = func(derr *decoder.Error) error {
 			metrics.DecodeError()
@@ -195,7 +226,6 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	pl := pipeline.New(dec, cp, fan, hooks)
 	rcfg := cfg.Replication()
 	rcfg.NoKeepaliveFollow = opts.NoKeepaliveFollow
-	server := observe.NewServer(cfg.Observe(), metrics, cfg.Postgres.URL, cfg.Postgres.Slot, logger)
 	stream, err := replication.New(rcfg, pl, logger, replication.Hooks{
 		State:      metrics.State,
 		Reconnect:  server.Reconnect,
@@ -213,10 +243,12 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	// delivering while the stream drains.
 	sinkCtx, cancelSinks := context.WithCancel(context.Background())
 	defer cancelSinks()
-	streamCtx, cancelStream := context.WithCancel(ctx)
-	defer cancelStream()
+	// The HTTP server outlives the sinks: with http.linger it still answers
+	// /readyz and /metrics after a stop for good.
+	serverCtx, cancelServer := context.WithCancel(context.Background())
+	defer cancelServer()
 	serverDone := make(chan error, 1)
-	go func() { serverDone <- server.Run(sinkCtx) }()
+	go func() { serverDone <- server.Run(serverCtx) }()
 	select {
 	case err := <-serverDone: // only a listen error returns this early
 		if err != nil {
@@ -267,8 +299,18 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	// more, whatever the sinks do.
 	var stopAt atomic.Int64
 	defer context.AfterFunc(streamCtx, func() { stopAt.CompareAndSwap(0, time.Now().UnixNano()) })()
+	catDone := make(chan struct{})
+	go func() {
+		defer close(catDone)
+		cat.Run(streamCtx, cp.Unbounded)
+	}()
 	streamErr := stream.Run(streamCtx)
 	stopAt.CompareAndSwap(0, time.Now().UnixNano())
+	cancelStream()
+	<-catDone
+	if d := cat.Drift(); d != nil && !errors.As(streamErr, new(*schema.DriftError)) {
+		streamErr = errors.Join(d, streamErr)
+	}
 	var decErr *decoder.Error
 	if errors.As(streamErr, &decErr) {
 		metrics.DecodeError()
@@ -317,6 +359,16 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 			"events", events, "transactions", txs, "confirmed", confirmed, "sinks", unacknowledged(metrics))
 	}
 	if err := errors.Join(streamErr, fanErr); err != nil {
+		if cfg.HTTP.Linger > 0 && cfg.HTTP.Addr != "-" {
+			if cat.Drift() == nil {
+				server.Fault("stream", err)
+			}
+			logger.Error("the stream stopped; serving /readyz and /metrics before exiting", "linger", cfg.HTTP.Linger, "err", err)
+			select {
+			case <-time.After(cfg.HTTP.Linger):
+			case <-ctx.Done():
+			}
+		}
 		return err
 	}
 	logger.Info("outbox-cdc stopped", "confirmed", confirmed)
@@ -349,7 +401,8 @@ func unacknowledged(m *observe.Metrics) string {
 
 // Names returns the server objects cfg names.
 func Names(cfg *config.Config) schema.Names {
-	return schema.Names{Slot: cfg.Postgres.Slot, Publication: cfg.Postgres.Publication, Tables: cfg.TableNames(), DeadLetter: cfg.DeadLetter.Table}
+	return schema.Names{Slot: cfg.Postgres.Slot, Publication: cfg.Postgres.Publication, Tables: cfg.TableNames(),
+		DeadLetter: cfg.DeadLetter.Table, DDLGuard: string(cfg.Postgres.DDLGuard)}
 }
 
 // Connect opens a plain SQL connection with a clear error when the server
@@ -361,6 +414,25 @@ func Connect(ctx context.Context, cfg *config.Config) (*pgx.Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config: postgres.url: %w", replication.RedactError(err))
 	}
+	conn, err := connect(ctx, cfg)
+	if err != nil {
+		var redacted redactedError
+		if errors.As(err, &redacted) {
+			return nil, fmt.Errorf("postgres: cannot connect to %s:%d (is PostgreSQL running, and is postgres.url right?): %s",
+				pc.Host, pc.Port, redacted.Error())
+		}
+		return nil, err
+	}
+	return conn, nil
+}
+
+// connect is Connect keeping the server's error for errors.As (its text
+// redacted).
+func connect(ctx context.Context, cfg *config.Config) (*pgx.Conn, error) {
+	pc, err := pgx.ParseConfig(cfg.Postgres.URL)
+	if err != nil {
+		return nil, replication.RedactError(err)
+	}
 	timeout := cfg.Postgres.ConnectTimeout
 	if timeout <= 0 {
 		timeout = replication.DefaultConnectTimeout
@@ -369,8 +441,7 @@ func Connect(ctx context.Context, cfg *config.Config) (*pgx.Conn, error) {
 	pc.RuntimeParams["application_name"] = "outbox-cdc"
 	conn, err := pgx.ConnectConfig(ctx, pc)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: cannot connect to %s:%d (is PostgreSQL running, and is postgres.url right?): %s",
-			pc.Host, pc.Port, replication.RedactURL(err.Error()))
+		return nil, redactedError{err}
 	}
 	if _, err := schema.UseUTF8(ctx, conn); err != nil {
 		conn.Close(context.Background())
@@ -378,6 +449,12 @@ func Connect(ctx context.Context, cfg *config.Config) (*pgx.Conn, error) {
 	}
 	return conn, nil
 }
+
+// redactedError hides passwords in err's text and keeps it for errors.As.
+type redactedError struct{ err error }
+
+func (r redactedError) Error() string { return replication.RedactURL(r.err.Error()) }
+func (r redactedError) Unwrap() error { return r.err }
 
 // progressSaver writes the fan-out's per-sink progress to the progress table.
 type progressSaver struct {

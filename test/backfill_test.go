@@ -82,11 +82,11 @@ func TestBackfillReplaysIntoEveryBroker(t *testing.T) {
 
 			// Rows that never reach the slot: written while the outbox is
 			// out of the publication, with no outbox-cdc running.
-			e.exec("ALTER PUBLICATION outbox_cdc DROP TABLE outbox")
+			e.exec("BEGIN; SET LOCAL outbox_cdc.allow_ddl = on; ALTER PUBLICATION outbox_cdc DROP TABLE outbox; COMMIT")
 			if err := produceFrom(ctx, e, next, gap, 3, 0, rng); err != nil {
 				t.Fatal(err)
 			}
-			e.exec("ALTER PUBLICATION outbox_cdc ADD TABLE outbox")
+			e.exec("BEGIN; SET LOCAL outbox_cdc.allow_ddl = on; ALTER PUBLICATION outbox_cdc ADD TABLE outbox; COMMIT")
 			to := e.dbNow()
 
 			out, code := e.backfill("--from", from, "--to", to)

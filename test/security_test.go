@@ -113,7 +113,7 @@ func hasID(evs []delivered, id string) bool {
 	return false
 }
 
-func (p *proc) exited() bool {
+func (p *proc) hasExited() bool {
 	select {
 	case <-p.done:
 		return true
@@ -154,8 +154,8 @@ func TestMessagePathIsOffByDefault(t *testing.T) {
 		}
 	}
 	id := publish(t, e.pool, "com.example.real")
-	waitFor(t, 15*time.Second, "the real event (or run's exit)", func() bool { return p.exited() || hasID(e.readEvents(), id) })
-	if p.exited() {
+	waitFor(t, 15*time.Second, "the real event (or run's exit)", func() bool { return p.hasExited() || hasID(e.readEvents(), id) })
+	if p.hasExited() {
 		t.Fatalf("run exited (%v) on a message written by a role that may not write the outbox:\n%s", p.err, tail(p.log(), 20))
 	}
 	if hasID(e.readEvents(), "forged-1") {
@@ -288,8 +288,8 @@ func TestNonTransactionalMessageDeadLettered(t *testing.T) {
 		t.Fatal(err)
 	}
 	after := publish(t, e.pool, "com.example.after")
-	waitFor(t, 15*time.Second, "the event after the message", func() bool { return p.exited() || hasID(e.readEvents(), after) })
-	if p.exited() {
+	waitFor(t, 15*time.Second, "the event after the message", func() bool { return p.hasExited() || hasID(e.readEvents(), after) })
+	if p.hasExited() {
 		t.Fatalf("run exited: %v\n%s", p.err, tail(p.log(), 20))
 	}
 	ls := e.letters(t)
@@ -347,7 +347,7 @@ func TestLeastPrivilegeRoles(t *testing.T) {
 	}
 
 	p := e.start("OUTBOX_CDC_POSTGRES_URL=" + pg.UserURL(stream, e.db))
-	waitFor(t, 10*time.Second, "streaming", func() bool { _, a := e.slot(); return a || p.exited() })
+	waitFor(t, 10*time.Second, "streaming", func() bool { _, a := e.slot(); return a || p.hasExited() })
 	w := e.asRole(writer)
 	row := publish(t, w, "com.example.row")
 	if _, err := w.Exec(t.Context(), `SELECT pg_logical_emit_message(true, 'outbox', '{"id":"m-1","type":"com.example.m","source":"/writer"}')`); err != nil {
@@ -367,7 +367,7 @@ func TestLeastPrivilegeRoles(t *testing.T) {
 		t.Errorf("an intruder's pg_logical_emit_message: %v, want permission denied", err)
 	}
 	waitFor(t, 20*time.Second, "three events, a dead letter and both sinks' progress", func() bool {
-		if p.exited() {
+		if p.hasExited() {
 			return true
 		}
 		evs := e.readEvents()
@@ -375,7 +375,7 @@ func TestLeastPrivilegeRoles(t *testing.T) {
 		e.pool.QueryRow(t.Context(), "SELECT count(*) FROM outbox_cdc_progress").Scan(&n)
 		return len(evs) == 3 && hasID(evs, row) && hasID(evs, "m-1") && len(e.letters(t)) == 1 && n == 2
 	})
-	if p.exited() {
+	if p.hasExited() {
 		t.Fatalf("run as the stream role exited: %v\n%s", p.err, tail(p.log(), 30))
 	}
 	time.Sleep(time.Second) // heartbeats and retention rounds
@@ -422,7 +422,7 @@ func TestPrintSQLSetsUpAFreshDatabase(t *testing.T) {
 		t.Errorf("after the printed SQL the stream role has SELECT on the outbox %v (want false), REPLICATION %v (want true)", selectOutbox, replication)
 	}
 	p := e.start("OUTBOX_CDC_POSTGRES_URL=" + pg.UserURL(stream, e.db))
-	waitFor(t, 10*time.Second, "streaming", func() bool { _, a := e.slot(); return a || p.exited() })
+	waitFor(t, 10*time.Second, "streaming", func() bool { _, a := e.slot(); return a || p.hasExited() })
 	w := e.asRole(writer)
 	row := publish(t, w, "com.example.row")
 	if _, err := w.Exec(t.Context(), `SELECT pg_logical_emit_message(true, 'outbox', '{"id":"m-1","type":"com.example.m","source":"/writer"}')`); err != nil {
@@ -430,9 +430,9 @@ func TestPrintSQLSetsUpAFreshDatabase(t *testing.T) {
 	}
 	waitFor(t, 15*time.Second, "both events", func() bool {
 		evs := e.readEvents()
-		return p.exited() || (hasID(evs, row) && hasID(evs, "m-1"))
+		return p.hasExited() || (hasID(evs, row) && hasID(evs, "m-1"))
 	})
-	if p.exited() {
+	if p.hasExited() {
 		t.Fatalf("run after the printed SQL exited: %v\n%s", p.err, tail(p.log(), 30))
 	}
 	time.Sleep(500 * time.Millisecond) // heartbeats
@@ -510,9 +510,9 @@ func TestPasswordsNeverShow(t *testing.T) {
 			addr := httpAddr(t)
 			env := []string{"OUTBOX_CDC_POSTGRES_URL=" + cs, "OUTBOX_CDC_HTTP_ADDR=" + addr, "OUTBOX_CDC_HTTP_SLOT_POLL=100ms"}
 			p := e.start(env...)
-			waitFor(t, 10*time.Second, "streaming", func() bool { _, a := e.slot(); return a || p.exited() })
+			waitFor(t, 10*time.Second, "streaming", func() bool { _, a := e.slot(); return a || p.hasExited() })
 			id := publish(t, e.pool, "com.example.secret")
-			waitFor(t, 10*time.Second, "the event", func() bool { return p.exited() || hasID(e.readEvents(), id) })
+			waitFor(t, 10*time.Second, "the event", func() bool { return p.hasExited() || hasID(e.readEvents(), id) })
 			resp, err := http.Get("http://" + addr + "/status")
 			if err != nil {
 				t.Fatal(err)
@@ -548,7 +548,7 @@ func TestFileSinkOutputIsPrivate(t *testing.T) {
 			env = append(env, "OUTBOX_CDC_SINKS_0_MODE="+tc.mode)
 		}
 		p := e.start(env...)
-		waitFor(t, 10*time.Second, "the file", func() bool { _, err := os.Stat(path); return err == nil || p.exited() })
+		waitFor(t, 10*time.Second, "the file", func() bool { _, err := os.Stat(path); return err == nil || p.hasExited() })
 		p.stop(t)
 		st, err := os.Stat(path)
 		if err != nil {
