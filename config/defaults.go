@@ -4,11 +4,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/outbox-cdc/outbox-cdc/checkpoint"
-	"github.com/outbox-cdc/outbox-cdc/observe"
-	"github.com/outbox-cdc/outbox-cdc/replication"
-	"github.com/outbox-cdc/outbox-cdc/retention"
-	"github.com/outbox-cdc/outbox-cdc/retry"
+	"github.com/outbox-cdc/outbox-cdc/internal/checkpoint"
+	"github.com/outbox-cdc/outbox-cdc/internal/observe"
+	"github.com/outbox-cdc/outbox-cdc/internal/replication"
+	"github.com/outbox-cdc/outbox-cdc/internal/retention"
+	"github.com/outbox-cdc/outbox-cdc/internal/retry"
 	"github.com/outbox-cdc/outbox-cdc/sink"
 )
 

@@ -5,8 +5,8 @@ import (
 	"log/slog"
 	"strings"
 
-	"github.com/outbox-cdc/outbox-cdc/sink/kafka"
-	"github.com/outbox-cdc/outbox-cdc/sink/redis"
+	"github.com/outbox-cdc/outbox-cdc/internal/sink/kafka"
+	"github.com/outbox-cdc/outbox-cdc/internal/sink/redis"
 )
 
 // The enumerations of the configuration. Each refuses an unknown value while

@@ -6,12 +6,12 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/outbox-cdc/outbox-cdc/internal/sink/file"
+	"github.com/outbox-cdc/outbox-cdc/internal/sink/kafka"
+	"github.com/outbox-cdc/outbox-cdc/internal/sink/nats"
+	"github.com/outbox-cdc/outbox-cdc/internal/sink/redis"
+	"github.com/outbox-cdc/outbox-cdc/internal/sink/tlsconf"
 	"github.com/outbox-cdc/outbox-cdc/sink"
-	"github.com/outbox-cdc/outbox-cdc/sink/file"
-	"github.com/outbox-cdc/outbox-cdc/sink/kafka"
-	"github.com/outbox-cdc/outbox-cdc/sink/nats"
-	"github.com/outbox-cdc/outbox-cdc/sink/redis"
-	"github.com/outbox-cdc/outbox-cdc/sink/tlsconf"
 )
 
 // Sink is one destination. Type selects which of the type-specific keys

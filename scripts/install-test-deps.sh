@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # install-test-deps.sh — install everything the outbox-cdc integration tests
-# start by themselves (see test/harness):
+# start by themselves (see internal/harness):
 #
 #   * Debian packages: postgresql (+contrib), redis-server and prometheus
 #     (for promtool). Their Debian
@@ -12,7 +12,7 @@
 #     $CACHE/bin/nats-server.
 #
 # CACHE is ${OUTBOX_CDC_CACHE:-$HOME/.cache/outbox-cdc}. At the end the
-# script writes $CACHE/env.sh, which exports the variables test/harness
+# script writes $CACHE/env.sh, which exports the variables internal/harness
 # reads; source it before `go test`:
 #
 #   OUTBOX_CDC_CACHE, OUTBOX_CDC_PG_BIN, OUTBOX_CDC_REDIS_SERVER,

@@ -15,6 +15,6 @@
 // such an event holds the sink without retries, since only a new template
 // and a restart can change it.
 //
-// The sinks themselves live in sub-packages, one per destination: sink/file
-// (stdout and files), sink/kafka, sink/nats and sink/redis.
+// The sinks themselves live in sub-packages, one per destination: internal/sink/file
+// (stdout and files), internal/sink/kafka, internal/sink/nats and internal/sink/redis.
 package sink

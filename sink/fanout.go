@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/outbox-cdc/outbox-cdc/event"
-	"github.com/outbox-cdc/outbox-cdc/retry"
+	"github.com/outbox-cdc/outbox-cdc/internal/retry"
 )
 
 // DefaultMaxBatch is the most events one Publish call receives.

@@ -5,11 +5,11 @@ import (
 	"fmt"
 
 	"github.com/outbox-cdc/outbox-cdc/config"
+	"github.com/outbox-cdc/outbox-cdc/internal/sink/file"
+	"github.com/outbox-cdc/outbox-cdc/internal/sink/kafka"
+	"github.com/outbox-cdc/outbox-cdc/internal/sink/nats"
+	"github.com/outbox-cdc/outbox-cdc/internal/sink/redis"
 	"github.com/outbox-cdc/outbox-cdc/sink"
-	"github.com/outbox-cdc/outbox-cdc/sink/file"
-	"github.com/outbox-cdc/outbox-cdc/sink/kafka"
-	"github.com/outbox-cdc/outbox-cdc/sink/nats"
-	"github.com/outbox-cdc/outbox-cdc/sink/redis"
 )
 
 // OpenSink opens the sink sc describes, for one-off use (dead-letter replay).

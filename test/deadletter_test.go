@@ -13,8 +13,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/outbox-cdc/outbox-cdc/internal/harness"
 	"github.com/outbox-cdc/outbox-cdc/streamer"
-	"github.com/outbox-cdc/outbox-cdc/test/harness"
 )
 
 type letter struct {

@@ -1,6 +1,6 @@
 // Package test holds outbox-cdc's end-to-end and fault tests. They run the
 // real binary (or the streamer in-process) against real servers that the
-// harness in test/harness starts: a throwaway PostgreSQL cluster with
+// harness in internal/harness starts: a throwaway PostgreSQL cluster with
 // wal_level=logical, redis-server, nats-server with JetStream and an Apache
 // Kafka broker.
 //

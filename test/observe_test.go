@@ -15,7 +15,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"github.com/outbox-cdc/outbox-cdc/observe"
+	"github.com/outbox-cdc/outbox-cdc/internal/observe"
 	"github.com/outbox-cdc/outbox-cdc/streamer"
 )
 

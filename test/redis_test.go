@@ -9,7 +9,7 @@ import (
 	cloudevents "github.com/cloudevents/sdk-go/v2/event"
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/outbox-cdc/outbox-cdc/test/harness"
+	"github.com/outbox-cdc/outbox-cdc/internal/harness"
 )
 
 type redisKit struct {

@@ -14,9 +14,9 @@ import (
 	"time"
 
 	"github.com/outbox-cdc/outbox-cdc/config"
-	"github.com/outbox-cdc/outbox-cdc/replication"
+	"github.com/outbox-cdc/outbox-cdc/internal/harness"
+	"github.com/outbox-cdc/outbox-cdc/internal/replication"
 	"github.com/outbox-cdc/outbox-cdc/streamer"
-	"github.com/outbox-cdc/outbox-cdc/test/harness"
 )
 
 // exitCode runs the binary with args and the env's config, bounded by

@@ -5,7 +5,7 @@ import (
 	"os"
 	"os/exec"
 
-	"github.com/outbox-cdc/outbox-cdc/test/harness"
+	"github.com/outbox-cdc/outbox-cdc/internal/harness"
 )
 
 func execCommand(ctx context.Context, name string, args ...string) *exec.Cmd {

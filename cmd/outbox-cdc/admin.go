@@ -11,9 +11,9 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/outbox-cdc/outbox-cdc/config"
-	"github.com/outbox-cdc/outbox-cdc/observe"
-	"github.com/outbox-cdc/outbox-cdc/replication"
-	"github.com/outbox-cdc/outbox-cdc/schema"
+	"github.com/outbox-cdc/outbox-cdc/internal/observe"
+	"github.com/outbox-cdc/outbox-cdc/internal/replication"
+	"github.com/outbox-cdc/outbox-cdc/internal/schema"
 	"github.com/outbox-cdc/outbox-cdc/streamer"
 )
 

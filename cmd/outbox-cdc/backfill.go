@@ -9,8 +9,8 @@ import (
 	"os"
 	"strings"
 
-	"github.com/outbox-cdc/outbox-cdc/backfill"
 	"github.com/outbox-cdc/outbox-cdc/config"
+	"github.com/outbox-cdc/outbox-cdc/internal/backfill"
 )
 
 const backfillUsage = `usage: outbox-cdc backfill --config FILE (--since TIME | --from TIME --to TIME | --ids ID,...)

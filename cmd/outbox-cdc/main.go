@@ -23,7 +23,7 @@ import (
 	"syscall"
 
 	"github.com/outbox-cdc/outbox-cdc/config"
-	"github.com/outbox-cdc/outbox-cdc/replication"
+	"github.com/outbox-cdc/outbox-cdc/internal/replication"
 	"github.com/outbox-cdc/outbox-cdc/streamer"
 )
 

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/outbox-cdc/outbox-cdc/test/harness"
+	"github.com/outbox-cdc/outbox-cdc/internal/harness"
 )
 
 // servers started for the bench, once.

@@ -1,0 +1,158 @@
+package nats
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/outbox-cdc/outbox-cdc/event"
+	"github.com/outbox-cdc/outbox-cdc/internal/harness"
+)
+
+// benchEvents returns a pool of events shaped like outbox rows: a JSON
+// payload of about 250 bytes, partitionkey and pglsn extensions.
+func benchEvents(n int) []*event.Event {
+	evs := make([]*event.Event, n)
+	for i := range evs {
+		agg := fmt.Sprintf("order-%d", i%1000)
+		evs[i] = &event.Event{
+			Source:          "/pg/shop/public.outbox",
+			Type:            "order.updated",
+			Time:            testBaseTime.Add(time.Duration(i) * time.Microsecond),
+			DataContentType: "application/json",
+			DataKind:        event.DataJSON,
+			Data: fmt.Appendf(nil, `{"order_id":%q,"customer":"c-%d","status":"paid","total":{"amount":%d,"currency":"EUR"},`+
+				`"lines":[{"sku":"sku-1","qty":2},{"sku":"sku-2","qty":1}],"note":"benchmark payload padding........"}`, agg, i%77, i),
+			AggregateType: "orders",
+			AggregateID:   agg,
+			Extensions: []event.Extension{
+				{Name: "partitionkey", Value: agg},
+				{Name: "pglsn", Value: fmt.Sprintf("0/%X", 0x16B0000+i*64)},
+			},
+		}
+	}
+	return evs
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkPublish measures throughput through a real nats-server (a
+// separate process on the same machine): one op is one event published and
+// acknowledged by the server. cpu-ns/event is this process's CPU time (user
+// + system) per event, which includes the nats.go client.
+func BenchmarkPublish(b *testing.B) {
+	for _, mode := range []string{ModeBinary, ModeStructured} {
+		b.Run(mode, func(b *testing.B) {
+			srv := startNATS(b, harness.NATSOptions{})
+			cfg := baseConfig(srv.URL())
+			cfg.ContentMode = mode
+			cfg.Stream.MaxAge = time.Minute // keep the store small over many runs
+			cfg.Stream.DuplicateWindow = time.Minute
+			s := newSink(b, cfg, nil)
+			// Events are reused from a pool far larger than MaxInFlight, so
+			// an event is acknowledged before it is used again; only the id
+			// changes, and all ids are made before the timer starts.
+			pool := benchEvents(1 << 14)
+			ids := make([]string, b.N)
+			for i := range ids {
+				ids[i] = fmt.Sprintf("%s-%d-%09d", mode, time.Now().UnixNano(), i)
+			}
+			batch := make([]*event.Event, 0, 1024)
+			ctx := context.Background()
+			b.ReportAllocs()
+			cpu0 := cpuTime()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				e := pool[i&(len(pool)-1)]
+				e.ID = ids[i]
+				batch = append(batch, e)
+				if len(batch) == cap(batch) || i == b.N-1 {
+					if err := s.Publish(ctx, batch); err != nil {
+						b.Fatal(err)
+					}
+					batch = batch[:0]
+				}
+			}
+			if err := s.Flush(ctx); err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/event")
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}
+
+// latencyTracker records when each event (numbered by Seq) is done.
+type latencyTracker struct{ done []time.Time }
+
+func (l *latencyTracker) Done(e *event.Event) { l.done[e.Seq] = time.Now() }
+
+// BenchmarkAckLatency publishes at 5,000 events/s in batches of 5 every
+// millisecond and reports the latency from Publish to acknowledgement.
+func BenchmarkAckLatency(b *testing.B) {
+	srv := startNATS(b, harness.NATSOptions{})
+	s := newSink(b, baseConfig(srv.URL()), nil)
+	evs := benchEvents(b.N)
+	tr := &latencyTracker{done: make([]time.Time, b.N)}
+	sent := make([]time.Time, b.N)
+	for i, e := range evs {
+		e.ID = fmt.Sprintf("lat-%d-%09d", time.Now().UnixNano(), i)
+		e.Seq = i
+		e.Track(tr, 1)
+	}
+	ctx := context.Background()
+	b.ResetTimer()
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for i := 0; i < b.N; i += 5 {
+		<-tick.C
+		batch := evs[i:min(i+5, b.N)]
+		now := time.Now()
+		for j := range batch {
+			sent[i+j] = now
+		}
+		if err := s.Publish(ctx, batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := s.Flush(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+	lat := make([]time.Duration, b.N)
+	for i := range lat {
+		lat[i] = tr.done[i].Sub(sent[i])
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+	b.ReportMetric(float64(lat[len(lat)-1].Microseconds()), "max-µs")
+}
+
+// BenchmarkEncode measures building one message, without a server.
+func BenchmarkEncode(b *testing.B) {
+	for _, mode := range []string{ModeBinary, ModeStructured} {
+		b.Run(mode, func(b *testing.B) {
+			enc := newEncoder(mode == ModeStructured)
+			pool := benchEvents(1024)
+			for i, e := range pool {
+				e.ID = fmt.Sprintf("evt-%09d", i)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				enc.encode(pool[i&1023], "outbox.orders")
+			}
+		})
+	}
+}
