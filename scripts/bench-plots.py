@@ -68,11 +68,11 @@ def throughput_plot(run, path):
     ratios = [r["ratio"] for r in rows]
     bars = ax.barh(names, ratios, color=[COLORS.get(n, "#455a64") for n in names])
     ax.axvline(1.0, color=COLORS["limit"], linestyle="--", linewidth=1)
-    ax.text(1.0, len(rows) - 0.4, " pg_recvlogical = 1.0", color=COLORS["limit"], va="bottom", fontsize=9)
+    ax.text(1.0, -0.75, " pg_recvlogical = 1.0", color=COLORS["limit"], va="bottom", fontsize=9)
     for bar, r in zip(bars, rows):
         ax.text(bar.get_width() + 0.02, bar.get_y() + bar.get_height() / 2,
                 f"{r['ratio']:.2f}  ({r['eps']:,} events/s)", va="center", fontsize=9)
-    ax.invert_yaxis()
+    ax.set_ylim(len(rows) - 0.5, -1.0)  # top to bottom, room for the limit's label
     ax.set_xlim(0, max(ratios + [1.0]) * 1.45)
     ax.set_xlabel("throughput as a ratio to pg_recvlogical on the same WAL (higher is better)")
     ax.set_title("End-to-end throughput per sink", loc="left", fontsize=12)
@@ -97,7 +97,9 @@ def latency_plot(run, path):
         ax.set_yscale("log")
         ax.set_title(f"{rate:,} events/s, {tx}-row transactions", fontsize=10)
     axes[0][0].set_ylabel("commit → ack, ms (log scale)")
-    axes[0][-1].legend(["p50 (solid)", "p99 (light)"], loc="upper right", fontsize=9, frameon=False)
+    from matplotlib.patches import Patch
+    axes[0][-1].legend(handles=[Patch(color="#455a64", label="p50"), Patch(color="#455a64", alpha=0.45, label="p99")],
+                       loc="upper right", fontsize=9, frameon=False)
     fig.suptitle("Latency from COMMIT to the broker's acknowledgement (lower is better)", x=0.02, ha="left", fontsize=12)
     fig.tight_layout()
     fig.savefig(path, metadata={"Date": None, "Creator": "outbox-cdc scripts/bench-plots.py"})

@@ -97,9 +97,9 @@ func Generate(dir string) ([]byte, error) {
 			if d := docs.types[topType(section)]; d != "" {
 				fmt.Fprintf(&b, "%s\n\n", d)
 			}
-			b.WriteString("| key | type | default | environment variable | description |\n|---|---|---|---|---|\n")
+			b.WriteString("| key | type | default | description |\n|---|---|---|---|\n")
 		}
-		fmt.Fprintf(&b, "| `%s` | %s | %s | `%s` | %s |\n", k.path, k.typ, cell(k.def), k.env, cell(k.doc))
+		fmt.Fprintf(&b, "| `%s` | %s | %s | %s<br>Environment: `%s` |\n", k.path, k.typ, cell(k.def), cell(k.doc), k.env)
 	}
 	return b.Bytes(), nil
 }
@@ -178,7 +178,14 @@ func walk(v reflect.Value, path, env string, docs *docIndex, out *[]key) {
 			}
 			walk(fv, p, e, docs, out)
 		case ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct:
-			*out = append(*out, key{path: p, typ: "list", def: defaultOf(fv, doc), env: e + "_<N>", doc: doc})
+			if doc == "" {
+				doc = docs.types[ft.Elem().Name()]
+			}
+			def := docDefault(doc)
+			if def == "" {
+				def = "none"
+			}
+			*out = append(*out, key{path: p, typ: "list", def: def, env: e + "_<N>", doc: doc})
 			elem := reflect.New(ft.Elem()).Elem()
 			if fv.Len() > 0 {
 				elem = fv.Index(0)

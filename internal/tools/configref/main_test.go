@@ -47,10 +47,13 @@ func TestReferenceCoversEveryKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
-		"| `postgres.url` | string | required | `OUTBOX_CDC_POSTGRES_URL` |",
-		"| `postgres.status_interval` | duration | `500ms` | `OUTBOX_CDC_POSTGRES_STATUS_INTERVAL` |",
+		"| `postgres.url` | string | required | URL is the connection string",
+		"Environment: `OUTBOX_CDC_POSTGRES_URL` |",
+		"| `postgres.status_interval` | duration | `500ms` |",
 		"| `window.max_events` | integer | `2048` |",
-		"| `sinks[].kafka.brokers` | list of strings | required | `OUTBOX_CDC_SINKS_<N>_KAFKA_BROKERS` |",
+		"| `sinks[].kafka.brokers` | list of strings | required |",
+		"Environment: `OUTBOX_CDC_SINKS_<N>_KAFKA_BROKERS` |",
+		"| `sinks` | list | none |",
 		"| `sinks[].policy` | one of `block`, `dead-letter` | `block` |",
 		"| `sinks[].redis.dedup` | one of `auto`, `entryid`, `guard`, `idmp`, `none` | *auto* |",
 		"| `log.format` | one of `text`, `json` | `text` |",
