@@ -1,19 +1,36 @@
 # outbox-cdc — see README.md.
 #
-#   make build      build bin/outbox-cdc
-#   make demo       throwaway Postgres → outbox-cdc → stdout, then clean up
-#   make test       install test servers if missing, vet, gofmt, go test -race
-#   make bench      throughput, latency, CPU and memory beside pg_recvlogical
-#   make fuzz       run every fuzz target for FUZZTIME each
-#   make lint       go vet + gofmt check
-#   make soak       long fault runs (SOAK_TIME, default 10m)
+#   make build        build bin/outbox-cdc
+#   make demo         throwaway Postgres → outbox-cdc → stdout, then clean up
+#   make test         install test servers if missing, vet, gofmt, go test -race
+#   make test-deps    only install the test servers and the examples' drivers
+#   make lint         go vet + gofmt check
+#   make bench        throughput, latency, CPU and memory beside pg_recvlogical
+#   make fuzz         run every fuzz target for FUZZTIME each
+#   make soak         long fault runs (SOAK_TIME, default 10m)
+#   make release      dist/: static linux/amd64 and linux/arm64 binaries + SHA256SUMS
+#                     (VERSION, default from git describe; stamped with commit and date)
+#   make image        docker build -t outbox-cdc:$(VERSION) . (needs a container engine)
+#   make docs-build   the documentation site into site/, strict (MkDocs, from PyPI)
+#   make docs-serve   serve it on http://localhost:8080 (DOCS_ADDR) with live reload
+#   make docs-config  regenerate docs/reference/configuration.md from package config
+#   make docs-bench   make bench, saved as docs/benchmarks/run.txt, then the plots
+#   make bench-plots  redraw docs/benchmarks/*.svg from run.txt (or BENCH_RUN=file)
+#   make clean        remove bin/, dist/ and site/
 
 GO       ?= go
 FUZZTIME ?= 30s
 OUTBOX_CDC_CACHE ?= $(HOME)/.cache/outbox-cdc
 CACHE_ENV = OUTBOX_CDC_CACHE="$(OUTBOX_CDC_CACHE)"
 
-.PHONY: build test test-deps lint bench fuzz demo soak docs-build docs-serve clean
+# Release stamping (outbox-cdc version prints them).
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+DATE    ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+LDFLAGS  = -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(DATE)
+PLATFORMS ?= linux/amd64 linux/arm64
+
+.PHONY: build test test-deps lint bench fuzz demo soak docs-build docs-serve docs-config docs-bench bench-plots release image clean
 
 build:
 	$(GO) build -o bin/outbox-cdc ./cmd/outbox-cdc
@@ -52,7 +69,31 @@ docs-build:
 	bash scripts/docs.sh build
 
 docs-serve:
-	bash scripts/docs.sh serve
+	DOCS_ADDR=$${DOCS_ADDR:-localhost:8080} bash scripts/docs.sh serve
+
+docs-config:
+	$(GO) generate ./config/
+
+bench-plots:
+	bash scripts/docs.sh plots
+
+docs-bench: build test-deps
+	. "$(OUTBOX_CDC_CACHE)/env.sh" && $(GO) run ./test/bench $(BENCHFLAGS) | tee docs/benchmarks/run.txt.new
+	mv docs/benchmarks/run.txt.new docs/benchmarks/run.txt
+	bash scripts/docs.sh plots
+
+# Static binaries (the Dockerfile builds the same way) and their checksums.
+release:
+	rm -rf dist && mkdir -p dist
+	@set -e; for p in $(PLATFORMS); do \
+		os=$${p%/*}; arch=$${p#*/}; out=dist/outbox-cdc-$(VERSION)-$$os-$$arch; \
+		echo "build $$out"; \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch GOFLAGS=-buildvcs=false $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $$out ./cmd/outbox-cdc; \
+	done
+	cd dist && sha256sum outbox-cdc-* > SHA256SUMS && cat SHA256SUMS
+
+image:
+	docker build --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) --build-arg DATE=$(DATE) -t outbox-cdc:$(VERSION) .
 
 clean:
-	rm -rf bin site
+	rm -rf bin dist site

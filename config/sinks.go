@@ -195,7 +195,9 @@ type NATS struct {
 	URL string `yaml:"url"`
 	// Subject is a template over the event. Default "outbox.{{.AggregateType}}".
 	Subject string `yaml:"subject"`
-	// ContentMode is binary (default) or structured.
+	// ContentMode is structured (default: the released NATS binding's mode,
+	// read by every CloudEvents SDK without configuration) or binary (ce-
+	// headers, the binding's working draft).
 	ContentMode ContentMode `yaml:"content_mode"`
 	// Stream is the JetStream stream the subjects belong to.
 	Stream NATSStream `yaml:"stream"`

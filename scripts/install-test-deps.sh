@@ -10,6 +10,10 @@
 #     as pinned in test/kafka/pom.xml, into $CACHE/kafka-libs.
 #   * nats-server built from the version pinned in go.mod into
 #     $CACHE/bin/nats-server.
+#   * systemd (systemd-analyze), node/npm, and through
+#     scripts/install-example-deps.sh the drivers the docs' examples use
+#     (psycopg, pg, the JDBC driver) and the CloudEvents SDKs for Python and
+#     JavaScript, into $CACHE/examples.
 #
 # CACHE is ${OUTBOX_CDC_CACHE:-$HOME/.cache/outbox-cdc}. At the end the
 # script writes $CACHE/env.sh, which exports the variables internal/harness
@@ -74,6 +78,14 @@ fi
 # promtool checks the alert rules in deploy/prometheus.
 if ! command -v promtool >/dev/null 2>&1; then
 	apt_pkgs+=(prometheus)
+fi
+# systemd-analyze verifies deploy/systemd (it needs no running systemd);
+# node and npm run the Node.js example and the JavaScript SDK check.
+if ! command -v systemd-analyze >/dev/null 2>&1; then
+	apt_pkgs+=(systemd)
+fi
+if ! command -v npm >/dev/null 2>&1; then
+	apt_pkgs+=(nodejs npm)
 fi
 
 if ((${#apt_pkgs[@]} > 0)); then
@@ -176,6 +188,10 @@ if [[ -n "$nats_pid" ]]; then
 	echo "$nats_mod" >"$nats_bin.version"
 	log "nats-server built in $(($(now) - nats_t0))s"
 fi
+
+# The docs' examples in Python, Node.js and Java, and the CloudEvents SDKs
+# the binding tests read events with (scripts/install-example-deps.sh).
+CACHE="$CACHE" OUTBOX_CDC_CACHE="$CACHE" bash "$repo_root/scripts/install-example-deps.sh"
 
 # ---------------------------------------------------------------------------
 # env file

@@ -95,7 +95,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		defer store.Close()
 	}
 
-	metrics := observe.NewMetrics(opts.Version)
+	metrics := observe.NewMetrics(opts.Version, cfg.Postgres.Slot)
 	var obs sink.Observer = metrics
 	if opts.Observer != nil {
 		obs = multiObserver{metrics, opts.Observer}

@@ -108,10 +108,26 @@ func (k *natsKit) readAll(t *testing.T) []received {
 	return out
 }
 
-// natsMessageEvent decodes a binary-mode message: ce- headers with
-// percent-encoded values, data in the payload.
+// natsMessageEvent decodes a message per the CloudEvents NATS binding:
+// structured (content-type application/cloudevents+json, the sink's
+// default) or binary (ce- headers with percent-encoded values, data in the
+// payload).
 func natsMessageEvent(t *testing.T, m jetstream.Msg) received {
 	t.Helper()
+	if strings.HasPrefix(m.Headers().Get("content-type"), "application/cloudevents") {
+		ce := cloudevents.New()
+		if err := ce.UnmarshalJSON(m.Data()); err != nil {
+			t.Fatalf("structured message on %s: %v", m.Subject(), err)
+		}
+		if got, want := m.Headers().Get("Nats-Msg-Id"), event.DedupKey(ce.Source(), ce.ID()); got != want {
+			t.Fatalf("Nats-Msg-Id %q, want %q (source %q, id %q)", got, want, ce.Source(), ce.ID())
+		}
+		h := map[string]string{}
+		for key, vs := range m.Headers() {
+			h[strings.ToLower(key)] = vs[0]
+		}
+		return received{ce: ce, key: m.Subject(), headers: h}
+	}
 	h := map[string]string{}
 	for key, vs := range m.Headers() {
 		v, err := url.PathUnescape(vs[0])

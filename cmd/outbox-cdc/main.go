@@ -7,6 +7,7 @@
 //	outbox-cdc status   --config FILE [--json]
 //	outbox-cdc teardown --config FILE --yes
 //	outbox-cdc backfill --config FILE (--since T | --from T --to T | --ids ID,...)
+//	outbox-cdc healthcheck [--addr HOST:PORT]
 //	outbox-cdc version
 package main
 
@@ -41,7 +42,8 @@ commands:
   teardown  drop the replication slot and publication (needs --yes)
   dlq       list, show, replay or discard dead letters (outbox-cdc dlq for help)
   backfill  re-publish outbox rows read from the table (--since, --from/--to or --ids)
-  version   print the version
+  healthcheck  exit 0 when a running outbox-cdc's /healthz answers 200 (--addr)
+  version   print the version, commit and build date
 
 every command takes --config FILE (default $OUTBOX_CDC_CONFIG); every config
 key can be overridden by an environment variable, e.g. OUTBOX_CDC_POSTGRES_URL.
@@ -57,6 +59,9 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cmd, args := args[0], args[1:]
+	if cmd == "healthcheck" {
+		return healthcheckCommand(args, stdout, stderr)
+	}
 	if cmd == "dlq" || cmd == "backfill" {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
@@ -74,7 +79,7 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	printOnly := fs.Bool("print-sql", false, "setup: print the SQL (DDL and GRANTs) for a DBA instead of running it; no connection")
 	switch cmd {
 	case "version", "--version", "-version":
-		fmt.Fprintln(stdout, "outbox-cdc", versionString())
+		printVersion(stdout)
 		return 0
 	case "help", "--help", "-h", "-help":
 		fmt.Fprint(stdout, usage)

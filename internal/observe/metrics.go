@@ -24,6 +24,9 @@ var LatencyBuckets = []float64{.0005, .001, .002, .003, .005, .0075, .01, .015, 
 // methods are safe for concurrent use and never block.
 type Metrics struct {
 	Registry *prometheus.Registry
+	// reg registers outbox-cdc's own metrics into Registry with the slot
+	// label.
+	reg prometheus.Registerer
 
 	decoded      prometheus.Counter
 	decodeErrors prometheus.Counter
@@ -66,11 +69,15 @@ type sinkMetrics struct {
 }
 
 // NewMetrics registers every metric in a new registry, with build info and
-// the Go and process collectors.
-func NewMetrics(version string) *Metrics {
+// the Go and process collectors. Every outbox_cdc_ series carries the label
+// slot (the replication slot streamed), so that rules and dashboards can
+// tell apart deployments of different slots and aggregate the instances of
+// one slot (an active one and its standbys).
+func NewMetrics(version, slot string) *Metrics {
 	r := prometheus.NewRegistry()
-	f := func(c prometheus.Collector) { r.MustRegister(c) }
-	m := &Metrics{Registry: r}
+	reg := prometheus.WrapRegistererWith(prometheus.Labels{"slot": slot}, r)
+	f := func(c prometheus.Collector) { reg.MustRegister(c) }
+	m := &Metrics{Registry: r, reg: reg}
 	m.decoded = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "events_decoded_total", Help: "Events decoded from the WAL."})
 	m.decodeErrors = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "decode_errors_total", Help: "Rows or messages that could not become a CloudEvent."})
 	m.nonTxMsgs = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "messages_non_transactional_total", Help: "Non-transactional logical decoding messages with the outbox prefix; each follows outbox.on_invalid, none is published."})
@@ -101,8 +108,8 @@ func NewMetrics(version string) *Metrics {
 	bi := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "build_info", Help: "Build information; always 1."}, []string{"version", "goversion"})
 	bi.WithLabelValues(version, runtime.Version()).Set(1)
 	f(bi)
-	f(collectors.NewGoCollector())
-	f(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	r.MustRegister(collectors.NewGoCollector())
+	r.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, s := range []replication.State{replication.StateConnecting, replication.StateStandby, replication.StateStreaming, replication.StateReconnecting, replication.StateStopped} {
 		m.state.WithLabelValues(s.String()).Set(0)
 	}

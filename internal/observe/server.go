@@ -110,13 +110,13 @@ func NewServer(cfg Config, m *Metrics, pgURL, slot string, logger *slog.Logger) 
 		logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg.withDefaults(), m: m, logger: logger, pgURL: pgURL, slot: slot, started: time.Now()}
-	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "inflight_events", Help: "Events decoded and not yet acknowledged by every routed sink."},
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "inflight_events", Help: "Events decoded and not yet acknowledged by every routed sink."},
 		func() float64 { e, _ := s.inflight(); return float64(e) }))
-	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "inflight_bytes", Help: "Bytes of events in flight."},
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "inflight_bytes", Help: "Bytes of events in flight."},
 		func() float64 { _, b := s.inflight(); return float64(b) }))
-	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "lag_seconds", Help: "Age of the oldest committed event not yet acknowledged everywhere; 0 when nothing is in flight."},
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "lag_seconds", Help: "Age of the oldest committed event not yet acknowledged everywhere; 0 when nothing is in flight."},
 		func() float64 { return s.lag().Seconds() }))
-	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "confirmed_lsn", Help: "The last position this instance confirmed to the server, as a number."},
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "confirmed_lsn", Help: "The last position this instance confirmed to the server, as a number."},
 		func() float64 {
 			if st := s.getStream(); st != nil {
 				return float64(st.Reported())

@@ -52,10 +52,13 @@ type Config struct {
 	// "outbox.{{.AggregateType}}".
 	Subject string
 
-	// Mode is the CloudEvents content mode: "binary" (attributes in ce-
-	// headers, data as the payload) or "structured" (the CloudEvents JSON
-	// format as the payload, content-type application/cloudevents+json).
-	// Default "binary".
+	// Mode is the CloudEvents content mode: "structured" (the CloudEvents
+	// JSON format as the payload, content-type application/cloudevents+json)
+	// or "binary" (attributes in ce- headers, data as the payload). Default
+	// "structured": the mode the released NATS protocol binding (1.0.x)
+	// defines and every CloudEvents SDK reads without configuration; binary
+	// mode follows the binding's working draft, which the CloudEvents Go
+	// SDK's NATS protocols read since they added it (docs/sinks/nats.md).
 	ContentMode string
 
 	// Stream is the JetStream stream the subjects belong to. Its name is
@@ -154,7 +157,7 @@ func (c Config) withDefaults() Config {
 		c.Subject = DefaultSubject
 	}
 	if c.ContentMode == "" {
-		c.ContentMode = ModeBinary
+		c.ContentMode = ModeStructured
 	}
 	if c.MaxInFlight == 0 {
 		c.MaxInFlight = DefaultMaxInFlight
