@@ -55,12 +55,17 @@ type Snapshot struct {
 	Sinks []SinkState `json:"sinks"`
 }
 
-// Holder is a process streaming the replication slot.
+// Holder is a process streaming the replication slot, as
+// pg_stat_activity shows it (fields the server hides from the role are
+// empty).
 type Holder struct {
-	PID             int    `json:"pid"`
+	// PID is the walsender's process id.
+	PID int `json:"pid"`
+	// ApplicationName is the client's application_name.
 	ApplicationName string `json:"application_name"`
-	ClientAddr      string `json:"client_addr,omitempty"`
-	User            string `json:"user,omitempty"`
+	// ClientAddr and User are the client's address and role.
+	ClientAddr string `json:"client_addr,omitempty"`
+	User       string `json:"user,omitempty"`
 	// OutboxCDC tells whether it is an outbox-cdc (by application_name).
 	OutboxCDC bool `json:"outbox_cdc"`
 }
@@ -154,8 +159,9 @@ type sinkPauser interface {
 // PauseSink stops handing events to the sink named name. Its events stay
 // unacknowledged: the slot holds, the window fills and the stream stops
 // reading, exactly as with a broker that is down; nothing is lost. It
-// returns an error matching ErrUnknownSink for a name that is no sink. Safe
-// for concurrent use.
+// returns an error matching ErrUnknownSink for a name that is no sink, and
+// ErrPauseUnsupported while the fan-out cannot pause. Safe for concurrent
+// use.
 func (a *App) PauseSink(name string) error {
 	p, err := a.pauser(name)
 	if err != nil {
@@ -169,8 +175,9 @@ func (a *App) PauseSink(name string) error {
 }
 
 // ResumeSink hands a paused sink its events again, in order. It returns an
-// error matching ErrUnknownSink for a name that is no sink. Safe for
-// concurrent use.
+// error matching ErrUnknownSink for a name that is no sink, and
+// ErrPauseUnsupported while the fan-out cannot pause. Safe for concurrent
+// use.
 func (a *App) ResumeSink(name string) error {
 	p, err := a.pauser(name)
 	if err != nil {

@@ -26,7 +26,7 @@ import (
 // such an error (ctx being done ends the linger).
 //
 // Run returns only after every goroutine it started has exited; a sink
-// whose Close does not return within the shutdown budget is the one thing
+// that does not stop or close within the shutdown budget is the one thing
 // it leaves behind, naming it in the log. It releases everything New
 // opened. It runs once: a second call returns ErrClosed.
 func (a *App) Run(ctx context.Context) error {

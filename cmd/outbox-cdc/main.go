@@ -133,10 +133,15 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// run builds the application and runs it until ctx is done.
+// run builds the application and runs it until ctx is done. A signal
+// while it starts is a clean stop: nothing was streamed yet.
 func run(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	app, err := outboxcdc.New(ctx, cfg, outboxcdc.Options{Logger: logger, Version: versionString()})
 	if err != nil {
+		if ctx.Err() != nil {
+			logger.Info("outbox-cdc stopped while starting", "err", err)
+			return nil
+		}
 		return err
 	}
 	return app.Run(ctx)
