@@ -304,8 +304,8 @@ func Load(path string, environ []string, warn func(string)) (*Config, error) {
 	return cfg, nil
 }
 
-// Replication returns the replication stream's configuration.
-func (c *Config) Replication() replication.Config {
+// replicationConfig returns the replication stream's configuration.
+func (c *Config) replicationConfig() replication.Config {
 	p := c.Postgres
 	return replication.Config{
 		URL: p.URL, Slot: p.Slot, Publication: p.Publication,
@@ -315,8 +315,8 @@ func (c *Config) Replication() replication.Config {
 	}
 }
 
-// Decoder returns the decoder's configuration.
-func (c *Config) Decoder() decoder.Config {
+// decoderConfig returns the decoder's configuration.
+func (c *Config) decoderConfig() decoder.Config {
 	tables := make([]decoder.Table, len(c.Outbox.Tables))
 	for i, t := range c.Outbox.Tables {
 		tables[i] = decoder.Table{Name: t.Name, DefaultSource: t.DefaultSource, Columns: decoder.Columns(t.Columns)}
@@ -330,19 +330,19 @@ func (c *Config) Decoder() decoder.Config {
 	}
 }
 
-// Checkpoint returns the window bounds.
-func (c *Config) Checkpoint() checkpoint.Config {
+// checkpointConfig returns the window bounds.
+func (c *Config) checkpointConfig() checkpoint.Config {
 	return checkpoint.Config{MaxEvents: c.Window.MaxEvents, MaxBytes: c.Window.MaxBytes}
 }
 
-// Observe returns the HTTP server's configuration.
-func (c *Config) Observe() observe.Config {
+// observeConfig returns the HTTP server's configuration.
+func (c *Config) observeConfig() observe.Config {
 	h := c.HTTP
 	return observe.Config{Addr: h.Addr, SlotPoll: h.SlotPoll, SinkTimeout: h.SinkTimeout, MaxLag: h.MaxLag, MaxLagBytes: h.MaxLagBytes, Stall: h.Stall, Linger: h.Linger}
 }
 
-// Retention returns the outbox pruning configuration.
-func (c *Config) Retention() retention.Config {
+// retentionConfig returns the outbox pruning configuration.
+func (c *Config) retentionConfig() retention.Config {
 	r := c.Outbox.Retention
 	return retention.Config{Age: r.Age, Interval: r.Interval, Batch: r.Batch}
 }
@@ -363,7 +363,7 @@ func (c *Config) UsesDeadLetter() bool {
 // TableNames returns the schema-qualified outbox tables.
 func (c *Config) TableNames() []string {
 	var out []string
-	for _, t := range c.Decoder().WithDefaults().Tables {
+	for _, t := range c.decoderConfig().WithDefaults().Tables {
 		out = append(out, t.Name)
 	}
 	return out

@@ -14,6 +14,7 @@ import (
 	"github.com/outbox-cdc/outbox-cdc/internal/decoder"
 	"github.com/outbox-cdc/outbox-cdc/internal/retry"
 	"github.com/outbox-cdc/outbox-cdc/internal/sink/file"
+	"github.com/outbox-cdc/outbox-cdc/internal/wiring"
 	"github.com/outbox-cdc/outbox-cdc/sink"
 )
 
@@ -181,27 +182,27 @@ func TestLoadEveryKey(t *testing.T) {
 	}
 
 	// The views handed to the other packages carry the same values.
-	r := got.Replication()
+	r := wiring.Replication(got)
 	if r.URL != got.Postgres.URL || r.Slot != "my_slot" || r.Publication != "my_pub" || r.StatusInterval != 250*time.Millisecond ||
 		r.ConnectTimeout != 5*time.Second || r.DrainTimeout != time.Minute || r.StandbyPoll != 2*time.Second ||
 		r.Retry != (retry.Backoff{Initial: 200 * time.Millisecond, Max: 20 * time.Second, Multiplier: 1.5}) {
-		t.Errorf("Replication() = %+v", r)
+		t.Errorf("wiring.Replication = %+v", r)
 	}
-	d := got.Decoder()
+	d := wiring.Decoder(got)
 	if len(d.Tables) != 2 || d.Tables[0].Name != "app.events" || d.Tables[0].Columns.ID != "event_id" || d.MessagePrefix != "events" || d.MessagesOff || d.HeartbeatPrefix != "hb" || d.DefaultSource != "/default" {
-		t.Errorf("Decoder() = %+v", d)
+		t.Errorf("wiring.Decoder = %+v", d)
 	}
-	if c := got.Checkpoint(); c != (checkpoint.Config{MaxEvents: 100, MaxBytes: 1 << 20}) {
-		t.Errorf("Checkpoint() = %+v", c)
+	if c := wiring.Checkpoint(got); c != (checkpoint.Config{MaxEvents: 100, MaxBytes: 1 << 20}) {
+		t.Errorf("wiring.Checkpoint = %+v", c)
 	}
 	if names := got.TableNames(); !reflect.DeepEqual(names, []string{"app.events", "public.outbox"}) {
 		t.Errorf("TableNames() = %v", names)
 	}
-	if f := got.Sinks[0].File(); f != (file.Config{Path: "/var/lib/outbox-cdc/events.jsonl", Sync: true, Mode: 0o640}) {
-		t.Errorf("Sinks[0].File() = %+v", f)
+	if f := wiring.File(got.Sinks[0]); f != (file.Config{Path: "/var/lib/outbox-cdc/events.jsonl", Sync: true, Mode: 0o640}) {
+		t.Errorf("wiring.File(Sinks[0]) = %+v", f)
 	}
-	if f := got.Sinks[1].File(); f != (file.Config{Path: "-"}) {
-		t.Errorf("stdout File() = %+v, want path -", f)
+	if f := wiring.File(got.Sinks[1]); f != (file.Config{Path: "-"}) {
+		t.Errorf("stdout wiring.File = %+v, want path -", f)
 	}
 }
 

@@ -27,8 +27,8 @@ const (
 // default"), once, after the file and the environment were decoded. Negative
 // values are left for validate to report. The brokers' sections are the
 // exception: their zero fields mean the broker package's defaults, which the
-// package applies when the sink is built (see KafkaConfig, NATSConfig,
-// RedisConfig).
+// package applies when the sink is built (see kafkaConfig, natsConfig,
+// redisConfig).
 func (c *Config) setDefaults() {
 	p := &c.Postgres
 	str(&p.Slot, DefaultSlot)
@@ -44,7 +44,7 @@ func (c *Config) setDefaults() {
 	}
 
 	// The decoder defines the outbox's defaults (tables, columns, prefixes).
-	d := c.Decoder().WithDefaults()
+	d := c.decoderConfig().WithDefaults()
 	c.Outbox.Tables = make([]Table, len(d.Tables))
 	for i, t := range d.Tables {
 		c.Outbox.Tables[i] = Table{Name: t.Name, DefaultSource: t.DefaultSource, Columns: Columns(t.Columns)}

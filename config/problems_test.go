@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/outbox-cdc/outbox-cdc/config"
+	"github.com/outbox-cdc/outbox-cdc/internal/wiring"
 )
 
 // loadErr loads yaml with env and returns the error text, failing the test
@@ -102,14 +103,14 @@ sinks: [{name: s, type: stdout, retry: {initial: 0s, multiplier: 0}}]
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r := cfg.Replication(); r.StatusInterval <= 0 || r.DrainTimeout <= 0 {
-		t.Errorf("Replication() = %+v, want the default intervals", r)
+	if r := wiring.Replication(cfg); r.StatusInterval <= 0 || r.DrainTimeout <= 0 {
+		t.Errorf("wiring.Replication = %+v, want the default intervals", r)
 	}
 	if cfg.Heartbeat.Interval <= 0 {
 		t.Errorf("heartbeat.interval = %v, want the default", cfg.Heartbeat.Interval)
 	}
-	if c := cfg.Checkpoint(); c.MaxEvents <= 0 || c.MaxBytes <= 0 {
-		t.Errorf("Checkpoint() = %+v, want the default window", c)
+	if c := wiring.Checkpoint(cfg); c.MaxEvents <= 0 || c.MaxBytes <= 0 {
+		t.Errorf("wiring.Checkpoint = %+v, want the default window", c)
 	}
 }
 
@@ -251,10 +252,10 @@ sinks:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r := cfg.Replication().Retry; r.Initial.String() != "1s" || r.Max.String() != "20s" || r.Multiplier != 3 {
+	if r := wiring.Replication(cfg).Retry; r.Initial.String() != "1s" || r.Max.String() != "20s" || r.Multiplier != 3 {
 		t.Errorf("postgres.retry = %+v", r)
 	}
-	if r := cfg.Sinks[0].KafkaConfig().Retry; r.Initial.String() != "50ms" || r.Max.String() != "1s" {
+	if r := wiring.Kafka(cfg.Sinks[0]).Retry; r.Initial.String() != "50ms" || r.Max.String() != "1s" {
 		t.Errorf("sinks[0].kafka.retry = %+v", r)
 	}
 
@@ -271,10 +272,10 @@ sinks:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r := cfg.Replication().Retry; r.Max.String() != "20s" {
+	if r := wiring.Replication(cfg).Retry; r.Max.String() != "20s" {
 		t.Errorf("postgres.reconnect did not set postgres.retry: %+v", r)
 	}
-	if r := cfg.Sinks[0].KafkaConfig().Retry; r.Max.String() != "1s" || r.Initial.String() != "30ms" {
+	if r := wiring.Kafka(cfg.Sinks[0]).Retry; r.Max.String() != "1s" || r.Initial.String() != "30ms" {
 		t.Errorf("kafka.backoff did not set kafka.retry: %+v", r)
 	}
 	all := strings.Join(warn, "\n")

@@ -67,14 +67,8 @@ func (r Route) Sink() sink.Route {
 	return sink.Route{Types: r.Types, AggregateTypes: r.AggregateTypes}
 }
 
-// Target returns the fan-out settings of the sink; the caller adds the sink
-// itself, its reopen function and its observer.
-func (s Sink) Target() sink.Target {
-	return sink.Target{Name: s.Name, Route: s.Route.Sink(), MaxBatch: s.MaxBatch, Policy: s.Policy, Backoff: s.Retry.retry()}
-}
-
-// File returns the file sink configuration.
-func (s Sink) File() file.Config {
+// fileConfig returns the file sink configuration.
+func (s Sink) fileConfig() file.Config {
 	if s.Type == SinkStdout {
 		return file.Config{Path: "-"}
 	}
@@ -173,9 +167,9 @@ func (s SASL) conf() kafka.SASLConfig {
 	return kafka.SASLConfig{Mechanism: string(s.Mechanism), Username: s.Username, Password: s.Password}
 }
 
-// KafkaConfig returns the kafka sink's configuration (zero fields mean the
+// kafkaConfig returns the kafka sink's configuration (zero fields mean the
 // kafka package's defaults); the zero Config when the sink has no kafka section.
-func (s Sink) KafkaConfig() kafka.Config {
+func (s Sink) kafkaConfig() kafka.Config {
 	k := s.Kafka
 	if k == nil {
 		return kafka.Config{}
@@ -242,9 +236,9 @@ type NATSStream struct {
 	Storage Storage `yaml:"storage"`
 }
 
-// NATSConfig returns the nats sink's configuration (zero fields mean the
+// natsConfig returns the nats sink's configuration (zero fields mean the
 // nats package's defaults); the zero Config when the sink has no nats section.
-func (s Sink) NATSConfig() nats.Config {
+func (s Sink) natsConfig() nats.Config {
 	n := s.NATS
 	if n == nil {
 		return nats.Config{}
@@ -299,9 +293,9 @@ type Redis struct {
 	Retry Backoff `yaml:"retry"`
 }
 
-// RedisConfig returns the redis sink's configuration (zero fields mean the
+// redisConfig returns the redis sink's configuration (zero fields mean the
 // redis package's defaults); the zero Config when the sink has no redis section.
-func (s Sink) RedisConfig() redis.Config {
+func (s Sink) redisConfig() redis.Config {
 	r := s.Redis
 	if r == nil {
 		return redis.Config{}
@@ -323,11 +317,11 @@ func (s Sink) sections() map[SinkType]bool {
 func (s Sink) validateBroker() error {
 	switch s.Type {
 	case SinkKafka:
-		return s.KafkaConfig().Validate()
+		return s.kafkaConfig().Validate()
 	case SinkNATS:
-		return s.NATSConfig().Validate()
+		return s.natsConfig().Validate()
 	case SinkRedis:
-		return s.RedisConfig().Validate()
+		return s.redisConfig().Validate()
 	}
 	return fmt.Errorf("%s is not a broker", s.Type)
 }

@@ -10,7 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/outbox-cdc/outbox-cdc/internal/replication"
+	pgc "github.com/outbox-cdc/outbox-cdc/internal/pgconn"
 )
 
 // validate reports every problem of the decoded, defaulted configuration
@@ -22,7 +22,7 @@ func (c *Config) validate(p *problems) {
 		p.addErr("postgres.url", errNoURL)
 	}
 	if pg.URL != "" { // else reported above
-		if err := c.Replication().Validate(); err != nil {
+		if err := c.replicationConfig().Validate(); err != nil {
 			p.addJoined("postgres", err) // slot and publication names
 		}
 	}
@@ -33,7 +33,7 @@ func (c *Config) validate(p *problems) {
 	positive(p, "postgres.publication_check", pg.PublicationCheck)
 	pg.Retry.validate(p, "postgres.retry")
 
-	if err := c.Decoder().Validate(); err != nil {
+	if err := c.decoderConfig().Validate(); err != nil {
 		p.addJoined("outbox", err)
 	}
 	r := c.Outbox.Retention
@@ -72,7 +72,7 @@ func (c *Config) validate(p *problems) {
 	// pieces of the string) can show the password.
 	if pg.URL != "" {
 		if _, err := pgconn.ParseConfig(pg.URL); err != nil {
-			p.addErr("postgres.url", replication.RedactError(err))
+			p.addErr("postgres.url", pgc.RedactError(err))
 		}
 	}
 }
@@ -123,10 +123,10 @@ func (c *Config) validateSinks(p *problems) {
 			if _, err := parseMode(s.Mode); err != nil {
 				p.addErr(at("mode"), err)
 			}
-			if err := s.File().Validate(); err != nil {
+			if err := s.fileConfig().Validate(); err != nil {
 				p.addErr(at("sync"), err)
 			}
-			out := s.File().Path
+			out := s.fileConfig().Path
 			if out != "-" {
 				if abs, err := filepath.Abs(out); err == nil {
 					out = abs

@@ -7,10 +7,11 @@ import (
 	"testing"
 	"time"
 
+	outboxcdc "github.com/outbox-cdc/outbox-cdc"
 	"github.com/outbox-cdc/outbox-cdc/config"
 	"github.com/outbox-cdc/outbox-cdc/event"
+	"github.com/outbox-cdc/outbox-cdc/internal/testhook"
 	"github.com/outbox-cdc/outbox-cdc/sink"
-	"github.com/outbox-cdc/outbox-cdc/streamer"
 )
 
 // gateSink takes events and acknowledges them only when opened: a broker that
@@ -54,24 +55,35 @@ func (g *gateSink) count() int {
 }
 
 // custom returns the gate as an in-process sink named name.
-func (g *gateSink) custom(name string) streamer.Custom {
-	return streamer.Custom{Name: name, New: func(o sink.Options) sink.Sink { g.opts = o; return g }}
+func (g *gateSink) custom(name string) outboxcdc.CustomSink {
+	return outboxcdc.CustomSink{Name: name, New: func(o sink.Options) sink.Sink { g.opts = o; return g }}
 }
 
 func (g *gateSink) Flush(context.Context) error { return nil }
 func (g *gateSink) Close() error                { return nil }
 
-// runInProcess runs the streamer for e's config with extra sinks until the
-// returned stop function is called.
-func runInProcess(t *testing.T, e *env, opts streamer.Options, env ...string) (stop func() error) {
+// runInProcess runs the application for e's config with extra sinks until
+// the returned stop function is called.
+func runInProcess(t *testing.T, e *env, opts outboxcdc.Options, env ...string) (stop func() error) {
+	t.Helper()
+	return runInProcessHooks(t, e, testhook.Hooks{}, opts, env...)
+}
+
+// runInProcessHooks is runInProcess with test-only switches.
+func runInProcessHooks(t *testing.T, e *env, hooks testhook.Hooks, opts outboxcdc.Options, env ...string) (stop func() error) {
 	t.Helper()
 	cfg, err := config.Load(e.cfgPath, append(os.Environ(), env...), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	app, err := outboxcdc.New(testhook.With(ctx, hooks), cfg, opts)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
 	done := make(chan error, 1)
-	go func() { done <- streamer.Run(ctx, cfg, opts) }()
+	go func() { done <- app.Run(ctx) }()
 	var once sync.Once
 	var runErr error
 	stop = func() error {
@@ -80,7 +92,7 @@ func runInProcess(t *testing.T, e *env, opts streamer.Options, env ...string) (s
 			select {
 			case runErr = <-done:
 			case <-time.After(60 * time.Second):
-				t.Error("streamer did not stop within 60s")
+				t.Error("outbox-cdc did not stop within 60s")
 			}
 		})
 		return runErr
@@ -94,7 +106,7 @@ func runInProcess(t *testing.T, e *env, opts streamer.Options, env ...string) (s
 func TestWithheldAcksHoldTheSlot(t *testing.T) {
 	e := newEnv(t, "")
 	gate := &gateSink{}
-	stop := runInProcess(t, e, streamer.Options{Sinks: []streamer.Custom{gate.custom("gate")}})
+	stop := runInProcess(t, e, outboxcdc.Options{Sinks: []outboxcdc.CustomSink{gate.custom("gate")}})
 	waitFor(t, 10*time.Second, "streaming", func() bool { _, a := e.slot(); return a })
 	// The first transaction starts after this point; the slot may follow
 	// the server's WAL up to it, never past it.

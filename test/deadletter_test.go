@@ -13,8 +13,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	outboxcdc "github.com/outbox-cdc/outbox-cdc"
 	"github.com/outbox-cdc/outbox-cdc/internal/harness"
-	"github.com/outbox-cdc/outbox-cdc/streamer"
 )
 
 type letter struct {
@@ -348,7 +348,7 @@ func TestTwoBadInputsInOneTransactionAreTwoLetters(t *testing.T) {
 	// The gate withholds its acknowledgements, so the slot stays before the
 	// transaction and a restart decodes it, and stores its letters, again.
 	gate := &gateSink{}
-	stop := runInProcess(t, e, streamer.Options{Sinks: []streamer.Custom{gate.custom("gate")}},
+	stop := runInProcess(t, e, outboxcdc.Options{Sinks: []outboxcdc.CustomSink{gate.custom("gate")}},
 		"OUTBOX_CDC_POSTGRES_DRAIN_TIMEOUT=1s")
 	waitFor(t, 10*time.Second, "streaming", func() bool { _, a := e.slot(); return a })
 	e.exec(`BEGIN;

@@ -1,5 +1,5 @@
 // Package test holds outbox-cdc's end-to-end and fault tests. They run the
-// real binary (or the streamer in-process) against real servers that the
+// real binary (or the application in-process) against real servers that the
 // harness in internal/harness starts: a throwaway PostgreSQL cluster with
 // wal_level=logical, redis-server, nats-server with JetStream and an Apache
 // Kafka broker.

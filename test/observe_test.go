@@ -15,8 +15,9 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	outboxcdc "github.com/outbox-cdc/outbox-cdc"
 	"github.com/outbox-cdc/outbox-cdc/internal/observe"
-	"github.com/outbox-cdc/outbox-cdc/streamer"
+	"github.com/outbox-cdc/outbox-cdc/internal/testhook"
 )
 
 func httpAddr(t *testing.T) string {
@@ -165,7 +166,7 @@ func TestHungSinkIsVisible(t *testing.T) {
 	e := newEnv(t, "")
 	addr := httpAddr(t)
 	gate := &gateSink{}
-	stop := runInProcess(t, e, streamer.Options{Sinks: []streamer.Custom{gate.custom("hung")}},
+	stop := runInProcess(t, e, outboxcdc.Options{Sinks: []outboxcdc.CustomSink{gate.custom("hung")}},
 		"OUTBOX_CDC_HTTP_ADDR="+addr, "OUTBOX_CDC_HTTP_SLOT_POLL=100ms", "OUTBOX_CDC_HTTP_SINK_TIMEOUT=1s",
 		"OUTBOX_CDC_HTTP_MAX_LAG_BYTES=200000")
 	waitFor(t, 10*time.Second, "streaming", func() bool { _, a := e.slot(); return a })
@@ -218,7 +219,7 @@ func TestHeartbeatKeepsIdleSlotMoving(t *testing.T) {
 			if !tc.heartbeat {
 				env = append(env, "OUTBOX_CDC_HEARTBEAT_DISABLED=true")
 			}
-			stop := runInProcess(t, e, streamer.Options{NoKeepaliveFollow: true}, env...)
+			stop := runInProcessHooks(t, e, testhook.Hooks{NoKeepaliveFollow: true}, outboxcdc.Options{}, env...)
 			waitFor(t, 10*time.Second, "streaming", func() bool { _, a := e.slot(); return a })
 			start, _ := e.slot()
 			for i := 0; i < 20; i++ {

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/outbox-cdc/outbox-cdc/streamer"
+	outboxcdc "github.com/outbox-cdc/outbox-cdc"
 )
 
 // readySinkTimeout is the http.sink_timeout of these tests: short, so that a
@@ -85,7 +85,7 @@ func TestNotReadyWhileAcksWithheld(t *testing.T) {
 	e := newEnv(t, "")
 	addr := httpAddr(t)
 	gate := &gateSink{}
-	stop := runInProcess(t, e, streamer.Options{Sinks: []streamer.Custom{gate.custom("gate")}},
+	stop := runInProcess(t, e, outboxcdc.Options{Sinks: []outboxcdc.CustomSink{gate.custom("gate")}},
 		"OUTBOX_CDC_HTTP_ADDR="+addr, "OUTBOX_CDC_HTTP_SINK_TIMEOUT="+readySinkTimeout.String(), "OUTBOX_CDC_POSTGRES_DRAIN_TIMEOUT=1s")
 	waitFor(t, 10*time.Second, "streaming", func() bool { _, a := e.slot(); return a })
 	e.exec(readyRows)

@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/outbox-cdc/outbox-cdc/streamer"
+	outboxcdc "github.com/outbox-cdc/outbox-cdc"
 )
 
 // Acceptance: retention prunes only rows every sink acknowledged; a blocked
@@ -20,7 +20,7 @@ func TestRetentionPrunesOnlyAcknowledgedRows(t *testing.T) {
 		}
 		return n
 	}
-	stop := runInProcess(t, e, streamer.Options{Sinks: []streamer.Custom{gate.custom("gate")}},
+	stop := runInProcess(t, e, outboxcdc.Options{Sinks: []outboxcdc.CustomSink{gate.custom("gate")}},
 		"OUTBOX_CDC_OUTBOX_RETENTION_AGE=1ms", "OUTBOX_CDC_OUTBOX_RETENTION_INTERVAL=200ms",
 		"OUTBOX_CDC_HEARTBEAT_INTERVAL=200ms", "OUTBOX_CDC_POSTGRES_STATUS_INTERVAL=100ms")
 	waitFor(t, 10*time.Second, "streaming", func() bool { _, a := e.slot(); return a })

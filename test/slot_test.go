@@ -13,10 +13,11 @@ import (
 	"testing"
 	"time"
 
+	outboxcdc "github.com/outbox-cdc/outbox-cdc"
 	"github.com/outbox-cdc/outbox-cdc/config"
 	"github.com/outbox-cdc/outbox-cdc/internal/harness"
 	"github.com/outbox-cdc/outbox-cdc/internal/replication"
-	"github.com/outbox-cdc/outbox-cdc/streamer"
+	"github.com/outbox-cdc/outbox-cdc/internal/testhook"
 )
 
 // exitCode runs the binary with args and the env's config, bounded by
@@ -156,10 +157,13 @@ func TestInvalidatedSlotStopsTheStream(t *testing.T) {
 	gate := &gateSink{}
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	app, err := outboxcdc.New(testhook.With(runCtx, testhook.Hooks{NoKeepaliveFollow: true}), cfg,
+		outboxcdc.Options{Sinks: []outboxcdc.CustomSink{gate.custom("gate")}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	done := make(chan error, 1)
-	go func() {
-		done <- streamer.Run(runCtx, cfg, streamer.Options{Sinks: []streamer.Custom{gate.custom("gate")}, NoKeepaliveFollow: true})
-	}()
+	go func() { done <- app.Run(runCtx) }()
 	waitFor(t, 10*time.Second, "streaming", func() bool { _, a := e.slot(); return a })
 	e.exec(`INSERT INTO outbox (type, source, aggregate_id, data) VALUES ('held', '/t', 'a', '{"agg":"a","seq":0}')`)
 	waitFor(t, 10*time.Second, "the gate to hold the event", func() bool { return gate.count() == 1 })

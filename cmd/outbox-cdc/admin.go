@@ -8,26 +8,26 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
+	pgxconn "github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/outbox-cdc/outbox-cdc/config"
 	"github.com/outbox-cdc/outbox-cdc/internal/observe"
-	"github.com/outbox-cdc/outbox-cdc/internal/replication"
+	"github.com/outbox-cdc/outbox-cdc/internal/pgconn"
 	"github.com/outbox-cdc/outbox-cdc/internal/schema"
-	"github.com/outbox-cdc/outbox-cdc/streamer"
+	"github.com/outbox-cdc/outbox-cdc/internal/wiring"
 )
 
 func setup(ctx context.Context, cfg *config.Config, tables bool, out io.Writer) error {
-	conn, err := streamer.Connect(ctx, cfg)
+	conn, err := wiring.Postgres(cfg).Connect(ctx, pgconn.Options{})
 	if err != nil {
 		return err
 	}
 	defer conn.Close(context.Background())
 	say := func(s string) { fmt.Fprintln(out, s) }
-	if err := schema.Setup(ctx, conn, streamer.Names(cfg), tables, say); err != nil {
+	if err := schema.Setup(ctx, conn, wiring.Names(cfg), tables, say); err != nil {
 		return err
 	}
-	return schema.Grant(ctx, conn, streamer.Names(cfg), access(cfg), say)
+	return schema.Grant(ctx, conn, wiring.Names(cfg), access(cfg), say)
 }
 
 // printSQL writes what setup would do, as SQL for a DBA, without connecting.
@@ -35,19 +35,19 @@ func setup(ctx context.Context, cfg *config.Config, tables bool, out io.Writer) 
 func printSQL(cfg *config.Config, tables bool, out io.Writer) error {
 	a := access(cfg)
 	if a.Stream == "" {
-		pc, err := pgconn.ParseConfig(cfg.Postgres.URL)
+		pc, err := pgxconn.ParseConfig(cfg.Postgres.URL)
 		if err != nil {
-			return fmt.Errorf("config: postgres.url: %w", replication.RedactError(err))
+			return fmt.Errorf("config: postgres.url: %w", pgconn.RedactError(err))
 		}
 		a.Stream = pc.User
 	}
-	return schema.PrintSQL(out, streamer.Names(cfg), a, tables)
+	return schema.PrintSQL(out, wiring.Names(cfg), a, tables)
 }
 
 // access is who gets which privileges, from the configuration.
 func access(cfg *config.Config) schema.Access {
 	ids := map[string]string{}
-	for _, t := range cfg.Decoder().WithDefaults().Tables {
+	for _, t := range wiring.Decoder(cfg).WithDefaults().Tables {
 		ids[t.Name] = t.Columns.ID
 	}
 	return schema.Access{
@@ -60,16 +60,16 @@ func access(cfg *config.Config) schema.Access {
 }
 
 func teardown(ctx context.Context, cfg *config.Config, out io.Writer) error {
-	conn, err := streamer.Connect(ctx, cfg)
+	conn, err := wiring.Postgres(cfg).Connect(ctx, pgconn.Options{})
 	if err != nil {
 		return err
 	}
 	defer conn.Close(context.Background())
-	return schema.Teardown(ctx, conn, streamer.Names(cfg), func(s string) { fmt.Fprintln(out, s) })
+	return schema.Teardown(ctx, conn, wiring.Names(cfg), func(s string) { fmt.Fprintln(out, s) })
 }
 
 func status(ctx context.Context, cfg *config.Config, asJSON bool, out io.Writer) error {
-	conn, err := streamer.Connect(ctx, cfg)
+	conn, err := wiring.Postgres(cfg).Connect(ctx, pgconn.Options{})
 	if err != nil {
 		return err
 	}

@@ -18,8 +18,8 @@ import (
 	"github.com/outbox-cdc/outbox-cdc/config"
 	"github.com/outbox-cdc/outbox-cdc/event"
 	"github.com/outbox-cdc/outbox-cdc/internal/dlq"
+	"github.com/outbox-cdc/outbox-cdc/internal/wiring"
 	"github.com/outbox-cdc/outbox-cdc/sink"
-	"github.com/outbox-cdc/outbox-cdc/streamer"
 )
 
 const dlqUsage = `usage: outbox-cdc dlq <list|show|replay|discard> [flags] [ID...]
@@ -53,7 +53,7 @@ func dlqCommand(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintln(stderr, "outbox-cdc:", err)
 		return 1
 	}
-	store, err := dlq.Open(ctx, cfg.Postgres.URL, cfg.DeadLetter.Table)
+	store, err := dlq.Open(ctx, wiring.Postgres(cfg), cfg.DeadLetter.Table)
 	if err != nil {
 		fmt.Fprintln(stderr, "outbox-cdc:", err)
 		return 1
@@ -225,7 +225,7 @@ func replayOne(ctx context.Context, cfg *config.Config, store *dlq.Store, l dlq.
 	if lsn, err := pglogrepl.ParseLSN(l.CommitLSN); err == nil {
 		e.CommitLSN = uint64(lsn)
 	}
-	s, err := streamer.OpenSink(ctx, *sc, sink.Options{Name: sc.Name})
+	s, err := wiring.OpenSink(ctx, *sc, sink.Options{Name: sc.Name})
 	if err != nil {
 		return err
 	}

@@ -23,9 +23,9 @@ import (
 	"runtime/debug"
 	"syscall"
 
+	outboxcdc "github.com/outbox-cdc/outbox-cdc"
 	"github.com/outbox-cdc/outbox-cdc/config"
-	"github.com/outbox-cdc/outbox-cdc/internal/replication"
-	"github.com/outbox-cdc/outbox-cdc/streamer"
+	"github.com/outbox-cdc/outbox-cdc/internal/pgconn"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -114,7 +114,7 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	switch cmd {
 	case "run":
-		err = streamer.Run(ctx, cfg, streamer.Options{Logger: logger, Version: versionString()})
+		err = run(ctx, cfg, logger)
 	case "setup":
 		if *printOnly {
 			err = printSQL(cfg, !*skipTables, stdout)
@@ -132,10 +132,24 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	}
 	if err != nil {
 		// Every error is redacted once more here: no path may show a password.
-		fmt.Fprintln(stderr, "outbox-cdc:", replication.RedactURL(err.Error()))
+		fmt.Fprintln(stderr, "outbox-cdc:", pgconn.RedactURL(err.Error()))
 		return 1
 	}
 	return 0
+}
+
+// run builds the application and runs it until ctx is done. A signal
+// while it starts is a clean stop: nothing was streamed yet.
+func run(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
+	app, err := outboxcdc.New(ctx, cfg, outboxcdc.Options{Logger: logger, Version: versionString()})
+	if err != nil {
+		if ctx.Err() != nil {
+			logger.Info("outbox-cdc stopped while starting", "err", err)
+			return nil
+		}
+		return err
+	}
+	return app.Run(ctx)
 }
 
 func newLogger(c config.Log, w io.Writer) *slog.Logger {

@@ -16,8 +16,8 @@ import (
 	"github.com/outbox-cdc/outbox-cdc/event"
 	"github.com/outbox-cdc/outbox-cdc/internal/decoder"
 	"github.com/outbox-cdc/outbox-cdc/internal/dlq"
-	"github.com/outbox-cdc/outbox-cdc/internal/replication"
-	"github.com/outbox-cdc/outbox-cdc/internal/schema"
+	"github.com/outbox-cdc/outbox-cdc/internal/pgconn"
+	"github.com/outbox-cdc/outbox-cdc/internal/wiring"
 )
 
 // Defaults.
@@ -181,7 +181,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) (Summary, error)
 	if err := r.selectSinks(); err != nil {
 		return r.sum, err
 	}
-	if r.dec, err = decoder.New(cfg.Decoder(), r.opts.Logger); err != nil {
+	if r.dec, err = decoder.New(wiring.Decoder(cfg), r.opts.Logger); err != nil {
 		return r.sum, err
 	}
 	if r.conn, err = connect(ctx, cfg); err != nil {
@@ -194,7 +194,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) (Summary, error)
 	}
 	if !r.opts.DryRun {
 		if cfg.Outbox.OnInvalid == "dead-letter" {
-			if r.store, err = dlq.Open(ctx, cfg.Postgres.URL, cfg.DeadLetter.Table); err != nil {
+			if r.store, err = dlq.Open(ctx, wiring.Postgres(cfg), cfg.DeadLetter.Table); err != nil {
 				return r.sum, err
 			}
 			defer r.store.Close()
@@ -226,7 +226,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) (Summary, error)
 
 // tables returns the configured tables the backfill reads.
 func (r *runner) tables() ([]decoder.Table, error) {
-	all := r.cfg.Decoder().WithDefaults().Tables
+	all := wiring.Decoder(r.cfg).WithDefaults().Tables
 	if r.opts.Table == "" {
 		return all, nil
 	}
@@ -248,38 +248,10 @@ func (r *runner) tables() ([]decoder.Table, error) {
 
 // connect opens the SQL connection the rows are read on, with the output
 // settings of the replication connection, so that every value reads as
-// pgoutput writes it.
+// pgoutput writes it, and as UTF-8 whatever the database's encoding, as the
+// decoder expects of text it did not convert itself.
 func connect(ctx context.Context, cfg *config.Config) (*pgx.Conn, error) {
-	pc, err := pgx.ParseConfig(cfg.Postgres.URL)
-	if err != nil {
-		return nil, fmt.Errorf("config: postgres.url: %s", replication.RedactURL(err.Error()))
-	}
-	if cfg.Postgres.ConnectTimeout > 0 {
-		pc.ConnectTimeout = cfg.Postgres.ConnectTimeout
-	} else {
-		pc.ConnectTimeout = replication.DefaultConnectTimeout
-	}
-	for k, v := range map[string]string{
-		"application_name":   "outbox-cdc-backfill",
-		"DateStyle":          "ISO, YMD",
-		"TimeZone":           "UTC",
-		"bytea_output":       "hex",
-		"extra_float_digits": "3",
-	} {
-		pc.RuntimeParams[k] = v
-	}
-	conn, err := pgx.ConnectConfig(ctx, pc)
-	if err != nil {
-		return nil, fmt.Errorf("postgres: cannot connect to %s:%d (is PostgreSQL running, and is postgres.url right?): %s",
-			pc.Host, pc.Port, replication.RedactURL(err.Error()))
-	}
-	// Rows are read as UTF-8 whatever the database's encoding, as the
-	// decoder expects of text it did not convert itself.
-	if _, err := schema.UseUTF8(ctx, conn); err != nil {
-		conn.Close(context.Background())
-		return nil, err
-	}
-	return conn, nil
+	return wiring.Postgres(cfg).Connect(ctx, pgconn.Options{Role: pgconn.RoleBackfill, Params: pgconn.OutputParams()})
 }
 
 // selection is the resolved row selection.

@@ -11,8 +11,8 @@ import (
 	"github.com/outbox-cdc/outbox-cdc/event"
 	"github.com/outbox-cdc/outbox-cdc/internal/sink/nats"
 	"github.com/outbox-cdc/outbox-cdc/internal/sink/redis"
+	"github.com/outbox-cdc/outbox-cdc/internal/wiring"
 	"github.com/outbox-cdc/outbox-cdc/sink"
-	"github.com/outbox-cdc/outbox-cdc/streamer"
 )
 
 // ErrRedisEntryID is matched (errors.Is) when a selected Redis sink runs in
@@ -88,7 +88,7 @@ func (r *runner) openSinks(ctx context.Context) error {
 			n.RelaxedOrder = true
 			sc.NATS = &n
 		}
-		s, err := streamer.OpenSink(ctx, sc, sink.Options{Name: sc.Name, Logger: r.opts.Logger, Observer: &o.counts, Index: i})
+		s, err := wiring.OpenSink(ctx, sc, sink.Options{Name: sc.Name, Logger: r.opts.Logger, Observer: &o.counts, Index: i})
 		if err != nil {
 			return err
 		}
@@ -117,16 +117,16 @@ func (r *runner) plan() {
 			how = "no broker dedup: consumers see an event again and drop it by its source and id"
 		case "nats":
 			window := nats.DefaultDuplicateWindow.String() + " unless the stream was created with another duplicate_window"
-			if n := o.sc.NATSConfig(); o.sc.NATS != nil && n.Stream.Create && n.Stream.DuplicateWindow > 0 {
+			if n := wiring.NATS(o.sc); o.sc.NATS != nil && n.Stream.Create && n.Stream.DuplicateWindow > 0 {
 				window = n.Stream.DuplicateWindow.String()
 			}
 			how = "the stream drops an event it stored within its duplicate window (" + window + "); published with relaxed_order"
 		case "redis":
-			mode := o.sc.RedisConfig().WithDefaults().Dedup
+			mode := wiring.Redis(o.sc).WithDefaults().Dedup
 			how = "dedup " + mode + ": "
 			switch mode {
 			case redis.DedupGuard:
-				how += "an event whose guard key has not expired is dropped (guard_ttl " + o.sc.RedisConfig().WithDefaults().GuardTTL.String() + ")"
+				how += "an event whose guard key has not expired is dropped (guard_ttl " + wiring.Redis(o.sc).WithDefaults().GuardTTL.String() + ")"
 			case redis.DedupIDMP:
 				how += "Redis drops an event it still remembers (stream-idmp-duration)"
 			case redis.DedupNone:

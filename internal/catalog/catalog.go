@@ -60,6 +60,11 @@ type Catalog struct {
 	cfg    Config
 	hooks  Hooks
 	logger *slog.Logger
+	// base bounds the lookups made on the stream's goroutine (Relation,
+	// Changed): it ends with Run's context or Close, so that a stopping
+	// reader never waits on the catalog.
+	base   context.Context
+	cancel context.CancelFunc
 
 	mu      sync.Mutex // guards everything below
 	conn    *pgx.Conn
@@ -103,6 +108,7 @@ func Open(ctx context.Context, cfg Config, hooks Hooks, logger *slog.Logger) (*C
 	}
 	c := &Catalog{cfg: cfg, hooks: hooks, logger: logger, conn: conn, tables: tables,
 		byOID: map[uint32]string{}, lsn: lsn, at: time.Now()}
+	c.base, c.cancel = context.WithCancel(context.Background())
 	for _, t := range tables {
 		for _, oid := range t.Known {
 			c.byOID[oid] = t.Name
@@ -114,6 +120,7 @@ func Open(ctx context.Context, cfg Config, hooks Hooks, logger *slog.Logger) (*C
 
 // Close closes the connection. Later checks fail.
 func (c *Catalog) Close() {
+	c.cancel()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.closed = true
@@ -152,7 +159,7 @@ func (c *Catalog) Relation(oid uint32, name string) (string, error) {
 	if table == "" {
 		return "", nil
 	}
-	if err := c.checkLocked(context.Background()); err != nil {
+	if err := c.checkLocked(c.base); err != nil {
 		return "", err
 	}
 	return table, nil
@@ -164,7 +171,7 @@ func (c *Catalog) Changed(commitLSN uint64) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.logger.Info("the DDL guard let a change to an outbox table through on purpose; verifying", "lsn", decoder.FormatLSN(commitLSN))
-	return c.checkLocked(context.Background())
+	return c.checkLocked(c.base)
 }
 
 // Verify checks the membership now; on success the verified position is
@@ -178,8 +185,16 @@ func (c *Catalog) Verify(ctx context.Context) error {
 
 // Run checks the membership every Interval, and every Eager while want (the
 // checkpoint's unbounded safe position) is past the verified position, until
-// ctx is done or drift is found. It blocks.
+// ctx is done or drift is found. It blocks. When ctx is done, lookups in
+// progress on the stream's goroutine are cancelled too.
 func (c *Catalog) Run(ctx context.Context, want func() uint64) {
+	defer func() {
+		if ctx.Err() != nil {
+			c.cancel()
+			return
+		}
+		context.AfterFunc(ctx, c.cancel) // returned on drift: still end with ctx
+	}()
 	t := time.NewTicker(c.cfg.Eager)
 	defer t.Stop()
 	for {
@@ -212,11 +227,11 @@ func (c *Catalog) Run(ctx context.Context, want func() uint64) {
 // longer exists but had an outbox table's name (WAL from before a recreate
 // setup did not record).
 func (c *Catalog) lookupLocked(oid uint32, name string) (string, error) {
-	conn, err := c.connLocked(context.Background())
+	conn, err := c.connLocked(c.base)
 	if err != nil {
 		return "", err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), queryTimeout)
+	ctx, cancel := context.WithTimeout(c.base, queryTimeout)
 	defer cancel()
 	var ancestors []uint32
 	var exists bool

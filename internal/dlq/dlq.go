@@ -26,6 +26,7 @@ import (
 
 	"github.com/outbox-cdc/outbox-cdc/event"
 	"github.com/outbox-cdc/outbox-cdc/internal/decoder"
+	pgc "github.com/outbox-cdc/outbox-cdc/internal/pgconn"
 )
 
 // Status of a dead letter.
@@ -68,14 +69,11 @@ type Store struct {
 	table string // quoted
 }
 
-// Open connects to the database at url. table is schema-qualified.
-func Open(ctx context.Context, url, table string) (*Store, error) {
-	pcfg, err := pgxpool.ParseConfig(url)
-	if err != nil {
-		return nil, fmt.Errorf("dlq: %w", err)
-	}
-	pcfg.ConnConfig.RuntimeParams["client_encoding"] = "UTF8" // letters are UTF-8 whatever the database's encoding
-	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+// Open returns a store over a pool of connections to the database pg names,
+// in client_encoding UTF8 (letters are UTF-8 whatever the database's
+// encoding). table is schema-qualified.
+func Open(ctx context.Context, pg pgc.Config, table string) (*Store, error) {
+	pool, err := pg.Pool(ctx, pgc.Options{})
 	if err != nil {
 		return nil, fmt.Errorf("dlq: %w", err)
 	}

@@ -75,6 +75,37 @@ func (m *Metrics) Pending() map[string]int64 {
 	return out
 }
 
+// SinkHealth is what the metrics know of one sink.
+type SinkHealth struct {
+	Name string
+	// Pending counts the events handed to the sink that it has neither
+	// acknowledged nor had stored as dead letters.
+	Pending int64
+	// Progress is when the sink last acknowledged an event (or when
+	// Pending became non-zero); zero before either.
+	Progress time.Time
+	// LastError is the last failure the sink reported since its last
+	// acknowledgement, and ErrorAt when; "" when none.
+	LastError string
+	ErrorAt   time.Time
+}
+
+// SinkHealths returns every sink's health, sorted by name. Safe for
+// concurrent use.
+func (m *Metrics) SinkHealths() []SinkHealth {
+	var out []SinkHealth
+	for _, h := range m.sinkHealths() {
+		h.mu.Lock()
+		sh := SinkHealth{Name: h.name, Pending: h.pending, Progress: h.progress, LastError: h.lastErr}
+		if h.lastErr != "" {
+			sh.ErrorAt = h.errAt
+		}
+		h.mu.Unlock()
+		out = append(out, sh)
+	}
+	return out
+}
+
 func sortHealths(hs []*sinkHealth) {
 	slices.SortFunc(hs, func(a, b *sinkHealth) int { return strings.Compare(a.name, b.name) })
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/outbox-cdc/outbox-cdc/internal/checkpoint"
 	"github.com/outbox-cdc/outbox-cdc/internal/decoder"
+	pgc "github.com/outbox-cdc/outbox-cdc/internal/pgconn"
 	"github.com/outbox-cdc/outbox-cdc/internal/replication"
 	"github.com/outbox-cdc/outbox-cdc/internal/schema"
 )
@@ -30,6 +31,8 @@ const (
 	DefaultMaxLag      = 5 * time.Minute
 	DefaultMaxLagBytes = 1 << 30
 	DefaultStall       = 2 * time.Minute
+
+	DefaultShutdownTimeout = time.Second
 )
 
 // Config configures the HTTP server and the health rules.
@@ -60,6 +63,10 @@ type Config struct {
 	// before the process exits non-zero; SIGTERM ends it early. Default 0:
 	// exit at once.
 	Linger time.Duration
+	// ShutdownTimeout bounds the graceful end of requests in progress when
+	// Run stops; connections still open then are closed. Default 1s; the
+	// application sets it from its shutdown budget.
+	ShutdownTimeout time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -81,6 +88,9 @@ func (c Config) withDefaults() Config {
 	if c.Stall <= 0 {
 		c.Stall = DefaultStall
 	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
 	return c
 }
 
@@ -89,9 +99,10 @@ type Server struct {
 	cfg     Config
 	m       *Metrics
 	logger  *slog.Logger
-	pgURL   string
+	pg      pgc.Config
 	slot    string
 	started time.Time
+	ln      net.Listener // bound by Listen; nil with Addr "-"
 
 	mu       sync.Mutex
 	stream   *replication.Stream
@@ -104,12 +115,13 @@ type Server struct {
 	faults   []Check // why the stream stopped for good, see Fault
 }
 
-// NewServer returns a Server; Run starts it.
-func NewServer(cfg Config, m *Metrics, pgURL, slot string, logger *slog.Logger) *Server {
+// NewServer returns a Server that polls slot in the database pg names.
+// Listen binds its address; Run serves and polls.
+func NewServer(cfg Config, m *Metrics, pg pgc.Config, slot string, logger *slog.Logger) *Server {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg.withDefaults(), m: m, logger: logger, pgURL: pgURL, slot: slot, started: time.Now()}
+	s := &Server{cfg: cfg.withDefaults(), m: m, logger: logger, pg: pg, slot: slot, started: time.Now()}
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "inflight_events", Help: "Events decoded and not yet acknowledged by every routed sink."},
 		func() float64 { e, _ := s.inflight(); return float64(e) }))
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "inflight_bytes", Help: "Bytes of events in flight."},
@@ -180,28 +192,63 @@ func (s *Server) lag() time.Duration {
 	return 0
 }
 
-// Run serves HTTP (unless disabled) and polls the slot until ctx is done. A
-// listen error is returned at once.
-func (s *Server) Run(ctx context.Context) error {
-	var srv *http.Server
-	if s.cfg.Addr != "-" {
-		if !IsLoopback(ctx, s.cfg.Addr) {
-			s.logger.Warn("http.addr "+s.cfg.Addr+" is not a loopback address: /metrics, /status, /healthz and /readyz answer anyone who reaches it, without authentication; bind 127.0.0.1 unless a firewall or an authenticating proxy guards it (the admin console will refuse such an address without authentication)",
-				"addr", s.cfg.Addr)
-		}
-		ln, err := net.Listen("tcp", s.cfg.Addr)
-		if err != nil {
-			return fmt.Errorf("http: listen on %s: %w", s.cfg.Addr, err)
-		}
-		srv = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second}
-		go srv.Serve(ln)
-		s.logger.Info("http listening", "addr", ln.Addr().String())
+// Listen binds the listen address (nothing with Addr "-"), warning when it
+// is not a loopback address, and returns the error of a taken or invalid
+// address. Call it once, before Run; Close releases the address when Run
+// never runs.
+func (s *Server) Listen(ctx context.Context) error {
+	if s.cfg.Addr == "-" {
+		return nil
 	}
+	if !IsLoopback(ctx, s.cfg.Addr) {
+		s.logger.Warn("http.addr "+s.cfg.Addr+" is not a loopback address: /metrics, /status, /healthz and /readyz answer anyone who reaches it, without authentication; bind 127.0.0.1 unless a firewall or an authenticating proxy guards it (the admin console will refuse such an address without authentication)",
+			"addr", s.cfg.Addr)
+	}
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("http: listen on %s: %w", s.cfg.Addr, err)
+	}
+	s.ln = ln
+	return nil
+}
+
+// Addr returns the bound address, or "" before Listen or with Addr "-".
+func (s *Server) Addr() string {
+	if s.ln == nil {
+		return ""
+	}
+	return s.ln.Addr().String()
+}
+
+// Close releases the listener of a Server whose Run never ran.
+func (s *Server) Close() error {
+	if s.ln == nil {
+		return nil
+	}
+	return s.ln.Close()
+}
+
+// Run serves HTTP on the listener Listen bound (if any) and polls the slot
+// until ctx is done. Then it lets requests in progress finish for at most
+// ShutdownTimeout, closes every connection, and returns once the serving
+// goroutine has exited. It blocks.
+func (s *Server) Run(ctx context.Context) error {
+	if s.ln == nil {
+		s.pollSlot(ctx)
+		return nil
+	}
+	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(s.ln) }()
+	s.logger.Info("http listening", "addr", s.ln.Addr().String())
 	s.pollSlot(ctx)
-	if srv != nil {
-		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		srv.Shutdown(sctx)
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	if srv.Shutdown(sctx) != nil {
+		srv.Close() // requests still in progress, or clients that never sent one
+	}
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("http: %w", err)
 	}
 	return nil
 }
@@ -345,6 +392,17 @@ func (s *Server) Status() StatusReport {
 	return r
 }
 
+// SlotStatus returns the slot's figures from the last poll, when they were
+// read, and why they could not be (nil when they could). Safe for concurrent
+// use.
+func (s *Server) SlotStatus() (schema.SlotStatus, time.Time, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.slotSt, s.slotAt, s.slotErr
+}
+
+// pollSlot reads the slot's figures every SlotPoll until ctx is done; one
+// poll may take as long as a connection attempt (pgconn.Config.Timeout).
 func (s *Server) pollSlot(ctx context.Context) {
 	var conn *pgx.Conn
 	defer func() {
@@ -361,15 +419,16 @@ func (s *Server) pollSlot(ctx context.Context) {
 		case <-t.C:
 		}
 		t.Reset(s.cfg.SlotPoll)
+		qctx, cancel := context.WithTimeout(ctx, s.pg.Timeout())
 		if conn == nil || conn.IsClosed() {
-			c, err := pgx.Connect(ctx, s.pgURL)
+			c, err := s.pg.Connect(qctx, pgc.Options{})
 			if err != nil {
-				s.setSlot(schema.SlotStatus{}, errors.New(replication.RedactError(err).Error()))
+				cancel()
+				s.setSlot(schema.SlotStatus{}, errors.New(pgc.RedactError(err).Error()))
 				continue
 			}
 			conn = c
 		}
-		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		st, err := schema.Status(qctx, conn, s.slot)
 		cancel()
 		if err != nil {

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	pgc "github.com/outbox-cdc/outbox-cdc/internal/pgconn"
 )
 
 func TestIsLoopback(t *testing.T) {
@@ -38,7 +40,7 @@ func TestStatusSlotErrorHidesPassword(t *testing.T) {
 		"postgres://app:Qzx1@Kvw2:Jpy3%Hmb4 Gtn5@127.0.0.1:1/app",
 		`host=127.0.0.1 port=x1 password='Qzx1@Kvw2:Jpy3%Hmb4 Gtn5\'Fqc6'`,
 	} {
-		s := NewServer(Config{Addr: "-", SlotPoll: time.Hour}, NewMetrics("test", "outbox_cdc"), url, "outbox_cdc", nil)
+		s := NewServer(Config{Addr: "-", SlotPoll: time.Hour}, NewMetrics("test", "outbox_cdc"), pgc.Config{URL: url}, "outbox_cdc", nil)
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan error, 1)
 		go func() { done <- s.Run(ctx) }()

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/outbox-cdc/outbox-cdc/internal/decoder"
+	pgc "github.com/outbox-cdc/outbox-cdc/internal/pgconn"
 )
 
 // Store reads and writes the progress table. Safe for concurrent use.
@@ -23,9 +24,10 @@ type Store struct {
 	slot  string
 }
 
-// Open connects; table is schema-qualified.
-func Open(ctx context.Context, url, table, slot string) (*Store, error) {
-	pool, err := pgxpool.New(ctx, url)
+// Open returns a store over a pool of connections to the database pg names;
+// table is schema-qualified.
+func Open(ctx context.Context, pg pgc.Config, table, slot string) (*Store, error) {
+	pool, err := pg.Pool(ctx, pgc.Options{})
 	if err != nil {
 		return nil, fmt.Errorf("progress: %w", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"time"
 
+	pgc "github.com/outbox-cdc/outbox-cdc/internal/pgconn"
 	"github.com/outbox-cdc/outbox-cdc/internal/retry"
 )
 
@@ -14,7 +15,8 @@ const (
 	DefaultStatusInterval = 500 * time.Millisecond
 	DefaultStandbyPoll    = time.Second
 	DefaultDrainTimeout   = 30 * time.Second
-	DefaultConnectTimeout = 10 * time.Second
+	DefaultConnectTimeout = pgc.DefaultConnectTimeout
+	DefaultCloseTimeout   = time.Second
 	// DefaultRetryInitial and DefaultRetryMax are Retry's defaults (its
 	// multiplier is retry.DefaultMultiplier).
 	DefaultRetryInitial = 500 * time.Millisecond
@@ -42,6 +44,10 @@ type Config struct {
 	DrainTimeout time.Duration
 	// ConnectTimeout bounds each connection attempt. Default 10s.
 	ConnectTimeout time.Duration
+	// CloseTimeout bounds the goodbye to the server when a connection is
+	// closed, after the last status update. Default 1s; the application
+	// sets it from its shutdown budget.
+	CloseTimeout time.Duration
 	// Retry is the backoff between reconnect attempts. Default 500ms
 	// doubling to 10s.
 	Retry retry.Backoff
@@ -78,6 +84,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ConnectTimeout <= 0 {
 		c.ConnectTimeout = DefaultConnectTimeout
+	}
+	if c.CloseTimeout <= 0 {
+		c.CloseTimeout = DefaultCloseTimeout
 	}
 	if c.Retry.Initial <= 0 {
 		c.Retry.Initial = DefaultRetryInitial

@@ -9,11 +9,9 @@ import (
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5/pgconn"
-)
 
-// ApplicationName is the application_name outbox-cdc's connections set, by
-// which it recognises another outbox-cdc holding its slot.
-const ApplicationName = "outbox-cdc"
+	pgc "github.com/outbox-cdc/outbox-cdc/internal/pgconn"
+)
 
 // ErrSlotInvalidated is matched (errors.Is) by a *SlotInvalidatedError.
 var ErrSlotInvalidated = errors.New("replication: slot invalidated")
@@ -107,7 +105,7 @@ type Holder struct {
 
 // OutboxCDC reports whether the holder is an outbox-cdc (by its
 // application_name).
-func (h *Holder) OutboxCDC() bool { return h.ApplicationName == ApplicationName }
+func (h *Holder) OutboxCDC() bool { return h.ApplicationName == pgc.ApplicationName }
 
 // String names the holder: "pg_recvlogical (pid 4242, walsender, client
 // 127.0.0.1:50432, user app)".

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	pgc "github.com/outbox-cdc/outbox-cdc/internal/pgconn"
 )
 
 func TestInvalidationCause(t *testing.T) {
@@ -62,7 +64,7 @@ func TestHolderNamesTheProgram(t *testing.T) {
 	if w := other.Waiting("outbox_cdc"); !strings.Contains(w, "not by outbox-cdc") || !strings.Contains(w, "pg_recvlogical (pid 4242") {
 		t.Errorf("Waiting() = %q", w)
 	}
-	ours := &Holder{PID: 7, ApplicationName: ApplicationName, ClientPort: -1}
+	ours := &Holder{PID: 7, ApplicationName: pgc.ApplicationName, ClientPort: -1}
 	if got, want := ours.String(), "outbox-cdc (pid 7, client on a Unix socket)"; got != want {
 		t.Errorf("String() = %q, want %q", got, want)
 	}

@@ -1,12 +1,10 @@
 package replication
 
 import (
-	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -18,6 +16,8 @@ import (
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
+
+	pgc "github.com/outbox-cdc/outbox-cdc/internal/pgconn"
 )
 
 // Consumer takes the replication stream. All methods are called from the
@@ -106,10 +106,6 @@ type Stream struct {
 // for it (StateStandby), or nil. Safe for concurrent use.
 func (s *Stream) Holder() *Holder { return s.holder.Load() }
 
-// closeTimeout bounds the goodbye to the server on a connection that is
-// being closed.
-const closeTimeout = time.Second
-
 // LastActivity returns when the stream's loop last turned: a watchdog sees a
 // stuck loop by this not moving. Safe for concurrent use.
 func (s *Stream) LastActivity() time.Time { return time.Unix(0, s.tick.Load()) }
@@ -181,7 +177,7 @@ func (s *Stream) session(ctx context.Context) (streamed bool, err error) {
 		return false, err
 	}
 	defer func() {
-		cctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+		cctx, cancel := context.WithTimeout(context.Background(), s.cfg.CloseTimeout)
 		conn.Close(cctx)
 		cancel()
 	}()
@@ -231,30 +227,17 @@ func (s *Stream) drainDeadline(ctx context.Context) time.Time {
 }
 
 func (s *Stream) connect(ctx context.Context) (*pgconn.PgConn, error) {
-	pcfg, err := pgconn.ParseConfig(s.cfg.URL)
-	if err != nil {
-		return nil, &FatalError{fmt.Errorf("postgres url: %w", redact(err))}
-	}
-	pcfg.RuntimeParams["replication"] = "database"
-	pcfg.RuntimeParams["application_name"] = ApplicationName
-	pcfg.RuntimeParams["DateStyle"] = "ISO, YMD"
-	pcfg.RuntimeParams["TimeZone"] = "UTC"
-	pcfg.RuntimeParams["bytea_output"] = "hex"
+	pg := pgc.Config{URL: s.cfg.URL, ConnectTimeout: s.cfg.ConnectTimeout}
 	// Every byte as the server stored it: with client_encoding SQL_ASCII
 	// PostgreSQL neither converts nor checks. The decoder converts from the
 	// server encoding, tuple text and logical messages alike (a walsender
 	// converts only tuple text, and stops the stream for good at a value it
 	// cannot convert).
-	pcfg.RuntimeParams["client_encoding"] = "SQL_ASCII"
-	pcfg.RuntimeParams["extra_float_digits"] = "3"
-	pcfg.ConnectTimeout = s.cfg.ConnectTimeout
-	// Read the socket in large chunks: while the stream runs ahead of us the
-	// kernel holds many of the server's 8 KiB sends, and one read takes them.
-	pcfg.BuildFrontend = func(r io.Reader, w io.Writer) *pgproto3.Frontend {
-		return pgproto3.NewFrontend(bufio.NewReaderSize(r, 256<<10), w)
-	}
-	conn, err := pgconn.ConnectConfig(ctx, pcfg)
+	conn, err := pg.Replication(ctx, map[string]string{"client_encoding": "SQL_ASCII"})
 	if err != nil {
+		if errors.As(err, new(*pgconn.ParseConfigError)) {
+			return nil, &FatalError{err}
+		}
 		return nil, classify(err)
 	}
 	return conn, nil

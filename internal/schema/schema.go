@@ -11,6 +11,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	pgc "github.com/outbox-cdc/outbox-cdc/internal/pgconn"
 )
 
 //go:embed outbox.sql
@@ -106,7 +108,7 @@ func Setup(ctx context.Context, conn *pgx.Conn, n Names, createTables bool, say 
 	if err := checkWALLevel(ctx, conn); err != nil {
 		return err
 	}
-	if _, err := UseUTF8(ctx, conn); err != nil {
+	if _, err := pgc.UseUTF8(ctx, conn); err != nil {
 		return err
 	}
 	switch n.DDLGuard {
@@ -219,14 +221,14 @@ func Setup(ctx context.Context, conn *pgx.Conn, n Names, createTables bool, say 
 }
 
 // Check verifies, before streaming, everything a clear message can be given
-// for: wal_level, the server encoding (UseUTF8), the REPLICATION privilege,
+// for: wal_level, the server encoding (pgconn.UseUTF8), the REPLICATION privilege,
 // the publication, the slot and the outbox tables (by the identity setup
 // recorded, see Outboxes). warn receives findings that do not stop a start.
 func Check(ctx context.Context, conn *pgx.Conn, n Names, warn func(string)) error {
 	if err := checkWALLevel(ctx, conn); err != nil {
 		return err
 	}
-	if _, err := UseUTF8(ctx, conn); err != nil {
+	if _, err := pgc.UseUTF8(ctx, conn); err != nil {
 		return err
 	}
 	var role string

@@ -1,4 +1,4 @@
-package replication
+package pgconn
 
 import (
 	"errors"
@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/jackc/pgx/v5/pgconn"
+	pgxconn "github.com/jackc/pgx/v5/pgconn"
 )
 
 func TestRedactURL(t *testing.T) {
@@ -55,7 +55,7 @@ func TestRedactParseErrors(t *testing.T) {
 		"host=db user=app password=" + kv + " dbname='unterminated",
 		"host=db user=app password=Qzx1@Kvw2:Jpy3%Hmb4 port=x",
 	} {
-		_, err := pgconn.ParseConfig(cs)
+		_, err := pgxconn.ParseConfig(cs)
 		if err == nil {
 			t.Errorf("%q parsed; the test wants a parse error", cs)
 			continue
@@ -67,7 +67,7 @@ func TestRedactParseErrors(t *testing.T) {
 				break
 			}
 		}
-		var pce *pgconn.ParseConfigError
+		var pce *pgxconn.ParseConfigError
 		if !errors.As(red, &pce) || !strings.HasPrefix(red.Error(), "cannot parse `") {
 			t.Errorf("%q: %q does not wrap the parse error or name it", cs, red)
 		}
