@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/outbox-cdc/outbox-cdc/internal/fanout"
 	"github.com/outbox-cdc/outbox-cdc/internal/sink/file"
 	"github.com/outbox-cdc/outbox-cdc/internal/sink/kafka"
 	"github.com/outbox-cdc/outbox-cdc/internal/sink/nats"
@@ -67,10 +68,10 @@ func (r Route) Sink() sink.Route {
 	return sink.Route{Types: r.Types, AggregateTypes: r.AggregateTypes}
 }
 
-// Target returns the fan-out settings of the sink; the caller adds the sink
-// itself, its reopen function and its observer.
-func (s Sink) Target() sink.Target {
-	return sink.Target{Name: s.Name, Route: s.Route.Sink(), MaxBatch: s.MaxBatch, Policy: s.Policy, Backoff: s.Retry.retry()}
+// Target returns the fan-out settings of the sink; the caller adds how to
+// open it.
+func (s Sink) Target() fanout.Target {
+	return fanout.Target{Name: s.Name, Route: s.Route.Sink(), MaxBatch: s.MaxBatch, Policy: s.Policy, Backoff: s.Retry.retry()}
 }
 
 // File returns the file sink configuration.

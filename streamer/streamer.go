@@ -22,12 +22,12 @@ import (
 	"github.com/outbox-cdc/outbox-cdc/internal/checkpoint"
 	"github.com/outbox-cdc/outbox-cdc/internal/decoder"
 	"github.com/outbox-cdc/outbox-cdc/internal/dlq"
+	"github.com/outbox-cdc/outbox-cdc/internal/fanout"
 	"github.com/outbox-cdc/outbox-cdc/internal/observe"
 	"github.com/outbox-cdc/outbox-cdc/internal/pipeline"
 	"github.com/outbox-cdc/outbox-cdc/internal/progress"
 	"github.com/outbox-cdc/outbox-cdc/internal/replication"
 	"github.com/outbox-cdc/outbox-cdc/internal/retention"
-	"github.com/outbox-cdc/outbox-cdc/internal/retry"
 	"github.com/outbox-cdc/outbox-cdc/internal/schema"
 	"github.com/outbox-cdc/outbox-cdc/sink"
 )
@@ -39,8 +39,10 @@ type Options struct {
 	// Version is logged at start.
 	Version string
 	// Sinks are sinks built by the caller (in-process handlers), added to the
-	// configured ones. Each is built with the Options every sink gets; it
-	// must acknowledge through Options.Ack so that metrics and health see it.
+	// configured ones. Each is built with the Options every sink gets,
+	// whose Ack handle is bound to it: the sink calls it once per event,
+	// after the event is safely handled, and the slot moves only past
+	// events every routed sink acknowledged.
 	Sinks []Custom
 	// Observer receives sink metrics signals; nil ignores them.
 	Observer sink.Observer
@@ -100,27 +102,19 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	if opts.Observer != nil {
 		obs = multiObserver{metrics, opts.Observer}
 	}
-	var targets []sink.Target
-	closeAll := func() {
-		for _, t := range targets {
-			t.Sink.Close()
-		}
-	}
+	// The checkpoint is the acknowledgement tracker: the fan-out registers
+	// every sink with it and binds each sink's Ack handle to it.
+	cp := checkpoint.New(cfg.Checkpoint(), 0)
+	var targets []fanout.Target
 	for _, sc := range cfg.Sinks {
-		sopts := sink.Options{Name: sc.Name, Logger: logger, Observer: obs, Index: len(targets)}
-		s, err := openSink(ctx, sc, sopts)
-		if err != nil {
-			closeAll()
-			return err
-		}
 		t := sc.Target()
-		t.Sink, t.Observer = s, obs
-		t.Reopen = func(ctx context.Context) (sink.Sink, error) { return openSink(ctx, sc, sopts) }
+		t.Open = func(ctx context.Context, o sink.Options) (sink.Sink, error) { return openSink(ctx, sc, o) }
+		t.Reopen = true
 		targets = append(targets, t)
 	}
 	for _, c := range opts.Sinks {
-		sopts := sink.Options{Name: c.Name, Logger: logger, Observer: obs, Index: len(targets)}
-		targets = append(targets, sink.Target{Name: c.Name, Route: c.Route, Sink: c.New(sopts), Observer: obs})
+		targets = append(targets, fanout.Target{Name: c.Name, Route: c.Route,
+			Open: func(_ context.Context, o sink.Options) (sink.Sink, error) { return c.New(o), nil }})
 	}
 	for _, t := range targets {
 		metrics.AddSink(t.Name)
@@ -128,16 +122,15 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	for _, t := range cfg.TableNames() {
 		metrics.AddOutbox(t)
 	}
-	var dead sink.DeadLetterer
-	if store != nil {
-		dead = store
-	}
-	fan, err := sink.NewFanout(targets, logger, sink.Hooks{
+	fcfg := fanout.Config{Targets: targets, Checkpoint: cp, Logger: logger, Observer: obs, Hooks: fanout.Hooks{
 		Published:    metrics.Published,
 		DeadLettered: func(name string, _ *event.Event) { metrics.DeadLettered(name) },
-	}, dead)
+	}}
+	if store != nil {
+		fcfg.Dead = store
+	}
+	fan, err := fanout.New(ctx, fcfg)
 	if err != nil {
-		closeAll()
 		return err
 	}
 	fanClosed := false // closed within the shutdown budget on the way out
@@ -162,7 +155,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 			prog.Close()
 			prog = nil
 		} else {
-			fan.Resume(pos)
+			cp.Resume(pos)
 		}
 	}
 
@@ -172,7 +165,6 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	if err != nil {
 		return err
 	}
-	cp := checkpoint.New(cfg.Checkpoint(), 0)
 	server := observe.NewServer(cfg.Observe(), metrics, cfg.Postgres.URL, cfg.Postgres.Slot, logger)
 	streamCtx, cancelStream := context.WithCancel(ctx)
 	defer cancelStream()
@@ -207,20 +199,13 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 			if errors.Is(derr, decoder.ErrNonTransactional) {
 				metrics.NonTransactionalMessage()
 			}
-			for try := 1; ; try++ {
-				err := store.PutRow(ctx, derr)
-				if err == nil {
-					logger.Warn("row stored as a dead letter", "err", derr.Error())
-					metrics.DeadLettered("decoder")
-					return nil
-				}
-				if try == 1 {
-					logger.Warn("cannot store dead letter; retrying", "err", err)
-				}
-				if (retry.Backoff{}).Sleep(ctx, try) != nil {
-					return ctx.Err()
-				}
+			put := func(ctx context.Context) error { return store.PutRow(ctx, derr) }
+			if err := dlq.Keep(ctx, logger, nil, put, "table", derr.Table, "row", derr.RowID); err != nil {
+				return err
 			}
+			logger.Warn("row stored as a dead letter", "err", derr.Error())
+			metrics.DeadLettered("decoder")
+			return nil
 		}
 	}
 	pl := pipeline.New(dec, cp, fan, hooks)
@@ -257,7 +242,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	case <-time.After(50 * time.Millisecond):
 	}
 	progressDone := make(chan struct{})
-	saver := &progressSaver{st: prog, fan: fan, logger: logger, saved: map[string]uint64{}}
+	saver := &progressSaver{st: prog, cp: cp, logger: logger, saved: map[string]uint64{}}
 	if prog != nil {
 		go func() {
 			defer close(progressDone)
@@ -456,10 +441,11 @@ type redactedError struct{ err error }
 func (r redactedError) Error() string { return replication.RedactURL(r.err.Error()) }
 func (r redactedError) Unwrap() error { return r.err }
 
-// progressSaver writes the fan-out's per-sink progress to the progress table.
+// progressSaver writes the checkpoint's per-sink progress to the progress
+// table.
 type progressSaver struct {
 	st     *progress.Store
-	fan    *sink.Fanout
+	cp     *checkpoint.Checkpoint
 	logger *slog.Logger
 	saved  map[string]uint64 // run's goroutine, then the caller of the last save
 }
@@ -481,7 +467,7 @@ func (p *progressSaver) run(ctx context.Context) {
 // save writes the positions that moved since the last save.
 func (p *progressSaver) save(ctx context.Context) {
 	changed := map[string]uint64{}
-	for k, v := range p.fan.Progress() {
+	for k, v := range p.cp.Positions() {
 		if v > p.saved[k] {
 			changed[k] = v
 		}
