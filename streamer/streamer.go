@@ -242,11 +242,12 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	case <-time.After(50 * time.Millisecond):
 	}
 	progressDone := make(chan struct{})
-	saver := &progressSaver{st: prog, cp: cp, logger: logger, saved: map[string]uint64{}}
+	var saver *progress.Saver
 	if prog != nil {
+		saver = progress.NewSaver(prog, cp.Positions, logger)
 		go func() {
 			defer close(progressDone)
-			saver.run(sinkCtx)
+			saver.Run(sinkCtx)
 		}()
 	} else {
 		close(progressDone)
@@ -333,7 +334,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	if prog != nil {
 		select {
 		case <-progressDone:
-			saver.save(closeCtx)
+			saver.Save(closeCtx)
 		case <-closeCtx.Done():
 		}
 	}
@@ -440,49 +441,6 @@ type redactedError struct{ err error }
 
 func (r redactedError) Error() string { return replication.RedactURL(r.err.Error()) }
 func (r redactedError) Unwrap() error { return r.err }
-
-// progressSaver writes the checkpoint's per-sink progress to the progress
-// table.
-type progressSaver struct {
-	st     *progress.Store
-	cp     *checkpoint.Checkpoint
-	logger *slog.Logger
-	saved  map[string]uint64 // run's goroutine, then the caller of the last save
-}
-
-// run saves every second while the progress changes, until ctx is done.
-func (p *progressSaver) run(ctx context.Context) {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			p.save(ctx)
-		}
-	}
-}
-
-// save writes the positions that moved since the last save.
-func (p *progressSaver) save(ctx context.Context) {
-	changed := map[string]uint64{}
-	for k, v := range p.cp.Positions() {
-		if v > p.saved[k] {
-			changed[k] = v
-		}
-	}
-	if len(changed) == 0 {
-		return
-	}
-	if err := p.st.Save(ctx, changed); err != nil {
-		p.logger.Warn("cannot save per-sink progress", "err", err)
-		return
-	}
-	for k, v := range changed {
-		p.saved[k] = v
-	}
-}
 
 // multiObserver feeds two observers.
 type multiObserver [2]sink.Observer
