@@ -3,7 +3,7 @@
 // the one predicate for failures that retrying cannot fix ([IsPermanent]).
 //
 // A sink is asynchronous: Publish hands it events in order and returns once it
-// has taken them; the sink calls its acknowledgement handle, [Options].Ack, on
+// has taken them; the sink calls its acknowledgement handle, Options.Ack, on
 // each event only after its broker acknowledged it. The handle is bound to the
 // sink by the fan-out (internal/fanout), so a sink has no index or other state
 // to keep in step with anything; the checkpoint counts those

@@ -155,7 +155,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 			prog.Close()
 			prog = nil
 		} else {
-			cp.Resume(pos)
+			cp.Restore(pos)
 		}
 	}
 

@@ -33,7 +33,7 @@ type Config struct {
 const MaxSinks = 64
 
 // Checkpoint tracks in-flight transactions, per-sink acknowledgements and the
-// window. AddSink and Resume are called before the stream starts; Begin, Add,
+// window. AddSink and Restore are called before the stream starts; Begin, Add,
 // Commit, Keepalive and Wait by the one goroutine that reads the replication
 // stream; Safe, Drain, the progress and the acknowledgement path are safe for
 // concurrent use.
@@ -53,6 +53,7 @@ type Checkpoint struct {
 	safe   uint64     // end LSN of the completed prefix, or the last keepalive WAL end
 	passed uint64     // commit LSN + 1 of the newest transaction taken off txs, or 0
 	sinks  []*Sink    // registered by AddSink, in bit order
+	all    uint64     // the bits of every registered sink
 	begun  bool       // a transaction began: no more AddSink
 
 	// The reader goroutine's own: Add counts an event into its sinks' owed
@@ -60,7 +61,7 @@ type Checkpoint struct {
 	// the sums over (one atomic add per sink) every publishEvery events and
 	// at Commit, so the counters are exact for every committed transaction,
 	// which is all Progress reads.
-	floors   bool // some sink has a restored position (Resume)
+	floors   bool // some sink has a restored position (Restore)
 	cur      *Tx
 	curOwed  []int64 // per sink, not yet added to cur.owed
 	curAdded int     // events counted into curOwed since the last hand-over
@@ -97,7 +98,7 @@ type Sink struct {
 	name  string
 	idx   int
 	bit   uint64
-	floor uint64        // restored position (Resume): events committed below it are not routed here
+	floor uint64        // restored position (Restore): events committed below it are not routed here
 	last  atomic.Uint64 // the highest Progress returned
 }
 
@@ -122,6 +123,7 @@ func (c *Checkpoint) AddSink(name string) (*Sink, error) {
 	}
 	s := &Sink{c: c, name: name, idx: len(c.sinks), bit: 1 << len(c.sinks)}
 	c.sinks = append(c.sinks, s)
+	c.all |= s.bit
 	return s, nil
 }
 
@@ -158,7 +160,7 @@ func (s *Sink) Ack(e *event.Event) bool {
 
 // Progress returns the sink's progress: a position below which every event
 // routed to it has been acknowledged by it (events committed below the
-// position Resume gave it included). It never goes back; 0 means nothing is
+// position Restore gave it included). It never goes back; 0 means nothing is
 // known yet.
 func (s *Sink) Progress() uint64 {
 	c := s.c
@@ -197,11 +199,11 @@ func (s *Sink) Pending() int64 {
 	return n
 }
 
-// Resume gives each registered sink the position its progress had reached
+// Restore gives each registered sink the position its progress had reached
 // before a restart (as Positions returned it then): events committed below
 // it are not routed to that sink again, and its progress starts there.
 // Names that are not registered are ignored. Call it before the first Add.
-func (c *Checkpoint) Resume(pos map[string]uint64) {
+func (c *Checkpoint) Restore(pos map[string]uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, s := range c.sinks {
@@ -268,11 +270,13 @@ func (c *Checkpoint) BeginAt(commitTime time.Time) *Tx {
 }
 
 // Add counts e into tx and the window as owed by the sinks in routes (a set
-// of Sink.Bit values), less those whose restored position (Resume) is past
-// e's commit LSN, and returns the sinks that owe it. An event no sink owes is
+// of Sink.Bit values; others are ignored), less those whose restored
+// position (Restore) is past e's commit LSN, and returns the sinks that owe
+// it. An event no sink owes is
 // not counted: it is done at once. Add must be called before e reaches a
 // sink, and once per event.
 func (c *Checkpoint) Add(tx *Tx, e *event.Event, routes uint64) uint64 {
+	routes &= c.all
 	if c.floors {
 		for r := routes; r != 0; r &= r - 1 {
 			if s := c.sinks[bits.TrailingZeros64(r)]; e.CommitLSN < s.floor {

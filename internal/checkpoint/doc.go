@@ -15,7 +15,7 @@
 //     outbox tables' publication membership was verified;
 //   - per-sink progress ([Sink.Progress], [Checkpoint.Positions]): the
 //     position below which every event routed to that sink is acknowledged by
-//     it, which the progress table stores; after a restart, [Checkpoint.Resume]
+//     it, which the progress table stores; after a restart, [Checkpoint.Restore]
 //     takes it back, and an event a sink acknowledged before is not routed to
 //     it again;
 //   - the window: a bound on the events and bytes in flight. When the window

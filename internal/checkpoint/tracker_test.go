@@ -173,15 +173,15 @@ func TestSinkPending(t *testing.T) {
 	}
 }
 
-// After a restart, Resume gives each sink the position it had reached: an
+// After a restart, Restore gives each sink the position it had reached: an
 // event committed below it is not routed to that sink again (routed to no
 // sink at all, it is done at once), and the sink's progress starts there.
-func TestResumeSkipsWhatASinkHad(t *testing.T) {
+func TestRestoreSkipsWhatASinkHad(t *testing.T) {
 	t.Parallel()
 	c := newCP(checkpoint.Config{}, 0)
-	c.Resume(map[string]uint64{"s0": 250, "gone": 900})
+	c.Restore(map[string]uint64{"s0": 250, "gone": 900})
 	if p := sinkOf(c, 0).Progress(); p != 250 {
-		t.Fatalf("s0 Progress after Resume = %d, want 250", p)
+		t.Fatalf("s0 Progress after Restore = %d, want 250", p)
 	}
 	tx := c.Begin()
 	old := &event.Event{CommitLSN: 200, Size: 10}
