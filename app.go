@@ -18,6 +18,7 @@ import (
 	"github.com/outbox-cdc/outbox-cdc/internal/checkpoint"
 	"github.com/outbox-cdc/outbox-cdc/internal/decoder"
 	"github.com/outbox-cdc/outbox-cdc/internal/dlq"
+	"github.com/outbox-cdc/outbox-cdc/internal/fanout"
 	"github.com/outbox-cdc/outbox-cdc/internal/observe"
 	"github.com/outbox-cdc/outbox-cdc/internal/pgconn"
 	"github.com/outbox-cdc/outbox-cdc/internal/pipeline"
@@ -89,10 +90,10 @@ type App struct {
 	metrics *observe.Metrics
 	server  *observe.Server
 	store   *dlq.Store      // nil unless a policy stores dead letters
-	fan     *sink.Fanout    // owns the sinks once built
-	targets []sink.Target   // the sinks as opened, for closing them before the fan-out exists
+	fan     *fanout.Fanout  // opens and owns the sinks
+	targets []fanout.Target // the sinks, in the fan-out's order
 	prog    *progress.Store // nil with one sink, or without the progress table
-	saver   *progressSaver  // nil when prog is nil
+	saver   *progress.Saver // nil when prog is nil
 	cp      *checkpoint.Checkpoint
 	cat     *catalog.Catalog
 	stream  *replication.Stream
@@ -151,18 +152,10 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	}
 
 	a.metrics = observe.NewMetrics(opts.Version, cfg.Postgres.Slot)
+	// The checkpoint is the acknowledgement tracker: the fan-out registers
+	// every sink with it and binds each sink's Ack handle to it.
+	a.cp = checkpoint.New(wiring.Checkpoint(cfg), 0)
 	if err := a.openSinks(ctx); err != nil {
-		return nil, err
-	}
-	var dead sink.DeadLetterer
-	if a.store != nil {
-		dead = a.store
-	}
-	a.fan, err = sink.NewFanout(a.targets, logger, sink.Hooks{
-		Published:    a.metrics.Published,
-		DeadLettered: func(name string, _ *event.Event) { a.metrics.DeadLettered(name) },
-	}, dead)
-	if err != nil {
 		return nil, err
 	}
 	if err := a.openProgress(ctx); err != nil {
@@ -175,7 +168,6 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	if err != nil {
 		return nil, err
 	}
-	a.cp = checkpoint.New(wiring.Checkpoint(cfg), 0)
 	ocfg := wiring.Observe(cfg)
 	ocfg.ShutdownTimeout = closeTail
 	a.server = observe.NewServer(ocfg, a.metrics, a.pg, cfg.Postgres.Slot, logger)
@@ -275,44 +267,43 @@ func (a *App) preflight(ctx context.Context) (string, error) {
 	return serverEncoding, nil
 }
 
-// openSinks opens the configured sinks, then builds the custom ones.
+// openSinks builds the fan-out, which opens the configured sinks, then the
+// custom ones, each with an Ack handle bound to it.
 func (a *App) openSinks(ctx context.Context) error {
 	var obs sink.Observer = a.metrics
 	if a.opts.Observer != nil {
 		obs = multiObserver{a.metrics, a.opts.Observer}
 	}
-	// Until the fan-out exists the sinks are closed here; then it owns them
-	// (and the ones it reopens).
-	a.onClose(func() {
-		if a.sinksClosing.Load() {
-			return
-		}
-		if a.fan != nil {
-			a.fan.Close()
-			return
-		}
-		for _, t := range a.targets {
-			t.Sink.Close()
-		}
-	})
 	for _, sc := range a.cfg.Sinks {
-		sopts := sink.Options{Name: sc.Name, Logger: a.logger, Observer: obs, Index: len(a.targets)}
-		s, err := wiring.OpenSink(ctx, sc, sopts)
-		if err != nil {
-			return err
-		}
 		t := wiring.Target(sc)
-		t.Sink, t.Observer = s, obs
-		t.Reopen = func(ctx context.Context) (sink.Sink, error) { return wiring.OpenSink(ctx, sc, sopts) }
+		t.Open = func(ctx context.Context, o sink.Options) (sink.Sink, error) { return wiring.OpenSink(ctx, sc, o) }
+		t.Reopen = true
 		a.targets = append(a.targets, t)
 	}
 	for i, c := range a.opts.Sinks {
 		if c.Name == "" || c.New == nil {
 			return fmt.Errorf("outboxcdc: Options.Sinks[%d]: a custom sink needs a Name and a New function", i)
 		}
-		sopts := sink.Options{Name: c.Name, Logger: a.logger, Observer: obs, Index: len(a.targets)}
-		a.targets = append(a.targets, sink.Target{Name: c.Name, Route: c.Route, Sink: c.New(sopts), Observer: obs})
+		a.targets = append(a.targets, fanout.Target{Name: c.Name, Route: c.Route,
+			Open: func(_ context.Context, o sink.Options) (sink.Sink, error) { return c.New(o), nil }})
 	}
+	fcfg := fanout.Config{Targets: a.targets, Checkpoint: a.cp, Logger: a.logger, Observer: obs, Hooks: fanout.Hooks{
+		Published:    a.metrics.Published,
+		DeadLettered: func(name string, _ *event.Event) { a.metrics.DeadLettered(name) },
+	}}
+	if a.store != nil {
+		fcfg.Dead = a.store
+	}
+	fan, err := fanout.New(ctx, fcfg)
+	if err != nil {
+		return err
+	}
+	a.fan = fan
+	a.onClose(func() {
+		if !a.sinksClosing.Load() {
+			a.fan.Close()
+		}
+	})
 	return nil
 }
 
@@ -333,10 +324,10 @@ func (a *App) openProgress(ctx context.Context) error {
 		prog.Close()
 		return nil
 	}
-	a.fan.Resume(pos)
+	a.cp.Restore(pos)
 	a.prog = prog
 	a.onClose(prog.Close)
-	a.saver = &progressSaver{st: prog, progress: a.fan.Progress, logger: a.logger, saved: map[string]uint64{}}
+	a.saver = progress.NewSaver(prog, a.cp.Positions, a.logger)
 	return nil
 }
 
@@ -406,20 +397,13 @@ func (a *App) storeInvalid(derr *decoder.Error) error {
 		a.metrics.NonTransactionalMessage()
 	}
 	ctx := a.streamContext()
-	for try := 1; ; try++ {
-		err := a.store.PutRow(ctx, derr)
-		if err == nil {
-			a.logger.Warn("row stored as a dead letter", "err", derr.Error())
-			a.metrics.DeadLettered("decoder")
-			return nil
-		}
-		if try == 1 {
-			a.logger.Warn("cannot store dead letter; retrying", "err", err)
-		}
-		if sleep(ctx, try) != nil {
-			return ctx.Err()
-		}
+	put := func(ctx context.Context) error { return a.store.PutRow(ctx, derr) }
+	if err := dlq.Keep(ctx, a.logger, nil, put, "table", derr.Table, "row", derr.RowID); err != nil {
+		return err
 	}
+	a.logger.Warn("row stored as a dead letter", "err", derr.Error())
+	a.metrics.DeadLettered("decoder")
+	return nil
 }
 
 // multiObserver feeds two observers.

@@ -7,6 +7,7 @@ import (
 
 	"github.com/outbox-cdc/outbox-cdc/config"
 	"github.com/outbox-cdc/outbox-cdc/internal/decoder"
+	"github.com/outbox-cdc/outbox-cdc/internal/fanout"
 	"github.com/outbox-cdc/outbox-cdc/internal/replication"
 )
 
@@ -125,14 +126,15 @@ func (a *App) Snapshot() Snapshot {
 	}
 	health := map[string]SinkState{}
 	for _, sh := range a.metrics.SinkHealths() {
-		health[sh.Name] = SinkState{Pending: sh.Pending, LastError: sh.LastError, LastErrorSince: sh.ErrorAt, ProgressAt: sh.Progress}
+		health[sh.Name] = SinkState{LastError: sh.LastError, LastErrorSince: sh.ErrorAt, ProgressAt: sh.Progress}
 	}
-	acked := a.fan.Progress()
-	paused := a.pausedSinks()
-	for _, t := range a.targets {
-		ss := health[t.Name]
-		ss.Name, ss.Paused = t.Name, paused[t.Name]
-		ss.AcknowledgedLSN = decoder.FormatLSN(acked[t.Name])
+	for _, fs := range a.fan.State() {
+		ss := health[fs.Name]
+		ss.Name, ss.Paused, ss.Pending = fs.Name, fs.Paused, fs.Pending
+		if fs.Err != nil {
+			ss.LastError, ss.LastErrorSince = fs.Err.Error(), fs.Since
+		}
+		ss.AcknowledgedLSN = decoder.FormatLSN(fs.Acked)
 		s.Sinks = append(s.Sinks, ss)
 	}
 	return s
@@ -142,81 +144,37 @@ func (a *App) Snapshot() Snapshot {
 // name that is no sink of the application.
 var ErrUnknownSink = errors.New("outboxcdc: no such sink")
 
-// ErrPauseUnsupported is returned by PauseSink and ResumeSink while the
-// sink fan-out cannot pause a sink.
-var ErrPauseUnsupported = errors.New("outboxcdc: pausing a sink is not supported yet")
-
-// sinkPauser is the fan-out's pause control (issue 10's fan-out contract):
-// a paused sink is handed nothing, its events stay unacknowledged, so the
-// window fills and the reader stops exactly as with a down broker; Resume
-// delivers in order.
-type sinkPauser interface {
-	Pause(name string) error
-	Resume(name string) error
-	Paused(name string) bool
-}
-
 // PauseSink stops handing events to the sink named name. Its events stay
 // unacknowledged: the slot holds, the window fills and the stream stops
-// reading, exactly as with a broker that is down; nothing is lost. It
-// returns an error matching ErrUnknownSink for a name that is no sink, and
-// ErrPauseUnsupported while the fan-out cannot pause. Safe for concurrent
-// use.
+// reading, exactly as with a broker that is down; nothing is lost. The
+// pause lasts until ResumeSink or the end of the process (a restart
+// resumes). It returns an error matching ErrUnknownSink for a name that is
+// no sink. Safe for concurrent use.
 func (a *App) PauseSink(name string) error {
-	p, err := a.pauser(name)
-	if err != nil {
-		return err
-	}
-	if err := p.Pause(name); err != nil {
-		return err
+	if err := a.fan.Pause(name); err != nil {
+		return a.sinkError(name, err)
 	}
 	a.logger.Info("sink paused", "sink", name)
 	return nil
 }
 
 // ResumeSink hands a paused sink its events again, in order. It returns an
-// error matching ErrUnknownSink for a name that is no sink, and
-// ErrPauseUnsupported while the fan-out cannot pause. Safe for concurrent
-// use.
+// error matching ErrUnknownSink for a name that is no sink. Safe for
+// concurrent use.
 func (a *App) ResumeSink(name string) error {
-	p, err := a.pauser(name)
-	if err != nil {
-		return err
-	}
-	if err := p.Resume(name); err != nil {
-		return err
+	if err := a.fan.Resume(name); err != nil {
+		return a.sinkError(name, err)
 	}
 	a.logger.Info("sink resumed", "sink", name)
 	return nil
 }
 
-func (a *App) pauser(name string) (sinkPauser, error) {
-	known := false
-	for _, t := range a.targets {
-		known = known || t.Name == name
+// sinkError maps the fan-out's unknown-sink error to ErrUnknownSink.
+func (a *App) sinkError(name string, err error) error {
+	if errors.Is(err, fanout.ErrUnknownSink) {
+		return fmt.Errorf("%w: %q", ErrUnknownSink, name)
 	}
-	if !known {
-		return nil, fmt.Errorf("%w: %q", ErrUnknownSink, name)
-	}
-	// TODO(issue 10, fan-out): the fan-out grows Pause and Resume with the
-	// acknowledgement tracker; until it has them this reports
-	// ErrPauseUnsupported. Call them directly once it does.
-	p, ok := any(a.fan).(sinkPauser)
-	if !ok {
-		return nil, ErrPauseUnsupported
-	}
-	return p, nil
-}
-
-// pausedSinks returns the paused sinks by name.
-func (a *App) pausedSinks() map[string]bool {
-	out := map[string]bool{}
-	if p, ok := any(a.fan).(sinkPauser); ok {
-		for _, t := range a.targets {
-			out[t.Name] = p.Paused(t.Name)
-		}
-	}
-	return out
+	return err
 }
 
 // EffectiveConfig returns the configuration the application runs with,

@@ -73,7 +73,7 @@ func (a *App) Run(ctx context.Context) error {
 	})
 	sinkSide := []*supervise.Task{fanTask}
 	if a.saver != nil {
-		sinkSide = append(sinkSide, spawn("progress saver", func() error { a.saver.run(sinkCtx); return nil }))
+		sinkSide = append(sinkSide, spawn("progress saver", func() error { return a.saver.Run(sinkCtx) }))
 	}
 	helpers := []*supervise.Task{spawn("catalog watcher", func() error { a.cat.Run(streamCtx, a.cp.Unbounded); return nil })}
 	if a.retPool != nil {
@@ -135,7 +135,7 @@ func (a *App) Run(ctx context.Context) error {
 		a.logger.Warn("sinks did not close within the shutdown budget; leaving them", "err", err)
 	}
 	if a.saver != nil && supervise.WaitAll(closeCtx, sinkSide...) == nil {
-		a.saver.save(closeCtx)
+		a.saver.Save(closeCtx)
 	}
 	supervise.WaitAll(closeCtx, helpers...)
 

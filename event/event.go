@@ -2,8 +2,9 @@ package event
 
 import (
 	"strings"
-	"sync/atomic"
 	"time"
+
+	"github.com/outbox-cdc/outbox-cdc/internal/ackstate"
 )
 
 // SpecVersion is the CloudEvents specification version every Event conforms to.
@@ -69,58 +70,13 @@ type Event struct {
 	// counts it.
 	Size int
 
-	pending atomic.Int32  // acknowledgements still owed by routed sinks
-	ackedBy atomic.Uint64 // bit i: the sink at fan-out index i acknowledged
-	tracker Tracker
+	// ack is the checkpoint's acknowledgement state (see internal/ackstate).
+	ack ackstate.State
 }
 
-// Tracker is told when every sink an event was routed to has acknowledged it.
-// Done must not block; it is called from sink goroutines.
-type Tracker interface {
-	Done(e *Event)
+func init() {
+	ackstate.Register(func(e any) *ackstate.State { return &e.(*Event).ack })
 }
-
-// Track attaches t to e and records that sinks acknowledgements are owed. With
-// sinks == 0 the event is done at once. Track must be called before the event
-// is handed to any sink.
-func (e *Event) Track(t Tracker, sinks int) {
-	e.tracker = t
-	e.pending.Store(int32(sinks))
-	if sinks == 0 && t != nil {
-		t.Done(e)
-	}
-}
-
-// Ack records one routed sink's acknowledgement. Each sink the event was routed
-// to calls Ack exactly once, after its destination acknowledged the event (or
-// after the event was stored under an explicit dead-letter policy). Ack never
-// blocks and is safe for concurrent use.
-func (e *Event) Ack() {
-	if e.pending.Add(-1) == 0 && e.tracker != nil {
-		e.tracker.Done(e)
-	}
-}
-
-// AckFor records the acknowledgement of the sink at fan-out index i (0 to 63)
-// and reports whether it was the first from that sink: a second one is
-// ignored, so a sink that acknowledges twice cannot release the slot early.
-// Never blocks; safe for concurrent use.
-func (e *Event) AckFor(i int) bool {
-	bit := uint64(1) << (uint(i) & 63)
-	for {
-		old := e.ackedBy.Load()
-		if old&bit != 0 {
-			return false
-		}
-		if e.ackedBy.CompareAndSwap(old, old|bit) {
-			e.Ack()
-			return true
-		}
-	}
-}
-
-// AckedFor reports whether the sink at fan-out index i acknowledged e.
-func (e *Event) AckedFor(i int) bool { return e.ackedBy.Load()&(uint64(1)<<(uint(i)&63)) != 0 }
 
 // PartitionKey returns the ordering and partitioning key: the aggregate id, or
 // the event id when the row has none (such events are unordered).

@@ -2,74 +2,10 @@ package event_test
 
 import (
 	"encoding/json"
-	"sync"
-	"sync/atomic"
 	"testing"
 
 	"github.com/outbox-cdc/outbox-cdc/event"
 )
-
-// countTracker counts Done calls per event.
-type countTracker struct {
-	mu   sync.Mutex
-	done map[*event.Event]int
-}
-
-func (c *countTracker) Done(e *event.Event) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.done == nil {
-		c.done = map[*event.Event]int{}
-	}
-	c.done[e]++
-}
-
-func (c *countTracker) count(e *event.Event) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.done[e]
-}
-
-func TestTrackAck(t *testing.T) {
-	t.Parallel()
-	for _, sinks := range []int{0, 1, 2, 5} {
-		tr := &countTracker{}
-		e := &event.Event{ID: "1"}
-		e.Track(tr, sinks)
-		for i := 0; i < sinks; i++ {
-			if got := tr.count(e); got != 0 {
-				t.Fatalf("%d sinks: Done after %d acks", sinks, i)
-			}
-			e.Ack()
-		}
-		if got := tr.count(e); got != 1 {
-			t.Errorf("%d sinks: Done called %d times after every ack, want once", sinks, got)
-		}
-	}
-}
-
-func TestAckConcurrent(t *testing.T) {
-	t.Parallel()
-	const sinks = 16
-	var done atomic.Int32
-	tr := trackerFunc(func(*event.Event) { done.Add(1) })
-	for range 200 {
-		e := &event.Event{}
-		e.Track(tr, sinks)
-		var wg sync.WaitGroup
-		for range sinks {
-			wg.Go(e.Ack)
-		}
-		wg.Wait()
-	}
-	if got := done.Load(); got != 200 {
-		t.Errorf("Done called %d times for 200 events, want 200", got)
-	}
-}
-
-type trackerFunc func(*event.Event)
-
-func (f trackerFunc) Done(e *event.Event) { f(e) }
 
 func TestPartitionKeyAndExtension(t *testing.T) {
 	t.Parallel()

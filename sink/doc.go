@@ -1,11 +1,13 @@
 // Package sink defines the Sink interface that every destination implements,
-// the routing of events to sinks, and the fan-out that runs one pipeline per
-// sink.
+// the options every sink is built with, the routing of events to sinks, and
+// the one predicate for failures that retrying cannot fix ([IsPermanent]).
 //
 // A sink is asynchronous: Publish hands it events in order and returns once it
-// has taken them; the sink calls [event.Event.Ack] on each event only after its
-// broker acknowledged it. The checkpoint counts those acknowledgements, so a
-// sink must never acknowledge an event it merely sent.
+// has taken them; the sink calls its acknowledgement handle, Options.Ack, on
+// each event only after its broker acknowledged it. The handle is bound to the
+// sink by the fan-out (internal/fanout), so a sink has no index or other state
+// to keep in step with anything; the checkpoint counts those
+// acknowledgements, so a sink must never acknowledge an event it merely sent.
 //
 // Destinations (topic, subject, stream) are [Template]s over the event,
 // checked against the broker's [DestinationRules]: a name that cannot exist,

@@ -10,8 +10,9 @@ import (
 // Every method must be cheap, must not block and must be safe for concurrent
 // use.
 type Observer interface {
-	// Acked is called once per event after the destination acknowledged it,
-	// right before the sink calls e.Ack.
+	// Acked is called once per event and sink after the destination
+	// acknowledged it: by the sink's Options.Ack handle, before the
+	// acknowledgement is recorded.
 	Acked(sink string, e *event.Event)
 	// Retried is called each time a delivery attempt failed and will be
 	// retried.
@@ -36,11 +37,15 @@ type Options struct {
 	Logger *slog.Logger
 	// Observer receives metrics signals; nil means NopObserver.
 	Observer Observer
-	// Index is the sink's position in the fan-out (0 to 63), set by whoever
-	// builds the fan-out: acknowledgements are recorded per sink, so that a
-	// sink reopened after a failure is sent exactly what it did not
-	// acknowledge.
-	Index int
+	// Ack is the sink's acknowledgement handle: the sink calls it exactly
+	// once per event it was handed, after its destination acknowledged the
+	// event, and never for an event it merely sent. It never blocks and is
+	// safe for concurrent use. The fan-out sets it for each sink, bound to
+	// that sink: it tells the Observer (Acked) and records the
+	// acknowledgement, which is what lets the replication slot move; a
+	// second call for the same event is ignored. Nil (a sink used on its
+	// own, as by backfill) means one that only tells the Observer.
+	Ack func(e *event.Event)
 }
 
 // WithDefaults returns o with nil fields replaced by their defaults.
@@ -51,15 +56,9 @@ func (o Options) WithDefaults() Options {
 	if o.Observer == nil {
 		o.Observer = NopObserver{}
 	}
-	return o
-}
-
-// Ack tells o's observer that e was acknowledged by the sink, then acknowledges
-// e. Sinks call it instead of e.Ack.
-func (o Options) Ack(e *event.Event) {
-	if e.AckedFor(o.Index) {
-		return // acknowledged already: never count a sink twice
+	if o.Ack == nil {
+		name, obs := o.Name, o.Observer
+		o.Ack = func(e *event.Event) { obs.Acked(name, e) }
 	}
-	o.Observer.Acked(o.Name, e)
-	e.AckFor(o.Index)
+	return o
 }

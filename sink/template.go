@@ -172,7 +172,7 @@ func (t *Template) check(name string) error {
 }
 
 // Templated is implemented by sinks that name destinations with templates;
-// NewFanout probes them once at start and warns about the events they
+// the fan-out probes them once at start and warns about the events they
 // cannot place.
 type Templated interface {
 	Templates() []*Template

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/user"
 	"strconv"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -194,10 +195,6 @@ func dlqReplay(ctx context.Context, cfg *config.Config, store *dlq.Store, ids []
 	return nil
 }
 
-type doneTracker chan struct{}
-
-func (d doneTracker) Done(*event.Event) { close(d) }
-
 func replayOne(ctx context.Context, cfg *config.Config, store *dlq.Store, l dlq.Letter) error {
 	if l.Status != dlq.StatusPending {
 		return fmt.Errorf("status is %s, not pending", l.Status)
@@ -225,13 +222,13 @@ func replayOne(ctx context.Context, cfg *config.Config, store *dlq.Store, l dlq.
 	if lsn, err := pglogrepl.ParseLSN(l.CommitLSN); err == nil {
 		e.CommitLSN = uint64(lsn)
 	}
-	s, err := wiring.OpenSink(ctx, *sc, sink.Options{Name: sc.Name})
+	done := make(chan struct{})
+	var once sync.Once
+	s, err := wiring.OpenSink(ctx, *sc, sink.Options{Name: sc.Name, Ack: func(*event.Event) { once.Do(func() { close(done) }) }})
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	done := make(doneTracker)
-	e.Track(done, 1)
 	rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	err = s.Publish(rctx, []*event.Event{e})

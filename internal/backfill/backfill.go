@@ -328,7 +328,6 @@ func (r *runner) event(e *event.Event) {
 			o.pending = append(o.pending, e)
 		}
 	}
-	e.Track(nil, n)
 	if r.opts.DryRun {
 		to := "no sink (no route matches)"
 		if n > 0 {

@@ -81,14 +81,14 @@ func entryIDError(name, how string) error {
 // sink publishes with relaxed_order: old events cannot follow the stream's
 // last message in its Nats-Expected-Last-Msg-Id chain.
 func (r *runner) openSinks(ctx context.Context) error {
-	for i, o := range r.outs {
+	for _, o := range r.outs {
 		sc := o.sc
 		if sc.Type == config.SinkNATS && sc.NATS != nil {
 			n := *sc.NATS
 			n.RelaxedOrder = true
 			sc.NATS = &n
 		}
-		s, err := wiring.OpenSink(ctx, sc, sink.Options{Name: sc.Name, Logger: r.opts.Logger, Observer: &o.counts, Index: i})
+		s, err := wiring.OpenSink(ctx, sc, sink.Options{Name: sc.Name, Logger: r.opts.Logger, Observer: &o.counts})
 		if err != nil {
 			return err
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/outbox-cdc/outbox-cdc/internal/decoder"
+	"github.com/outbox-cdc/outbox-cdc/internal/pgerr"
 	"github.com/outbox-cdc/outbox-cdc/internal/schema"
 )
 
@@ -318,7 +319,7 @@ func (c *Catalog) inspectLocked(ctx context.Context) error {
 
 func (c *Catalog) connLocked(ctx context.Context) (*pgx.Conn, error) {
 	if c.closed {
-		return nil, errors.New("catalog: closed")
+		return nil, ErrClosed
 	}
 	if c.conn != nil && !c.conn.IsClosed() {
 		return c.conn, nil
@@ -343,18 +344,28 @@ func (c *Catalog) connLocked(ctx context.Context) (*pgx.Conn, error) {
 	return conn, nil
 }
 
-// failedLocked classifies a failed query: with the connection lost it is
-// Unavailable (reconnecting may fix it), otherwise it is returned as it is.
+// failedLocked classifies a failed query, once, where PostgreSQL's error
+// enters: with the connection lost, a timeout or an error a new attempt may
+// not meet (pgerr.Transient) it is Unavailable, and the connection is
+// dropped; otherwise it is a permanent *QueryError.
 func (c *Catalog) failedLocked(err error) error {
-	if c.conn == nil || c.conn.IsClosed() || errors.Is(err, context.DeadlineExceeded) {
+	if c.conn == nil || c.conn.IsClosed() || errors.Is(err, context.DeadlineExceeded) || pgerr.Transient(err) {
 		if c.conn != nil {
 			c.conn.Close(context.Background())
 			c.conn = nil
 		}
 		return &Unavailable{Err: err}
 	}
-	return err
+	return &QueryError{Err: err}
 }
+
+// ErrClosed is returned by a Catalog used after Close. It is permanent.
+var ErrClosed error = closedError{}
+
+type closedError struct{}
+
+func (closedError) Error() string   { return "catalog: closed" }
+func (closedError) Permanent() bool { return true }
 
 // Unavailable is a catalog lookup that could not reach the server.
 // Reconnecting may fix it: the replication stream reconnects and the server
@@ -364,5 +375,17 @@ type Unavailable struct{ Err error }
 func (e *Unavailable) Error() string { return e.Err.Error() }
 func (e *Unavailable) Unwrap() error { return e.Err }
 
-// Temporary reports that reconnecting may fix the error.
-func (e *Unavailable) Temporary() bool { return true }
+// Permanent reports false: reconnecting may fix the error (see
+// sink.IsPermanent).
+func (e *Unavailable) Permanent() bool { return false }
+
+// QueryError is a catalog query the server refused in a way a new attempt
+// meets again (a missing privilege on the catalog, say): the stream stops
+// with it.
+type QueryError struct{ Err error }
+
+func (e *QueryError) Error() string { return e.Err.Error() }
+func (e *QueryError) Unwrap() error { return e.Err }
+
+// Permanent reports true (see sink.IsPermanent).
+func (e *QueryError) Permanent() bool { return true }

@@ -2,11 +2,15 @@ package checkpoint
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"math/bits"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/outbox-cdc/outbox-cdc/event"
+	"github.com/outbox-cdc/outbox-cdc/internal/ackstate"
 )
 
 // Default window bounds.
@@ -25,9 +29,13 @@ type Config struct {
 	MaxBytes int64
 }
 
-// Checkpoint tracks in-flight transactions and the window. Begin, Add, Commit,
-// Keepalive and Wait are called by the one goroutine that reads the
-// replication stream; Safe, Drain and the acknowledgement path are safe for
+// MaxSinks is the most sinks one Checkpoint tracks.
+const MaxSinks = 64
+
+// Checkpoint tracks in-flight transactions, per-sink acknowledgements and the
+// window. AddSink and Restore are called before the stream starts; Begin, Add,
+// Commit, Keepalive and Wait by the one goroutine that reads the replication
+// stream; Safe, Drain, the progress and the acknowledgement path are safe for
 // concurrent use.
 type Checkpoint struct {
 	maxEvents int64
@@ -40,9 +48,23 @@ type Checkpoint struct {
 	space    chan struct{} // signalled when the window drops below its bounds
 	progress chan struct{} // signalled when a transaction completes
 
-	mu   sync.Mutex // guards the fields below
-	txs  []*Tx      // in commit order; txs[0] is the oldest in flight
-	safe uint64     // end LSN of the completed prefix, or the last keepalive WAL end
+	mu     sync.Mutex // guards the fields below
+	txs    []*Tx      // in commit order; txs[0] is the oldest in flight
+	safe   uint64     // end LSN of the completed prefix, or the last keepalive WAL end
+	passed uint64     // commit LSN + 1 of the newest transaction taken off txs, or 0
+	sinks  []*Sink    // registered by AddSink, in bit order
+	all    uint64     // the bits of every registered sink
+	begun  bool       // a transaction began: no more AddSink
+
+	// The reader goroutine's own: Add counts an event into its sinks' owed
+	// counters of the transaction here, with plain increments, and hands
+	// the sums over (one atomic add per sink) every publishEvery events and
+	// at Commit, so the counters are exact for every committed transaction,
+	// which is all Progress reads.
+	floors   bool // some sink has a restored position (Restore)
+	cur      *Tx
+	curOwed  []int64 // per sink, not yet added to cur.owed
+	curAdded int     // events counted into curOwed since the last hand-over
 
 	lastAck atomic.Pointer[Tx] // newest completed transaction, for lag
 
@@ -68,29 +90,160 @@ func New(cfg Config, start uint64) *Checkpoint {
 	}
 }
 
+// Sink is one sink's part of the checkpoint: its acknowledgements and its
+// progress. Its methods are safe for concurrent use and never block, except
+// Progress and Pending, which take the checkpoint's lock briefly.
+type Sink struct {
+	c     *Checkpoint
+	name  string
+	idx   int
+	bit   uint64
+	floor uint64        // restored position (Restore): events committed below it are not routed here
+	last  atomic.Uint64 // the highest Progress returned
+}
+
+// ErrTooManySinks is returned by AddSink past MaxSinks sinks.
+var ErrTooManySinks = errors.New("checkpoint: at most 64 sinks")
+
+// AddSink registers a sink. Sinks must be registered before the first
+// Begin, each under its own name. It returns ErrTooManySinks past MaxSinks.
+func (c *Checkpoint) AddSink(name string) (*Sink, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.begun:
+		return nil, fmt.Errorf("checkpoint: sink %s registered after the first transaction began", name)
+	case len(c.sinks) >= MaxSinks:
+		return nil, ErrTooManySinks
+	}
+	for _, s := range c.sinks {
+		if s.name == name {
+			return nil, fmt.Errorf("checkpoint: two sinks are named %q", name)
+		}
+	}
+	s := &Sink{c: c, name: name, idx: len(c.sinks), bit: 1 << len(c.sinks)}
+	c.sinks = append(c.sinks, s)
+	c.all |= s.bit
+	return s, nil
+}
+
+// Name returns the name the sink was registered under.
+func (s *Sink) Name() string { return s.name }
+
+// Bit returns the sink's bit in a set of routes (see Checkpoint.Add).
+func (s *Sink) Bit() uint64 { return s.bit }
+
+// Owes reports whether e was routed to the sink and the sink has not
+// acknowledged it yet.
+func (s *Sink) Owes(e *event.Event) bool { return ackstate.Of(e).Owed()&s.bit != 0 }
+
+// Ack records the sink's acknowledgement of e and reports whether it counted:
+// a second acknowledgement of e by the sink, or one for an event the sink
+// does not owe, is ignored and returns false. The event is done, and its
+// window space free, once every sink it was routed to acknowledged it.
+func (s *Sink) Ack(e *event.Event) bool {
+	st := ackstate.Of(e)
+	old := st.Ack(s.bit)
+	if old&s.bit == 0 {
+		return false
+	}
+	t := st.Owner.(*Tx)
+	t.owed[s.idx].Add(-1)
+	if old == s.bit { // the last sink that owed it
+		t.cp.release(e.Size)
+		if t.pending.Add(-1) == 0 {
+			t.cp.complete(t)
+		}
+	}
+	return true
+}
+
+// Progress returns the sink's progress: a position below which every event
+// routed to it has been acknowledged by it (events committed below the
+// position Restore gave it included). It never goes back; 0 means nothing is
+// known yet.
+func (s *Sink) Progress() uint64 {
+	c := s.c
+	c.mu.Lock()
+	p := c.passed
+	for _, t := range c.txs {
+		if !t.committed || t.owed[s.idx].Load() > 0 {
+			break
+		}
+		p = t.commitLSN + 1
+	}
+	c.mu.Unlock()
+	p = max(p, s.floor)
+	for {
+		last := s.last.Load()
+		if p <= last {
+			return last
+		}
+		if s.last.CompareAndSwap(last, p) {
+			return p
+		}
+	}
+}
+
+// Pending returns how many events routed to the sink it has not
+// acknowledged: queued for it, or handed to it and not acknowledged. Of the
+// transaction still being received it may miss up to 256 events.
+func (s *Sink) Pending() int64 {
+	c := s.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var n int64
+	for _, t := range c.txs {
+		n += max(0, t.owed[s.idx].Load()) // below 0 for a while in the transaction being received
+	}
+	return n
+}
+
+// Restore gives each registered sink the position its progress had reached
+// before a restart (as Positions returned it then): events committed below
+// it are not routed to that sink again, and its progress starts there.
+// Names that are not registered are ignored. Call it before the first Add.
+func (c *Checkpoint) Restore(pos map[string]uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, s := range c.sinks {
+		s.floor = pos[s.name]
+		if s.floor > 0 {
+			c.floors = true
+		}
+	}
+}
+
+// Positions returns every registered sink's Progress by name, for the
+// progress table.
+func (c *Checkpoint) Positions() map[string]uint64 {
+	c.mu.Lock()
+	sinks := c.sinks
+	c.mu.Unlock()
+	out := make(map[string]uint64, len(sinks))
+	for _, s := range sinks {
+		out[s.name] = s.Progress()
+	}
+	return out
+}
+
 // Tx is one transaction in flight.
 type Tx struct {
 	cp         *Checkpoint
-	pending    atomic.Int64 // unacknowledged events, plus one until Commit
+	pending    atomic.Int64 // events not yet acknowledged by every routed sink, plus one until Commit
 	done       atomic.Bool
 	commitLSN  uint64
 	end        uint64
 	commitTime time.Time
 	follow     uint64 // a keepalive WAL end received after this transaction
 	committed  bool   // guarded by cp.mu
+
+	owed  []atomic.Int64  // per sink: events routed to it not yet acknowledged by it
+	small [4]atomic.Int64 // owed's storage for up to four sinks
 }
 
 // CommitTime returns the commit timestamp recorded by Commit.
 func (t *Tx) CommitTime() time.Time { return t.commitTime }
-
-// Done implements event.Tracker: it is called once per event after every routed
-// sink acknowledged it. It never blocks.
-func (t *Tx) Done(e *event.Event) {
-	t.cp.release(e.Size)
-	if t.pending.Add(-1) == 0 {
-		t.cp.complete(t)
-	}
-}
 
 // Begin starts tracking a new transaction. Transactions must begin in commit
 // order, which is the order pgoutput sends them in.
@@ -102,23 +255,79 @@ func (c *Checkpoint) BeginAt(commitTime time.Time) *Tx {
 	t := &Tx{cp: c, commitTime: commitTime}
 	t.pending.Store(1)
 	c.mu.Lock()
+	if !c.begun {
+		c.begun = true
+		c.curOwed = make([]int64, len(c.sinks))
+	}
+	if n := len(c.sinks); n <= len(t.small) {
+		t.owed = t.small[:n]
+	} else {
+		t.owed = make([]atomic.Int64, n)
+	}
 	c.txs = append(c.txs, t)
 	c.mu.Unlock()
 	return t
 }
 
-// Add counts e into tx and the window and attaches the acknowledgement
-// tracking for sinks routed sinks. It must be called before e reaches a sink.
-func (c *Checkpoint) Add(tx *Tx, e *event.Event, sinks int) {
+// Add counts e into tx and the window as owed by the sinks in routes (a set
+// of Sink.Bit values; others are ignored), less those whose restored
+// position (Restore) is past e's commit LSN, and returns the sinks that owe
+// it. An event no sink owes is
+// not counted: it is done at once. Add must be called before e reaches a
+// sink, and once per event.
+func (c *Checkpoint) Add(tx *Tx, e *event.Event, routes uint64) uint64 {
+	routes &= c.all
+	if c.floors {
+		for r := routes; r != 0; r &= r - 1 {
+			if s := c.sinks[bits.TrailingZeros64(r)]; e.CommitLSN < s.floor {
+				routes &^= s.bit
+			}
+		}
+	}
+	if routes == 0 {
+		return 0
+	}
+	ackstate.Of(e).Route(routes, tx)
+	if tx != c.cur {
+		c.handOver()
+		c.cur = tx
+	}
+	for r := routes; r != 0; r &= r - 1 {
+		c.curOwed[bits.TrailingZeros64(r)]++
+	}
+	if c.curAdded++; c.curAdded >= publishEvery {
+		c.handOver()
+	}
 	c.events.Add(1)
 	c.bytes.Add(int64(e.Size))
 	tx.pending.Add(1)
-	e.Track(tx, sinks)
+	return routes
+}
+
+// publishEvery is how many events Add counts before it hands the owed counts
+// over to the transaction: Pending may miss up to that many per sink of the
+// transaction being received.
+const publishEvery = 256
+
+// handOver adds the owed counts Add kept to their transaction.
+func (c *Checkpoint) handOver() {
+	if c.cur != nil {
+		for i, n := range c.curOwed {
+			if n != 0 {
+				c.cur.owed[i].Add(n)
+				c.curOwed[i] = 0
+			}
+		}
+	}
+	c.curAdded = 0
 }
 
 // Commit records the transaction's commit and end LSN. After Commit, the
 // transaction completes once its last event is acknowledged.
 func (c *Checkpoint) Commit(tx *Tx, commitLSN, end uint64, commitTime time.Time) {
+	if tx == c.cur {
+		c.handOver()
+	}
 	tx.commitLSN = commitLSN
 	tx.end = end
 	tx.commitTime = commitTime
@@ -135,6 +344,8 @@ func (c *Checkpoint) Commit(tx *Tx, commitLSN, end uint64, commitTime time.Time)
 // whole from the confirmed position; its events already handed to sinks may
 // still be acknowledged, which only releases window space.
 func (c *Checkpoint) DropOpen() {
+	c.handOver()
+	c.cur = nil
 	c.mu.Lock()
 	if n := len(c.txs); n > 0 && !c.txs[n-1].committed {
 		c.txs[n-1] = nil
@@ -201,6 +412,7 @@ func (c *Checkpoint) Unbounded() uint64 {
 	for ; i < len(c.txs) && c.txs[i].done.Load(); i++ {
 		t := c.txs[i]
 		c.safe = max(c.safe, t.end, t.follow)
+		c.passed = max(c.passed, t.commitLSN+1)
 		c.lastAck.Store(t)
 		c.txs[i] = nil
 	}

@@ -3,6 +3,7 @@ package checkpoint_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"sync"
 	"testing"
@@ -12,8 +13,42 @@ import (
 	"github.com/outbox-cdc/outbox-cdc/internal/checkpoint"
 )
 
+// testSinks holds the sinks newCP registered, by checkpoint.
+var testSinks sync.Map
+
+// testSinkCount is how many sinks newCP registers: s0, s1, ...
+const testSinkCount = 4
+
+// newCP returns a Checkpoint with testSinkCount sinks registered.
+func newCP(cfg checkpoint.Config, start uint64) *checkpoint.Checkpoint {
+	c := checkpoint.New(cfg, start)
+	var sinks []*checkpoint.Sink
+	for i := range testSinkCount {
+		s, err := c.AddSink(fmt.Sprint("s", i))
+		if err != nil {
+			panic(err)
+		}
+		sinks = append(sinks, s)
+	}
+	testSinks.Store(c, sinks)
+	return c
+}
+
+// sinkOf returns the sink newCP registered at i.
+func sinkOf(c *checkpoint.Checkpoint, i int) *checkpoint.Sink {
+	s, _ := testSinks.Load(c)
+	return s.([]*checkpoint.Sink)[i]
+}
+
+// routes returns the set of the first n sinks newCP registered.
+func routes(n int) uint64 { return 1<<n - 1 }
+
+// ack acknowledges e as the sink newCP registered at i.
+func ack(c *checkpoint.Checkpoint, e *event.Event, i int) { sinkOf(c, i).Ack(e) }
+
 // txn is one test transaction: its commit and end LSN and its events.
 type txn struct {
+	c      *checkpoint.Checkpoint
 	tx     *checkpoint.Tx
 	commit uint64
 	end    uint64
@@ -21,12 +56,12 @@ type txn struct {
 }
 
 // open begins a transaction and adds n events of size bytes, each routed to
-// sinks sinks. It does not commit.
+// the first sinks sinks. It does not commit.
 func open(c *checkpoint.Checkpoint, commit uint64, n, sinks, size int) *txn {
-	t := &txn{tx: c.Begin(), commit: commit, end: commit + 8}
+	t := &txn{c: c, tx: c.Begin(), commit: commit, end: commit + 8}
 	for i := 0; i < n; i++ {
 		e := &event.Event{Seq: i, Size: size, CommitLSN: commit}
-		c.Add(t.tx, e, sinks)
+		c.Add(t.tx, e, routes(sinks))
 		t.events = append(t.events, e)
 	}
 	return t
@@ -36,11 +71,11 @@ func (t *txn) commitTx(c *checkpoint.Checkpoint) {
 	c.Commit(t.tx, t.commit, t.end, time.Unix(int64(t.commit), 0))
 }
 
-// ackAll acknowledges every event of t once per sink.
+// ackAll acknowledges every event of t by each of the first sinks sinks.
 func (t *txn) ackAll(sinks int) {
 	for _, e := range t.events {
-		for range sinks {
-			e.Ack()
+		for i := range sinks {
+			ack(t.c, e, i)
 		}
 	}
 }
@@ -48,7 +83,7 @@ func (t *txn) ackAll(sinks int) {
 func TestSafeIsLongestCompletedPrefix(t *testing.T) {
 	t.Parallel()
 	const start = 1000
-	c := checkpoint.New(checkpoint.Config{}, start)
+	c := newCP(checkpoint.Config{}, start)
 	if got := c.Safe(); got != start {
 		t.Fatalf("Safe = %d, want the start %d", got, start)
 	}
@@ -86,15 +121,15 @@ func TestSafeIsLongestCompletedPrefix(t *testing.T) {
 
 func TestPartialAcksHoldSafe(t *testing.T) {
 	t.Parallel()
-	c := checkpoint.New(checkpoint.Config{}, 0)
+	c := newCP(checkpoint.Config{}, 0)
 	a := open(c, 100, 3, 1, 1)
 	a.commitTx(c)
-	a.events[0].Ack()
-	a.events[2].Ack()
+	ack(c, a.events[0], 0)
+	ack(c, a.events[2], 0)
 	if got := c.Safe(); got != 0 {
 		t.Errorf("Safe = %d with one event unacknowledged, want 0", got)
 	}
-	a.events[1].Ack()
+	ack(c, a.events[1], 0)
 	if got := c.Safe(); got != a.end {
 		t.Errorf("Safe = %d, want %d", got, a.end)
 	}
@@ -102,17 +137,17 @@ func TestPartialAcksHoldSafe(t *testing.T) {
 
 func TestEventRoutedToTwoSinksNeedsBothAcks(t *testing.T) {
 	t.Parallel()
-	c := checkpoint.New(checkpoint.Config{}, 0)
+	c := newCP(checkpoint.Config{}, 0)
 	a := open(c, 100, 1, 2, 1)
 	a.commitTx(c)
-	a.events[0].Ack()
+	ack(c, a.events[0], 0)
 	if got := c.Safe(); got != 0 {
 		t.Errorf("Safe = %d after one of two sinks acknowledged, want 0", got)
 	}
 	if ev, _ := c.InFlight(); ev != 1 {
 		t.Errorf("InFlight events = %d after one of two acks, want 1", ev)
 	}
-	a.events[0].Ack()
+	ack(c, a.events[0], 1)
 	if got := c.Safe(); got != a.end {
 		t.Errorf("Safe = %d after both acks, want %d", got, a.end)
 	}
@@ -120,7 +155,7 @@ func TestEventRoutedToTwoSinksNeedsBothAcks(t *testing.T) {
 
 func TestEventRoutedNowhereIsDone(t *testing.T) {
 	t.Parallel()
-	c := checkpoint.New(checkpoint.Config{}, 0)
+	c := newCP(checkpoint.Config{}, 0)
 	a := open(c, 100, 2, 0, 50)
 	a.commitTx(c)
 	if got := c.Safe(); got != a.end {
@@ -133,7 +168,7 @@ func TestEventRoutedNowhereIsDone(t *testing.T) {
 
 func TestAckedBeforeCommitCompletesAtCommit(t *testing.T) {
 	t.Parallel()
-	c := checkpoint.New(checkpoint.Config{}, 0)
+	c := newCP(checkpoint.Config{}, 0)
 	a := open(c, 100, 2, 1, 1)
 	a.ackAll(1)
 	if got := c.Safe(); got != 0 {
@@ -157,7 +192,7 @@ func TestAckedBeforeCommitCompletesAtCommit(t *testing.T) {
 
 func TestEmptyTransactions(t *testing.T) {
 	t.Parallel()
-	c := checkpoint.New(checkpoint.Config{}, 0)
+	c := newCP(checkpoint.Config{}, 0)
 	a := open(c, 100, 1, 1, 1)
 	a.commitTx(c)
 	empty := open(c, 200, 0, 1, 1)
@@ -178,7 +213,7 @@ func TestEmptyTransactions(t *testing.T) {
 
 func TestKeepalive(t *testing.T) {
 	t.Parallel()
-	c := checkpoint.New(checkpoint.Config{}, 100)
+	c := newCP(checkpoint.Config{}, 100)
 
 	// Idle: the safe position follows the WAL end.
 	c.Keepalive(500)
@@ -233,7 +268,7 @@ func TestKeepalive(t *testing.T) {
 // transaction is still being received is held until that one completes.
 func TestKeepaliveDuringOpenTransaction(t *testing.T) {
 	t.Parallel()
-	c := checkpoint.New(checkpoint.Config{}, 100)
+	c := newCP(checkpoint.Config{}, 100)
 	a := open(c, 600, 1, 1, 1)
 	c.Keepalive(550)
 	a.ackAll(1)
@@ -248,7 +283,7 @@ func TestKeepaliveDuringOpenTransaction(t *testing.T) {
 
 func TestSafeNeverGoesBackwards(t *testing.T) {
 	t.Parallel()
-	c := checkpoint.New(checkpoint.Config{}, 10_000)
+	c := newCP(checkpoint.Config{}, 10_000)
 	// A transaction that ends before the start (replayed after a restart).
 	a := open(c, 5000, 1, 1, 1)
 	a.commitTx(c)
@@ -264,7 +299,7 @@ func TestSafeNeverGoesBackwards(t *testing.T) {
 
 func TestDropOpen(t *testing.T) {
 	t.Parallel()
-	c := checkpoint.New(checkpoint.Config{}, 0)
+	c := newCP(checkpoint.Config{}, 0)
 	a := open(c, 100, 1, 1, 10)
 	a.commitTx(c)
 	a.ackAll(1)
@@ -305,7 +340,7 @@ func TestDropOpen(t *testing.T) {
 
 func TestWindowEvents(t *testing.T) {
 	t.Parallel()
-	c := checkpoint.New(checkpoint.Config{MaxEvents: 3, MaxBytes: 1 << 20}, 0)
+	c := newCP(checkpoint.Config{MaxEvents: 3, MaxBytes: 1 << 20}, 0)
 	a := open(c, 100, 2, 1, 1)
 	if ch := c.Wait(); ch != nil {
 		t.Fatal("Wait returned a channel with 2 of 3 events in flight")
@@ -321,7 +356,7 @@ func TestWindowEvents(t *testing.T) {
 		t.Fatal("space signalled before any ack")
 	default:
 	}
-	e.Ack()
+	ack(c, e, 0)
 	select {
 	case <-ch:
 	case <-time.After(5 * time.Second):
@@ -334,7 +369,7 @@ func TestWindowEvents(t *testing.T) {
 
 func TestWindowBytes(t *testing.T) {
 	t.Parallel()
-	c := checkpoint.New(checkpoint.Config{MaxEvents: 100, MaxBytes: 100}, 0)
+	c := newCP(checkpoint.Config{MaxEvents: 100, MaxBytes: 100}, 0)
 	a := open(c, 100, 1, 1, 60)
 	if c.Wait() != nil {
 		t.Fatal("Wait returned a channel with 60 of 100 bytes")
@@ -345,7 +380,7 @@ func TestWindowBytes(t *testing.T) {
 	if ch == nil {
 		t.Fatal("Wait returned nil with 120 of 100 bytes")
 	}
-	big.Ack()
+	ack(c, big, 0)
 	select {
 	case <-ch:
 	case <-time.After(5 * time.Second):
@@ -356,7 +391,7 @@ func TestWindowBytes(t *testing.T) {
 	}
 
 	// One event larger than the whole window still passes, alone.
-	a.events[0].Ack()
+	ack(c, a.events[0], 0)
 	if c.Wait() != nil {
 		t.Fatal("Wait returned a channel with nothing in flight")
 	}
@@ -369,7 +404,7 @@ func TestWindowBytes(t *testing.T) {
 
 func TestWindowDefaults(t *testing.T) {
 	t.Parallel()
-	c := checkpoint.New(checkpoint.Config{}, 0)
+	c := newCP(checkpoint.Config{}, 0)
 	a := c.Begin()
 	for i := 0; i < checkpoint.DefaultMaxEvents-1; i++ {
 		c.Add(a, &event.Event{Size: 1}, 1)
@@ -382,7 +417,7 @@ func TestWindowDefaults(t *testing.T) {
 		t.Fatalf("not full at the default %d events", checkpoint.DefaultMaxEvents)
 	}
 
-	c = checkpoint.New(checkpoint.Config{}, 0)
+	c = newCP(checkpoint.Config{}, 0)
 	c.Add(c.Begin(), &event.Event{Size: checkpoint.DefaultMaxBytes - 1}, 1)
 	if c.Wait() != nil {
 		t.Fatal("full below the default byte bound")
@@ -395,7 +430,7 @@ func TestWindowDefaults(t *testing.T) {
 
 func TestDrain(t *testing.T) {
 	t.Parallel()
-	c := checkpoint.New(checkpoint.Config{}, 0)
+	c := newCP(checkpoint.Config{}, 0)
 	if got, err := c.Drain(context.Background()); err != nil || got != 0 {
 		t.Fatalf("Drain with nothing in flight = %d, %v", got, err)
 	}
@@ -426,7 +461,7 @@ func TestDrain(t *testing.T) {
 
 func TestDrainHonoursContext(t *testing.T) {
 	t.Parallel()
-	c := checkpoint.New(checkpoint.Config{}, 42)
+	c := newCP(checkpoint.Config{}, 42)
 	a := open(c, 100, 1, 1, 1)
 	a.commitTx(c)
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
@@ -454,15 +489,19 @@ func TestConcurrentAcks(t *testing.T) {
 		sinks   = 2
 		workers = 8
 	)
-	c := checkpoint.New(checkpoint.Config{MaxEvents: numTx * perTx, MaxBytes: 1 << 30}, 0)
+	c := newCP(checkpoint.Config{MaxEvents: numTx * perTx, MaxBytes: 1 << 30}, 0)
 	txs := make([]*txn, numTx)
-	var acks []*event.Event
+	type ackOf struct {
+		e    *event.Event
+		sink int
+	}
+	var acks []ackOf
 	for i := range txs {
 		txs[i] = open(c, uint64(i+1)*100, perTx, sinks, 10)
 		txs[i].commitTx(c)
 		for _, e := range txs[i].events {
-			for range sinks {
-				acks = append(acks, e)
+			for s := range sinks {
+				acks = append(acks, ackOf{e, s})
 			}
 		}
 	}
@@ -516,13 +555,13 @@ func TestConcurrentAcks(t *testing.T) {
 	for w := 0; w < workers; w++ {
 		part := acks[min(w*chunk, len(acks)):min((w+1)*chunk, len(acks))]
 		wg.Go(func() {
-			for _, e := range part {
+			for _, a := range part {
 				// Record first: an ack counted here may not be seen by
 				// Safe yet, which only makes the check stricter.
 				mu.Lock()
-				acked[e]++
+				acked[a.e]++
 				mu.Unlock()
-				e.Ack()
+				ack(c, a.e, a.sink)
 			}
 		})
 	}
@@ -542,14 +581,14 @@ func TestConcurrentAcks(t *testing.T) {
 // by the acks of other goroutines (no lost wake-up).
 func TestWaitSignalRace(t *testing.T) {
 	t.Parallel()
-	c := checkpoint.New(checkpoint.Config{MaxEvents: 4, MaxBytes: 1 << 20}, 0)
+	c := newCP(checkpoint.Config{MaxEvents: 4, MaxBytes: 1 << 20}, 0)
 	const total = 2000
 	queue := make(chan *event.Event, total)
 	var wg sync.WaitGroup
 	for range 4 {
 		wg.Go(func() {
 			for e := range queue {
-				e.Ack()
+				ack(c, e, 0)
 			}
 		})
 	}
@@ -585,7 +624,7 @@ func TestWaitSignalRace(t *testing.T) {
 // only rises and Safe never goes backwards.
 func TestBoundCapsSafe(t *testing.T) {
 	t.Parallel()
-	c := checkpoint.New(checkpoint.Config{}, 100)
+	c := newCP(checkpoint.Config{}, 100)
 	c.Bound(150)
 	c.Keepalive(500)
 	if got, want := c.Safe(), uint64(150); got != want {
@@ -610,7 +649,7 @@ func TestBoundCapsSafe(t *testing.T) {
 		t.Fatalf("Safe with the bound past everything = %d, want the transaction's end 608", got)
 	}
 	// A server shutting down lifts the cap until the next Bound.
-	c2 := checkpoint.New(checkpoint.Config{}, 100)
+	c2 := newCP(checkpoint.Config{}, 100)
 	c2.Bound(150)
 	c2.Keepalive(900)
 	c2.Lift()

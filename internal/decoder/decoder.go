@@ -93,7 +93,11 @@ func (d *Decoder) Reset() {
 }
 
 // Decode decodes one pgoutput message (the payload of an XLogData message that
-// started at walStart) and calls h. The message bytes are not retained.
+// started at walStart) and calls h. The message bytes are not retained. Its
+// errors say whether retrying can help (sink.IsPermanent): an *Error (a row
+// that cannot become an event) and a malformed message (ErrProtocol) are
+// permanent; the Catalog's and h's errors are returned as they are, with
+// their own verdict.
 func (d *Decoder) Decode(walStart uint64, msg []byte, h Handler) error {
 	if len(msg) == 0 {
 		return fmt.Errorf("%w: empty message at LSN %s", ErrProtocol, FormatLSN(walStart))

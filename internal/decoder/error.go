@@ -29,6 +29,10 @@ type Error struct {
 // Unwrap returns Err.
 func (e *Error) Unwrap() error { return e.Err }
 
+// Permanent reports true: decoding the row again gives the same error (see
+// sink.IsPermanent). The invalid-row policy decides what happens to it.
+func (e *Error) Permanent() bool { return true }
+
 func (e *Error) Error() string {
 	id := e.RowID
 	if id == "" {

@@ -2,7 +2,6 @@ package decoder
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"time"
 )
@@ -22,8 +21,14 @@ const (
 	msgMessage  = 'M'
 )
 
-// ErrProtocol wraps every malformed-message error.
-var ErrProtocol = errors.New("decoder: malformed pgoutput message")
+// ErrProtocol wraps every malformed-message error. It is permanent (see
+// sink.IsPermanent): the server sends the same bytes again.
+var ErrProtocol error = protocolError{}
+
+type protocolError struct{}
+
+func (protocolError) Error() string   { return "decoder: malformed pgoutput message" }
+func (protocolError) Permanent() bool { return true }
 
 // pgEpoch is 2000-01-01 00:00:00 UTC, the origin of PostgreSQL timestamps.
 var pgEpoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)

@@ -21,12 +21,12 @@ import (
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/outbox-cdc/outbox-cdc/event"
 	"github.com/outbox-cdc/outbox-cdc/internal/decoder"
 	pgc "github.com/outbox-cdc/outbox-cdc/internal/pgconn"
+	"github.com/outbox-cdc/outbox-cdc/internal/pgerr"
 )
 
 // Status of a dead letter.
@@ -67,6 +67,7 @@ type Letter struct {
 type Store struct {
 	pool  *pgxpool.Pool
 	table string // quoted
+	name  string // schema-qualified, as configured
 }
 
 // Open returns a store over a pool of connections to the database pg names,
@@ -78,7 +79,7 @@ func Open(ctx context.Context, pg pgc.Config, table string) (*Store, error) {
 		return nil, fmt.Errorf("dlq: %w", err)
 	}
 	schema, name, _ := strings.Cut(table, ".")
-	return &Store{pool: pool, table: pgx.Identifier{schema, name}.Sanitize()}, nil
+	return &Store{pool: pool, table: pgx.Identifier{schema, name}.Sanitize(), name: table}, nil
 }
 
 // Close closes the connections.
@@ -101,7 +102,7 @@ func (s *Store) PutEvent(ctx context.Context, sink string, e *event.Event, cause
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("dlq: store event %s (source %s) for sink %s: %w", e.ID, e.Source, sink, err)
+		return fmt.Errorf("dlq: store event %s (source %s) for sink %s: %w", e.ID, e.Source, sink, s.mapError(err))
 	}
 	return nil
 }
@@ -124,9 +125,41 @@ func (s *Store) PutRow(ctx context.Context, derr *decoder.Error) error {
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("dlq: store row %s of %s (position %d in transaction %s): %w", derr.RowID, derr.Table, derr.Pos, decoder.FormatLSN(derr.LSN), err)
+		return fmt.Errorf("dlq: store row %s of %s (position %d in transaction %s): %w", derr.RowID, derr.Table, derr.Pos, decoder.FormatLSN(derr.LSN), s.mapError(err))
 	}
 	return nil
+}
+
+// Error is a refusal of the dead-letter table that a new attempt meets
+// again until someone acts: the table is missing, older than this
+// outbox-cdc, or not writable by the role. Fix says what to do. It is
+// permanent (see sink.IsPermanent); Keep still retries it, since the fix
+// needs no restart.
+type Error struct {
+	Table string // the dead-letter table, schema-qualified
+	Fix   string
+	Err   error
+}
+
+func (e *Error) Error() string   { return e.Err.Error() + ": " + e.Fix }
+func (e *Error) Unwrap() error   { return e.Err }
+func (e *Error) Permanent() bool { return true }
+
+// mapError maps PostgreSQL's refusal of a write to the table, by SQLSTATE,
+// to an *Error that says what to do; other errors are returned as they are.
+func (s *Store) mapError(err error) error {
+	var fix string
+	switch pgerr.Code(err) {
+	case "42P01": // undefined_table
+		fix = "the dead-letter table " + s.name + " does not exist: run `outbox-cdc setup`"
+	case "42703", "42P10": // undefined_column; no unique index for ON CONFLICT
+		fix = "the dead-letter table " + s.name + " is older than this outbox-cdc: run `outbox-cdc setup` to upgrade it"
+	case "42501": // insufficient_privilege
+		fix = "the role cannot write the dead-letter table " + s.name + ": grant SELECT, INSERT, UPDATE on it and USAGE on its id sequence (docs/security.md)"
+	default:
+		return err
+	}
+	return &Error{Table: s.name, Fix: fix, Err: err}
 }
 
 // put runs insert with the letter's text columns as they are; should the
@@ -137,8 +170,7 @@ func (s *Store) PutRow(ctx context.Context, derr *decoder.Error) error {
 // never refused.
 func (s *Store) put(ctx context.Context, insert func(txt func(string) string) error) error {
 	err := insert(plainText)
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && strings.HasPrefix(pgErr.Code, "22") {
+	if strings.HasPrefix(pgerr.Code(err), "22") {
 		err = insert(asciiText)
 	}
 	return err

@@ -5,13 +5,14 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"math/bits"
 	"time"
 
 	"github.com/outbox-cdc/outbox-cdc/event"
 	"github.com/outbox-cdc/outbox-cdc/internal/checkpoint"
 	"github.com/outbox-cdc/outbox-cdc/internal/decoder"
+	"github.com/outbox-cdc/outbox-cdc/internal/fanout"
 	"github.com/outbox-cdc/outbox-cdc/internal/replication"
-	"github.com/outbox-cdc/outbox-cdc/sink"
 )
 
 // flushEvery is how many events of one transaction are queued before the sinks
@@ -20,7 +21,9 @@ const flushEvery = 256
 
 // Hooks observe the pipeline; every field is optional and must not block.
 type Hooks struct {
-	// Decoded is called for each event before it is routed.
+	// Decoded is called for each event with the number of sinks it is
+	// routed to (not counting those that acknowledged it before a restart),
+	// before any of them sees it.
 	Decoded func(e *event.Event, routes int)
 	// Invalid, if set, takes a row or message that cannot become an event
 	// (the dead-letter policy) and returns once it is stored; the stream
@@ -40,7 +43,7 @@ type Hooks struct {
 type Pipeline struct {
 	dec   *decoder.Decoder
 	cp    *checkpoint.Checkpoint
-	fan   *sink.Fanout
+	fan   *fanout.Fanout
 	hooks Hooks
 
 	tx        *checkpoint.Tx
@@ -53,7 +56,7 @@ var (
 )
 
 // New returns a Pipeline.
-func New(dec *decoder.Decoder, cp *checkpoint.Checkpoint, fan *sink.Fanout, hooks Hooks) *Pipeline {
+func New(dec *decoder.Decoder, cp *checkpoint.Checkpoint, fan *fanout.Fanout, hooks Hooks) *Pipeline {
 	return &Pipeline{dec: dec, cp: cp, fan: fan, hooks: hooks}
 }
 
@@ -109,13 +112,12 @@ func (p *Pipeline) Begin(_ uint64, commitTime time.Time) error {
 
 // Event implements decoder.Handler.
 func (p *Pipeline) Event(e *event.Event) error {
-	n := p.fan.Routes(e)
+	routes := p.cp.Add(p.tx, e, p.fan.Route(e))
 	if p.hooks.Decoded != nil {
-		p.hooks.Decoded(e, n)
+		p.hooks.Decoded(e, bits.OnesCount64(routes))
 	}
-	p.cp.Add(p.tx, e, n)
-	if n > 0 {
-		p.fan.Add(e)
+	if routes != 0 {
+		p.fan.Add(e, routes)
 		if p.unflushed++; p.unflushed >= flushEvery {
 			p.flush()
 		}
@@ -126,7 +128,6 @@ func (p *Pipeline) Event(e *event.Event) error {
 // Commit implements decoder.Handler.
 func (p *Pipeline) Commit(commitLSN, endLSN uint64, commitTime time.Time) error {
 	p.cp.Commit(p.tx, commitLSN, endLSN, commitTime)
-	p.fan.Committed(commitLSN)
 	p.tx = nil
 	p.flush()
 	return nil

@@ -18,15 +18,17 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	pgc "github.com/outbox-cdc/outbox-cdc/internal/pgconn"
+	"github.com/outbox-cdc/outbox-cdc/sink"
 )
 
 // Consumer takes the replication stream. All methods are called from the
 // Stream's goroutine.
 type Consumer interface {
 	// WAL handles one pgoutput message that starts at walStart. The data is
-	// only valid during the call. An error stops the stream for good, unless
-	// it has a Temporary() bool method that returns true (e.g. a catalog
-	// lookup that could not reach the server): then the stream reconnects
+	// only valid during the call. A permanent error (sink.IsPermanent: a row
+	// that cannot become an event, an outbox table that left the
+	// publication) stops the stream for good; any other error (a catalog
+	// lookup that could not reach the server) makes the stream reconnect,
 	// and the server sends the message again.
 	WAL(walStart uint64, data []byte) error
 	// Keepalive reports the server's WAL end from a keepalive message.
@@ -89,6 +91,9 @@ type FatalError struct{ Err error }
 func (e *FatalError) Error() string { return e.Err.Error() }
 func (e *FatalError) Unwrap() error { return e.Err }
 
+// Permanent reports true (see sink.IsPermanent).
+func (e *FatalError) Permanent() bool { return true }
+
 // Stream owns one replication connection at a time.
 type Stream struct {
 	cfg    Config
@@ -150,8 +155,7 @@ func (s *Stream) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		var fatal *FatalError
-		if errors.As(err, &fatal) {
+		if sink.IsPermanent(err) {
 			return err
 		}
 		if streamed {
@@ -473,7 +477,7 @@ func (s *Stream) copyData(conn *pgconn.PgConn, data []byte, floor uint64) error 
 		}
 		walStart := binary.BigEndian.Uint64(data[1:])
 		if err := s.c.WAL(walStart, data[25:]); err != nil {
-			if temporary(err) {
+			if !sink.IsPermanent(err) {
 				return err
 			}
 			return &FatalError{err}
@@ -502,12 +506,6 @@ func (s *Stream) sendStatus(conn *pgconn.PgConn, floor uint64, reply bool) error
 		s.hooks.Status(pos)
 	}
 	return nil
-}
-
-// temporary reports whether a Consumer's error may go away after a reconnect.
-func temporary(err error) bool {
-	var t interface{ Temporary() bool }
-	return errors.As(err, &t) && t.Temporary()
 }
 
 func isTimeout(err error) bool {

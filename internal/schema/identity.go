@@ -220,6 +220,10 @@ func (e *DriftError) Error() string {
 	return "outbox table " + e.Table + " " + e.What + ": " + e.Fix
 }
 
+// Permanent reports true: reconnecting cannot bring the rows back into the
+// stream; the error says what to do (see sink.IsPermanent).
+func (e *DriftError) Permanent() bool { return true }
+
 // Outbox is one configured outbox table as outbox-cdc streams it.
 type Outbox struct {
 	Name string // the configured schema.table

@@ -8,6 +8,7 @@ package wiring
 import (
 	"context"
 	"fmt"
+	"github.com/outbox-cdc/outbox-cdc/internal/fanout"
 
 	"github.com/outbox-cdc/outbox-cdc/config"
 	"github.com/outbox-cdc/outbox-cdc/internal/checkpoint"
@@ -69,8 +70,8 @@ func Redis(s config.Sink) redis.Config { return confhook.Redis(s) }
 
 // Target returns the fan-out settings of a configured sink; the caller adds
 // the sink itself, its reopen function and its observer.
-func Target(s config.Sink) sink.Target {
-	return sink.Target{Name: s.Name, Route: s.Route.Sink(), MaxBatch: s.MaxBatch, Policy: s.Policy, Backoff: confhook.Backoff(s.Retry)}
+func Target(s config.Sink) fanout.Target {
+	return fanout.Target{Name: s.Name, Route: s.Route.Sink(), MaxBatch: s.MaxBatch, Policy: s.Policy, Backoff: confhook.Backoff(s.Retry)}
 }
 
 // OpenSink opens the sink sc describes; opts' nil fields take their

@@ -87,7 +87,8 @@ func BenchmarkPublish(b *testing.B) {
 			topic := c.createTopic(b, 3, nil)
 			cfg := c.config(topic)
 			cfg.ContentMode, cfg.Compression, cfg.Linger = bc.mode, bc.compression, bc.linger
-			s, err := New(context.Background(), cfg, sink.Options{Name: "bench"})
+			tr := &countTracker{}
+			s, err := New(context.Background(), cfg, sink.Options{Name: "bench", Ack: tr.Done})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -95,7 +96,6 @@ func BenchmarkPublish(b *testing.B) {
 
 			const ring = 1 << 16 // > MaxInFlight: an event is reused only after its ack
 			evs := benchEvents(ring)
-			tr := &countTracker{}
 			ctx := context.Background()
 			batch := make([]*event.Event, 0, 256)
 			b.ReportAllocs()
@@ -103,7 +103,6 @@ func BenchmarkPublish(b *testing.B) {
 			cpu0, t0 := cpuTime(), time.Now()
 			for i := 0; i < b.N; i++ {
 				e := evs[i%ring]
-				e.Track(tr, 1)
 				batch = append(batch, e)
 				if len(batch) == cap(batch) || i == b.N-1 {
 					if err := s.Publish(ctx, batch); err != nil {
@@ -138,13 +137,13 @@ func BenchmarkLatency(b *testing.B) {
 			topic := c.createTopic(b, 3, nil)
 			cfg := c.config(topic)
 			cfg.Linger = linger
-			s, err := New(context.Background(), cfg, sink.Options{Name: "bench"})
+			tr := &countTracker{start: make([]time.Time, b.N), lat: make([]time.Duration, b.N)}
+			s, err := New(context.Background(), cfg, sink.Options{Name: "bench", Ack: tr.Done})
 			if err != nil {
 				b.Fatal(err)
 			}
 			defer s.Close()
 			evs := benchEvents(b.N)
-			tr := &countTracker{start: make([]time.Time, b.N), lat: make([]time.Duration, b.N)}
 			ctx := context.Background()
 			const per = 50
 			tick := time.NewTicker(10 * time.Millisecond)
@@ -156,7 +155,6 @@ func BenchmarkLatency(b *testing.B) {
 				now := time.Now()
 				for _, e := range batch {
 					tr.start[e.Seq] = now
-					e.Track(tr, 1)
 				}
 				if err := s.Publish(ctx, batch); err != nil {
 					b.Fatal(err)

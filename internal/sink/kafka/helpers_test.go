@@ -20,6 +20,7 @@ import (
 
 	"github.com/outbox-cdc/outbox-cdc/event"
 	"github.com/outbox-cdc/outbox-cdc/internal/harness"
+	"github.com/outbox-cdc/outbox-cdc/internal/sink/acktest"
 	"github.com/outbox-cdc/outbox-cdc/sink"
 )
 
@@ -260,11 +261,11 @@ func (l *logBuf) count(sub string) int { return strings.Count(l.String(), sub) }
 func testOptions(t *testing.T) (sink.Options, *observer, *logBuf) {
 	obs := &observer{}
 	lb := &logBuf{}
-	return sink.Options{
+	return acktest.Handle(sink.Options{
 		Name:     "kafka-test",
 		Logger:   slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelInfo})),
 		Observer: obs,
-	}, obs, lb
+	}), obs, lb
 }
 
 func newSink(t *testing.T, cfg Config, opts sink.Options) *Sink {
@@ -323,7 +324,7 @@ func makeEvents(tr *tracker, n int, aggregateType string, aggregates []string) [
 			e.Extensions = append(e.Extensions, event.Extension{Name: "traceparent", Value: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"})
 		}
 		e.Size = len(e.Data) + 200
-		e.Track(tr, 1)
+		acktest.Track(e, tr)
 		evs[i] = e
 	}
 	return evs

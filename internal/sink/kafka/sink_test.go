@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/outbox-cdc/outbox-cdc/event"
+	"github.com/outbox-cdc/outbox-cdc/internal/sink/acktest"
 	"github.com/outbox-cdc/outbox-cdc/sink"
 )
 
@@ -272,7 +273,7 @@ func TestNoDataIsTombstone(t *testing.T) {
 		s := newSink(t, cfg, opts)
 		tr := newTracker()
 		e := &event.Event{ID: "x", Source: "/s", Type: "t", AggregateID: "a", DataKind: event.DataNone}
-		e.Track(tr, 1)
+		acktest.Track(e, tr)
 		publishAll(t, s, []*event.Event{e}, 1)
 		r := c.consume(t, 1, false, topic)[0]
 		if mode == ModeBinary && r.Value != nil {
@@ -355,7 +356,7 @@ func TestDynamicTopics(t *testing.T) {
 
 		// An invalid topic name from the template is refused locally.
 		bad := makeEvents(tr2, 1, "bad type!", []string{"x"})
-		if err := s2.Publish(ctx, bad); !sink.Permanent(err) || !errors.Is(err, kerr.InvalidTopicException) {
+		if err := s2.Publish(ctx, bad); !sink.IsPermanent(err) || !errors.Is(err, kerr.InvalidTopicException) {
 			t.Fatalf("Publish with invalid topic name: %v", err)
 		}
 	})
@@ -414,7 +415,7 @@ func TestTooLarge(t *testing.T) {
 		big := func(tr *tracker, id string, n int) *event.Event {
 			e := &event.Event{ID: id, Source: "/s", Type: "t", AggregateID: "agg", DataKind: event.DataBinary,
 				Data: randomBytes(n)}
-			e.Track(tr, 1)
+			acktest.Track(e, tr)
 			return e
 		}
 		ctx := context.Background()

@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nkeys"
 
 	"github.com/outbox-cdc/outbox-cdc/internal/harness"
+	"github.com/outbox-cdc/outbox-cdc/internal/sink/acktest"
 	"github.com/outbox-cdc/outbox-cdc/sink"
 )
 
@@ -68,7 +69,7 @@ func TestAuthentication(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			rec := newRecorder()
-			s, err := New(ctx, cfg, sink.Options{Name: "t1", Observer: rec, Logger: testLogger(t)})
+			s, err := New(ctx, cfg, acktest.Handle(sink.Options{Name: "t1", Observer: rec, Logger: testLogger(t)}))
 			if tc.wantErr != "" {
 				if err == nil {
 					s.Close()

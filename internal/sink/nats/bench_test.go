@@ -10,6 +10,7 @@ import (
 
 	"github.com/outbox-cdc/outbox-cdc/event"
 	"github.com/outbox-cdc/outbox-cdc/internal/harness"
+	"github.com/outbox-cdc/outbox-cdc/internal/sink/acktest"
 )
 
 // benchEvents returns a pool of events shaped like outbox rows: a JSON
@@ -108,7 +109,7 @@ func BenchmarkAckLatency(b *testing.B) {
 	for i, e := range evs {
 		e.ID = fmt.Sprintf("lat-%d-%09d", time.Now().UnixNano(), i)
 		e.Seq = i
-		e.Track(tr, 1)
+		acktest.Track(e, tr)
 	}
 	ctx := context.Background()
 	b.ResetTimer()

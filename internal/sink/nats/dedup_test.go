@@ -13,6 +13,7 @@ import (
 
 	"github.com/outbox-cdc/outbox-cdc/event"
 	"github.com/outbox-cdc/outbox-cdc/internal/harness"
+	"github.com/outbox-cdc/outbox-cdc/internal/sink/acktest"
 )
 
 // dedupEvent is an event as the decoder makes it: identity source + id,
@@ -27,7 +28,7 @@ func dedupEvent(rec *recorder, source, id string, lsn uint64) *event.Event {
 		},
 		Data: []byte(`{"source":"` + source + `"}`), DataKind: event.DataJSON, DataContentType: "application/json",
 	}
-	e.Track(rec, 1)
+	acktest.Track(e, rec)
 	return e
 }
 

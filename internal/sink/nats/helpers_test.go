@@ -22,6 +22,7 @@ import (
 
 	"github.com/outbox-cdc/outbox-cdc/event"
 	"github.com/outbox-cdc/outbox-cdc/internal/harness"
+	"github.com/outbox-cdc/outbox-cdc/internal/sink/acktest"
 	"github.com/outbox-cdc/outbox-cdc/sink"
 )
 
@@ -157,7 +158,7 @@ func newSinkLog(t testing.TB, cfg Config, rec *recorder, log *slog.Logger) *Sink
 	if rec != nil {
 		opts.Observer = rec
 	}
-	s, err := New(ctx, cfg, opts)
+	s, err := New(ctx, cfg, acktest.Handle(opts))
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -211,7 +212,7 @@ func makeEvents(rec *recorder, from, to, aggregates int) []*event.Event {
 		}
 		e.Size = len(e.Data) + 200
 		if rec != nil {
-			e.Track(rec, 1)
+			acktest.Track(e, rec)
 		}
 		evs = append(evs, e)
 	}

@@ -17,6 +17,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/outbox-cdc/outbox-cdc/event"
+	"github.com/outbox-cdc/outbox-cdc/internal/sink/acktest"
 	"github.com/outbox-cdc/outbox-cdc/sink"
 )
 
@@ -143,7 +144,7 @@ func newSink(t testing.TB, srv *testServer, cfg Config, obs sink.Observer, logs 
 	if logs != nil {
 		opts.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	s, err := New(context.Background(), cfg, opts)
+	s, err := New(context.Background(), cfg, acktest.Handle(opts))
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

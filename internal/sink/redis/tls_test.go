@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/outbox-cdc/outbox-cdc/internal/sink/acktest"
 	"github.com/outbox-cdc/outbox-cdc/sink"
 )
 
@@ -81,7 +82,7 @@ func TestTLS(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			obs := newObserver()
 			s, err := New(context.Background(), Config{Address: srv.addr(), TLS: tc.tls, Stream: "tls:" + tc.name, ConnectTimeout: 3 * time.Second, Timeout: 3 * time.Second},
-				sink.Options{Name: "test", Observer: obs})
+				acktest.Handle(sink.Options{Name: "test", Observer: obs}))
 			if tc.wantErr != "" {
 				if err == nil {
 					s.Close()

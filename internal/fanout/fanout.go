@@ -1,4 +1,4 @@
-package sink
+package fanout
 
 import (
 	"context"
@@ -12,23 +12,10 @@ import (
 	"time"
 
 	"github.com/outbox-cdc/outbox-cdc/event"
+	"github.com/outbox-cdc/outbox-cdc/internal/checkpoint"
+	"github.com/outbox-cdc/outbox-cdc/internal/dlq"
 	"github.com/outbox-cdc/outbox-cdc/internal/retry"
-)
-
-// DefaultMaxBatch is the most events one Publish call receives.
-const DefaultMaxBatch = 1024
-
-// Policy says what a sink does with an event it can never deliver.
-type Policy string
-
-// Policies.
-const (
-	// PolicyBlock (the default) keeps retrying the event: the slot holds and
-	// /readyz says why, until the destination accepts it.
-	PolicyBlock Policy = "block"
-	// PolicyDeadLetter stores the event in the dead-letter table, counts it
-	// as acknowledged by this sink, and goes on.
-	PolicyDeadLetter Policy = "dead-letter"
+	"github.com/outbox-cdc/outbox-cdc/sink"
 )
 
 // DeadLetterer stores an event a sink cannot take.
@@ -39,22 +26,26 @@ type DeadLetterer interface {
 // Target is one configured sink with its route.
 type Target struct {
 	Name  string
-	Sink  Sink
-	Route Route
-	// MaxBatch caps the events per Publish call. Default DefaultMaxBatch.
+	Route sink.Route
+	// Open builds the sink from opts: its Name, the Config's Logger, an
+	// Observer that feeds the Config's, and its acknowledgement handle
+	// (Ack), bound to this target. New calls it once; with Reopen, the
+	// fan-out calls it again after a permanent failure. Required.
+	Open func(ctx context.Context, opts sink.Options) (sink.Sink, error)
+	// Reopen makes the fan-out build a fresh sink with Open after a
+	// permanent failure, once the policy resolved the failed event, and
+	// send it, in order, every event the old one had not acknowledged.
+	// Without it a permanent failure stops the fan-out. Default false.
+	Reopen bool
+	// MaxBatch caps the events per Publish call. Default
+	// sink.DefaultMaxBatch.
 	MaxBatch int
-	// Index is set by NewFanout to the target's position in the list; the
-	// sink's Options.Index must be that position.
-	Index int
-	// Reopen builds a fresh sink after a permanent failure; nil makes a
-	// permanent failure stop the fan-out.
-	Reopen func(context.Context) (Sink, error)
-	// Policy for events the sink can never deliver. Default PolicyBlock.
-	Policy Policy
-	// Backoff spaces retries of a blocked event.
+	// Policy for events the sink can never deliver. Default
+	// sink.PolicyBlock.
+	Policy sink.Policy
+	// Backoff spaces retries of a blocked event and of a failed reopen.
+	// The zero value takes retry.Backoff's defaults.
 	Backoff retry.Backoff
-	// Observer receives retries; nil ignores them.
-	Observer Observer
 }
 
 // Hooks observe the fan-out; every field is optional. Hooks are called from
@@ -68,138 +59,157 @@ type Hooks struct {
 	DeadLettered func(sink string, e *event.Event)
 }
 
+// Config configures a Fanout.
+type Config struct {
+	// Targets are the sinks, at least one, each under its own name.
+	Targets []Target
+	// Checkpoint records the acknowledgements. New registers every target
+	// with it (checkpoint.AddSink), so New must come before the
+	// checkpoint's first transaction. Required.
+	Checkpoint *checkpoint.Checkpoint
+	// Logger receives one line per state change; nil discards.
+	Logger *slog.Logger
+	// Observer receives every sink's metrics signals; nil ignores them.
+	Observer sink.Observer
+	// Hooks observe the pipelines.
+	Hooks Hooks
+	// Dead stores the events of targets with sink.PolicyDeadLetter;
+	// required when one has it.
+	Dead DeadLetterer
+}
+
 // Fanout routes events to sinks and runs one pipeline goroutine per sink.
 //
-// Add and Flush are called by the single goroutine that decodes the stream.
-// Run starts the pipelines; Close drains them.
+// Route, Add and Flush are called by the single goroutine that decodes the
+// stream. Run starts the pipelines; Stop drains them; Close closes the
+// sinks.
 type Fanout struct {
 	dead     DeadLetterer
 	stop     chan struct{}
 	stopOnce sync.Once
 	pipes    []*pipeline
+	byName   map[string]*pipeline
 	logger   *slog.Logger
 	hooks    Hooks
 }
 
 type pipeline struct {
 	Target
-	mu     sync.Mutex
+	acks *checkpoint.Sink
+	obs  *observer
+	opts sink.Options // what Open is called with
+	s    sink.Sink    // pipeline goroutine; Close after Run returned
+
+	mu     sync.Mutex // guards queue, spare and paused
 	queue  []*event.Event
 	spare  []*event.Event
+	paused bool
 	signal chan struct{}
 	added  bool // events added since the last Flush; reader goroutine only
 
 	inflight []*event.Event // handed to the sink, maybe not acknowledged; pipeline goroutine only
-
-	skipBelow     uint64        // events committed below this were acknowledged before a restart
-	lastCommitted atomic.Uint64 // commit LSN of the newest transaction fully queued
-	progress      atomic.Uint64 // every routed event committed below this is acknowledged
 }
 
-// NewFanout returns a Fanout over targets. logger may be nil; dead may be nil
-// when no target uses PolicyDeadLetter.
-func NewFanout(targets []Target, logger *slog.Logger, hooks Hooks, dead DeadLetterer) (*Fanout, error) {
+// New opens every target's sink and returns a Fanout over them. When a sink
+// cannot be opened, the ones opened already are closed and the error is
+// returned.
+func New(ctx context.Context, cfg Config) (*Fanout, error) {
+	logger := cfg.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	if len(targets) == 0 {
-		return nil, errors.New("sink: no sinks configured")
+	if cfg.Checkpoint == nil {
+		return nil, errors.New("fanout: Config.Checkpoint is required")
 	}
-	f := &Fanout{logger: logger, hooks: hooks, dead: dead, stop: make(chan struct{})}
-	if len(targets) > 64 {
-		return nil, errors.New("sink: at most 64 sinks")
+	if len(cfg.Targets) == 0 {
+		return nil, errors.New("fanout: no sinks configured")
 	}
-	seen := map[string]bool{}
-	for i, t := range targets {
-		t.Index = i
-		if seen[t.Name] {
-			return nil, fmt.Errorf("sink: two sinks are named %q", t.Name)
+	if len(cfg.Targets) > checkpoint.MaxSinks {
+		return nil, fmt.Errorf("fanout: at most %d sinks", checkpoint.MaxSinks)
+	}
+	var base sink.Observer = sink.NopObserver{}
+	if cfg.Observer != nil {
+		base = cfg.Observer
+	}
+	f := &Fanout{logger: logger, hooks: cfg.Hooks, dead: cfg.Dead, stop: make(chan struct{}), byName: map[string]*pipeline{}}
+	for _, t := range cfg.Targets {
+		if _, dup := f.byName[t.Name]; dup {
+			return nil, fmt.Errorf("fanout: two sinks are named %q", t.Name)
 		}
-		seen[t.Name] = true
 		if err := t.Route.Validate(); err != nil {
 			return nil, fmt.Errorf("sink %s: %w", t.Name, err)
 		}
+		if t.Open == nil {
+			return nil, fmt.Errorf("sink %s: fanout: Target.Open is required", t.Name)
+		}
 		if t.MaxBatch <= 0 {
-			t.MaxBatch = DefaultMaxBatch
+			t.MaxBatch = sink.DefaultMaxBatch
 		}
 		if t.Policy == "" {
-			t.Policy = PolicyBlock
+			t.Policy = sink.PolicyBlock
 		}
-		if t.Policy != PolicyBlock && t.Policy != PolicyDeadLetter {
+		if t.Policy != sink.PolicyBlock && t.Policy != sink.PolicyDeadLetter {
 			return nil, fmt.Errorf("sink %s: policy %q: want block or dead-letter", t.Name, t.Policy)
 		}
-		if t.Policy == PolicyDeadLetter && dead == nil {
+		if t.Policy == sink.PolicyDeadLetter && cfg.Dead == nil {
 			return nil, fmt.Errorf("sink %s: policy dead-letter needs the dead-letter store", t.Name)
 		}
-		if t.Observer == nil {
-			t.Observer = NopObserver{}
+		acks, err := cfg.Checkpoint.AddSink(t.Name)
+		if err != nil {
+			return nil, fmt.Errorf("sink %s: %w", t.Name, err)
 		}
-		if ts, ok := t.Sink.(Templated); ok {
+		p := &pipeline{Target: t, acks: acks, obs: &observer{Observer: base}, signal: make(chan struct{}, 1)}
+		p.opts = sink.Options{Name: t.Name, Logger: logger, Observer: p.obs, Ack: p.ack}
+		f.pipes = append(f.pipes, p)
+		f.byName[t.Name] = p
+	}
+	for i, p := range f.pipes {
+		s, err := p.Open(ctx, p.opts)
+		if err != nil {
+			for _, q := range f.pipes[:i] {
+				q.s.Close()
+			}
+			return nil, err
+		}
+		p.s = s
+		if ts, ok := s.(sink.Templated); ok {
 			for _, tm := range ts.Templates() {
 				if err := tm.Probe(); err != nil {
 					logger.Warn("some events will get no valid destination from this sink; they follow its policy",
-						"sink", t.Name, "policy", string(t.Policy), "err", err)
+						"sink", p.Name, "policy", string(p.Policy), "err", err)
 				}
 			}
 		}
-		f.pipes = append(f.pipes, &pipeline{Target: t, signal: make(chan struct{}, 1)})
 	}
 	return f, nil
 }
 
-// Routes returns how many sinks e is routed to.
-func (f *Fanout) Routes(e *event.Event) int {
-	n := 0
+// ack is the sink's acknowledgement handle (sink.Options.Ack).
+func (p *pipeline) ack(e *event.Event) {
+	if !p.acks.Owes(e) {
+		return // acknowledged already, or never routed here: never count a sink twice
+	}
+	p.obs.Acked(p.Name, e)
+	p.acks.Ack(e)
+}
+
+// Route returns the set of sinks (checkpoint.Sink bits) whose route matches
+// e.
+func (f *Fanout) Route(e *event.Event) uint64 {
+	var routes uint64
 	for _, p := range f.pipes {
-		if p.routes(e) {
-			n++
+		if p.Route.Match(e) {
+			routes |= p.acks.Bit()
 		}
 	}
-	return n
+	return routes
 }
 
-// routes reports whether e goes to p: its route matches, and p did not
-// acknowledge it before a restart.
-func (p *pipeline) routes(e *event.Event) bool {
-	return e.CommitLSN >= p.skipBelow && p.Route.Match(e)
-}
-
-// Resume tells the fan-out how far each sink had acknowledged before a
-// restart (see Progress): events committed below are not sent to it again.
-// Call it before the first Add.
-func (f *Fanout) Resume(pos map[string]uint64) {
+// Add queues e for every sink in routes, the set checkpoint.Add returned for
+// it. The sinks see it after the next Flush.
+func (f *Fanout) Add(e *event.Event, routes uint64) {
 	for _, p := range f.pipes {
-		p.skipBelow = pos[p.Name]
-		p.progress.Store(pos[p.Name])
-	}
-}
-
-// Committed tells the fan-out that every event of the transaction with this
-// commit LSN has been added. Called by the reader after the last Add of a
-// transaction.
-func (f *Fanout) Committed(commitLSN uint64) {
-	for _, p := range f.pipes {
-		p.lastCommitted.Store(commitLSN)
-	}
-}
-
-// Progress returns, per sink, a position below which every event routed to
-// it has been acknowledged by it. Safe for concurrent use; positions never go
-// back.
-func (f *Fanout) Progress() map[string]uint64 {
-	out := make(map[string]uint64, len(f.pipes))
-	for _, p := range f.pipes {
-		out[p.Name] = p.progress.Load()
-	}
-	return out
-}
-
-// Add queues e for every sink it is routed to. The sinks see it after the next
-// Flush. The caller must have attached acknowledgement tracking for exactly
-// Routes(e) sinks first.
-func (f *Fanout) Add(e *event.Event) {
-	for _, p := range f.pipes {
-		if p.routes(e) {
+		if routes&p.acks.Bit() != 0 {
 			p.mu.Lock()
 			p.queue = append(p.queue, e)
 			p.mu.Unlock()
@@ -213,31 +223,34 @@ func (f *Fanout) Flush() {
 	for _, p := range f.pipes {
 		if p.added {
 			p.added = false
-			select {
-			case p.signal <- struct{}{}:
-			default:
-			}
+			p.wake()
 		}
 	}
 }
 
+func (p *pipeline) wake() {
+	select {
+	case p.signal <- struct{}{}:
+	default:
+	}
+}
+
 // Run runs every pipeline until Stop is called, then hands every queued event
-// to its sink before returning; when ctx is done it returns at once. It returns
-// the first pipeline error: a sink that failed for good (see Permanent).
+// to its sink (a paused sink's stay queued) before returning; when ctx is done
+// it returns at once. It returns the first pipeline error: a sink that failed
+// for good.
 func (f *Fanout) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errc := make(chan error, len(f.pipes))
 	var wg sync.WaitGroup
 	for _, p := range f.pipes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			if err := p.run(ctx, f); err != nil {
 				errc <- err
 				cancel() // one sink failed for good: stop the others too
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	close(errc)
@@ -253,7 +266,7 @@ func (f *Fanout) Stop() { f.stopOnce.Do(func() { close(f.stop) }) }
 func (f *Fanout) FlushSinks(ctx context.Context) error {
 	var errs []error
 	for _, p := range f.pipes {
-		if err := p.Sink.Flush(ctx); err != nil {
+		if err := p.s.Flush(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("sink %s: %w", p.Name, err))
 		}
 	}
@@ -272,14 +285,12 @@ func (f *Fanout) CloseContext(ctx context.Context) error {
 	done := make([]atomic.Bool, len(f.pipes))
 	var wg sync.WaitGroup
 	for i, p := range f.pipes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := p.Sink.Close(); err != nil {
+		wg.Go(func() {
+			if err := p.s.Close(); err != nil {
 				errs[i] = fmt.Errorf("sink %s: %w", p.Name, err)
 			}
 			done[i].Store(true)
-		}()
+		})
 	}
 	all := make(chan struct{})
 	go func() { wg.Wait(); close(all) }()
@@ -293,15 +304,17 @@ func (f *Fanout) CloseContext(ctx context.Context) error {
 				open = append(open, p.Name)
 			}
 		}
-		return fmt.Errorf("sink: %s not closed: %w", strings.Join(open, ", "), ctx.Err())
+		return fmt.Errorf("fanout: sink %s not closed: %w", strings.Join(open, ", "), ctx.Err())
 	}
 }
 
+// take returns the next batch, or nil when nothing is queued or the sink is
+// paused.
 func (p *pipeline) take() []*event.Event {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	n := len(p.queue)
-	if n == 0 {
+	if n == 0 || p.paused {
 		return nil
 	}
 	if n > p.MaxBatch {
@@ -336,7 +349,6 @@ func (p *pipeline) run(ctx context.Context, f *Fanout) error {
 			// With events outstanding, look for a failure the sink holds
 			// until its next call: it must not wait for more traffic.
 			p.prune()
-			p.advance()
 			var probe <-chan time.Time
 			if len(p.inflight) > 0 {
 				idle.Reset(time.Second)
@@ -347,7 +359,6 @@ func (p *pipeline) run(ctx context.Context, f *Fanout) error {
 				continue
 			case <-probe:
 				p.prune()
-				p.advance()
 				if err := p.probe(ctx, f); err != nil {
 					return err
 				}
@@ -362,13 +373,12 @@ func (p *pipeline) run(ctx context.Context, f *Fanout) error {
 		}
 		p.prune()
 		p.inflight = append(p.inflight, batch...)
-		p.advance()
 		// Count the batch as pending before the sink sees it: a sink may
 		// acknowledge inside Publish.
 		if f.hooks.Published != nil {
 			f.hooks.Published(p.Name, batch)
 		}
-		err := p.Sink.Publish(ctx, batch)
+		err := p.s.Publish(ctx, batch)
 		p.give(batch)
 		if err != nil {
 			if err := p.failed(ctx, f, err); err != nil {
@@ -378,37 +388,20 @@ func (p *pipeline) run(ctx context.Context, f *Fanout) error {
 	}
 }
 
-// advance recomputes the sink's progress: the lowest commit LSN among the
-// events queued or in flight for it, or past the newest transaction fully
-// queued when there are none. Called on the pipeline goroutine after prune.
-func (p *pipeline) advance() {
-	low := p.lastCommitted.Load() + 1 // read first: its events are all queued by now
-	p.mu.Lock()
-	if len(p.queue) > 0 {
-		low = min(low, p.queue[0].CommitLSN)
-	}
-	p.mu.Unlock()
-	for _, e := range p.inflight {
-		if !e.AckedFor(p.Index) {
-			low = min(low, e.CommitLSN)
-			break
-		}
-	}
-	if low > p.progress.Load() && low > 1 {
-		p.progress.Store(low)
-	}
-}
+// acked reports whether the sink acknowledged e (or e was dead-lettered for
+// it).
+func (p *pipeline) acked(e *event.Event) bool { return !p.acks.Owes(e) }
 
 // prune drops the events this sink acknowledged from inflight: from the
 // front always, and everywhere once the list is long (a sink acknowledging
 // out of order must not grow it past the window).
 func (p *pipeline) prune() {
 	if len(p.inflight) > 4*p.MaxBatch {
-		p.inflight = slices.DeleteFunc(p.inflight, func(e *event.Event) bool { return e.AckedFor(p.Index) })
+		p.inflight = slices.DeleteFunc(p.inflight, p.acked)
 		return
 	}
 	i := 0
-	for i < len(p.inflight) && p.inflight[i].AckedFor(p.Index) {
+	for i < len(p.inflight) && p.acked(p.inflight[i]) {
 		i++
 	}
 	if i == 0 {
@@ -425,7 +418,7 @@ func (p *pipeline) prune() {
 // probe asks an idle sink with events outstanding whether it failed.
 func (p *pipeline) probe(ctx context.Context, f *Fanout) error {
 	fctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
-	err := p.Sink.Flush(fctx)
+	err := p.s.Flush(fctx)
 	cancel()
 	if err == nil || errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
 		return nil
@@ -433,25 +426,26 @@ func (p *pipeline) probe(ctx context.Context, f *Fanout) error {
 	return p.failed(ctx, f, err)
 }
 
-// failed handles an error from the sink. A permanent failure of one event is
-// resolved by the target's policy (store it as a dead letter, or block and
-// retry it), then the sink is reopened and sent, in order, every event it has
-// not acknowledged. Anything else stops the fan-out.
+// failed handles an error from the sink. A permanent failure of one event (a
+// *sink.PermanentError) is resolved by the target's policy (store it as a
+// dead letter, or block and retry it), then the sink is reopened and sent,
+// in order, every event it has not acknowledged. Anything else stops the
+// fan-out.
 func (p *pipeline) failed(ctx context.Context, f *Fanout, err error) error {
 	attempts, first := 0, time.Now()
 	for {
 		if ctx.Err() != nil {
 			return nil
 		}
-		var perr *PermanentError
-		if !errors.As(err, &perr) || p.Reopen == nil {
+		var perr *sink.PermanentError
+		if !errors.As(err, &perr) || !p.Reopen {
 			f.logger.Error("sink failed", "sink", p.Name, "err", err)
 			return fmt.Errorf("sink %s: %w", p.Name, err)
 		}
 		p.prune()
 		var bad *event.Event
 		for _, e := range p.inflight {
-			if e.ID == perr.EventID && !e.AckedFor(p.Index) {
+			if e.ID == perr.EventID && !p.acked(e) {
 				bad = e
 				break
 			}
@@ -461,58 +455,48 @@ func (p *pipeline) failed(ctx context.Context, f *Fanout, err error) error {
 			return fmt.Errorf("sink %s: %w", p.Name, err)
 		}
 		attempts++
+		p.obs.failing(err)
 		switch {
-		case p.Policy == PolicyDeadLetter && f.dead != nil:
-			for try := 1; ; try++ {
-				derr := f.dead.PutEvent(ctx, p.Name, bad, perr.Err, attempts, first)
-				if derr == nil {
-					if try > 1 {
-						f.logger.Info("dead-letter store reachable again", "sink", p.Name, "event", bad.ID, "failed_attempts", try-1)
-					}
-					break
-				}
-				if try == 1 {
-					f.logger.Warn("cannot store dead letter; retrying", "sink", p.Name, "event", bad.ID, "err", derr)
-				}
-				p.Observer.Retried(p.Name, derr)
-				if (retry.Backoff{}).Sleep(ctx, try) != nil {
-					return nil
-				}
+		case p.Policy == sink.PolicyDeadLetter && f.dead != nil:
+			put := func(ctx context.Context) error { return f.dead.PutEvent(ctx, p.Name, bad, perr.Err, attempts, first) }
+			retried := func(derr error) { p.obs.Retried(p.Name, derr) }
+			if dlq.Keep(ctx, f.logger, retried, put, "sink", p.Name, "event", bad.ID) != nil {
+				return nil
 			}
 			f.logger.Warn("event stored as a dead letter", "sink", p.Name, "event", bad.ID, "err", perr.Err)
 			if f.hooks.DeadLettered != nil {
 				f.hooks.DeadLettered(p.Name, bad)
 			}
-			bad.AckFor(p.Index)
+			p.acks.Ack(bad) // done for this sink, without an acknowledgement from it
 			attempts, first = 0, time.Now()
-		case errors.Is(perr, ErrInvalidDestination):
+		case errors.Is(perr, sink.ErrInvalidDestination):
 			// Retrying cannot help: the event's own fields give a
 			// destination that cannot exist. Hold it, and the slot, until
 			// the stop; one line says so.
 			f.logger.Error("sink blocked: an event has no valid destination; it stays blocked until its template is fixed and outbox-cdc restarted (policy block)",
 				"sink", p.Name, "event", bad.ID, "err", perr.Err)
-			p.Observer.Retried(p.Name, err)
+			p.obs.Retried(p.Name, err)
 			<-ctx.Done()
 			return nil
 		default:
 			if attempts == 1 {
 				f.logger.Error("sink blocked: an event cannot be delivered; retrying it (policy block)", "sink", p.Name, "event", bad.ID, "err", perr.Err)
 			}
-			p.Observer.Retried(p.Name, err)
+			p.obs.Retried(p.Name, err)
 			if p.Backoff.Sleep(ctx, attempts) != nil {
 				return nil
 			}
 		}
 		// Start over with a fresh sink: it reads the destination's limits
 		// again (a raised limit lets a blocked event through).
-		p.Sink.Close()
+		p.s.Close()
 		for try := 1; ; try++ {
-			s, oerr := p.Reopen(ctx)
+			s, oerr := p.Open(ctx, p.opts)
 			if oerr == nil {
-				p.Sink = s
+				p.s = s
 				break
 			}
-			p.Observer.Retried(p.Name, oerr)
+			p.obs.Retried(p.Name, oerr)
 			f.logger.Warn("cannot reopen sink; retrying", "sink", p.Name, "err", oerr)
 			if p.Backoff.Sleep(ctx, try) != nil {
 				return nil
@@ -520,11 +504,11 @@ func (p *pipeline) failed(ctx context.Context, f *Fanout, err error) error {
 		}
 		p.prune()
 		resend := slices.Clone(p.inflight)
-		resend = slices.DeleteFunc(resend, func(e *event.Event) bool { return e.AckedFor(p.Index) })
+		resend = slices.DeleteFunc(resend, p.acked)
 		if len(resend) == 0 {
 			return nil
 		}
-		if err = p.Sink.Publish(ctx, resend); err == nil {
+		if err = p.s.Publish(ctx, resend); err == nil {
 			if attempts > 0 {
 				f.logger.Info("sink unblocked", "sink", p.Name)
 			}

@@ -1,9 +1,10 @@
-package sink_test
+package fanout_test
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"math/bits"
 	"slices"
 	"strings"
 	"sync"
@@ -11,14 +12,45 @@ import (
 	"time"
 
 	"github.com/outbox-cdc/outbox-cdc/event"
+	"github.com/outbox-cdc/outbox-cdc/internal/checkpoint"
+	"github.com/outbox-cdc/outbox-cdc/internal/fanout"
 	"github.com/outbox-cdc/outbox-cdc/sink"
 )
 
-// fakeSink is a hand-written Sink; nil function fields do the obvious.
+// fakeSink is a hand-written Sink; nil function fields do the obvious. opts
+// are the options the fan-out opened it with (see open).
 type fakeSink struct {
 	publish func(ctx context.Context, events []*event.Event) error
 	flush   func(ctx context.Context) error
 	close   func() error
+
+	mu   sync.Mutex
+	opts sink.Options
+}
+
+// ack acknowledges e through the handle the fan-out gave the sink.
+func (s *fakeSink) ack(e *event.Event) {
+	s.mu.Lock()
+	ack := s.opts.Ack
+	s.mu.Unlock()
+	ack(e)
+}
+
+// opener is a sink the fan-out can open: Open hands it its options.
+type opener interface {
+	sink.Sink
+	setOptions(sink.Options)
+}
+
+func (s *fakeSink) setOptions(o sink.Options) { s.mu.Lock(); s.opts = o; s.mu.Unlock() }
+
+// open returns a Target.Open that opens s: it gives s its options and
+// returns it.
+func open(s opener) func(context.Context, sink.Options) (sink.Sink, error) {
+	return func(_ context.Context, o sink.Options) (sink.Sink, error) {
+		s.setOptions(o)
+		return s, nil
+	}
 }
 
 func (s *fakeSink) Publish(ctx context.Context, events []*event.Event) error {
@@ -60,7 +92,7 @@ func newRecordingSink() *recordingSink {
 		s.batches = append(s.batches, append([]*event.Event(nil), events...))
 		s.mu.Unlock()
 		for _, e := range events {
-			e.Ack()
+			s.ack(e)
 			s.got <- struct{}{}
 		}
 		return nil
@@ -100,24 +132,48 @@ func (s *recordingSink) waitFor(t *testing.T, n int) {
 	}
 }
 
-type ackCounter struct {
-	mu   sync.Mutex
-	done int
+// tracker is the checkpoint the fan-out records acknowledgements in, with
+// one open transaction that every test event is added to.
+type tracker struct {
+	c     *checkpoint.Checkpoint
+	tx    *checkpoint.Tx
+	added int
 }
 
-func (a *ackCounter) Done(*event.Event) { a.mu.Lock(); a.done++; a.mu.Unlock() }
+func newTracker() *tracker {
+	return &tracker{c: checkpoint.New(checkpoint.Config{MaxEvents: 1 << 30, MaxBytes: 1 << 40}, 0)}
+}
 
-func (a *ackCounter) count() int { a.mu.Lock(); defer a.mu.Unlock(); return a.done }
+// count returns how many of the events added are done: acknowledged by every
+// sink they were routed to (or routed to none).
+func (tr *tracker) count() int {
+	ev, _ := tr.c.InFlight()
+	return tr.added - int(ev)
+}
 
-// add tracks e for the sinks it is routed to and queues it, as the pipeline
+// newFanout returns a fan-out over targets with its tracker.
+func newFanout(t testing.TB, targets []fanout.Target, hooks fanout.Hooks, dead fanout.DeadLetterer) (*fanout.Fanout, *tracker) {
+	t.Helper()
+	tr := newTracker()
+	f, err := fanout.New(context.Background(), fanout.Config{Targets: targets, Checkpoint: tr.c, Hooks: hooks, Dead: dead})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, tr
+}
+
+// add routes e, records it in the checkpoint and queues it, as the pipeline
 // does.
-func add(f *sink.Fanout, tr event.Tracker, e *event.Event) {
-	e.Track(tr, f.Routes(e))
-	f.Add(e)
+func add(f *fanout.Fanout, tr *tracker, e *event.Event) {
+	if tr.tx == nil {
+		tr.tx = tr.c.Begin()
+	}
+	tr.added++
+	f.Add(e, tr.c.Add(tr.tx, e, f.Route(e)))
 }
 
 // runFanout starts f.Run and returns a function that waits for its result.
-func runFanout(t *testing.T, ctx context.Context, f *sink.Fanout) func() error {
+func runFanout(t *testing.T, ctx context.Context, f *fanout.Fanout) func() error {
 	t.Helper()
 	errc := make(chan error, 1)
 	go func() { errc <- f.Run(ctx) }()
@@ -136,19 +192,15 @@ func runFanout(t *testing.T, ctx context.Context, f *sink.Fanout) func() error {
 func TestFanoutRoutesEvents(t *testing.T) {
 	t.Parallel()
 	orders, all, invoices := newRecordingSink(), newRecordingSink(), newRecordingSink()
-	f, err := sink.NewFanout([]sink.Target{
-		{Name: "orders", Sink: orders, Route: sink.Route{AggregateTypes: []string{"order"}}},
-		{Name: "all", Sink: all},
-		{Name: "invoices", Sink: invoices, Route: sink.Route{Types: []string{"invoice.*"}}},
-	}, nil, sink.Hooks{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f, tr := newFanout(t, []fanout.Target{
+		{Name: "orders", Open: open(orders), Route: sink.Route{AggregateTypes: []string{"order"}}},
+		{Name: "all", Open: open(all)},
+		{Name: "invoices", Open: open(invoices), Route: sink.Route{Types: []string{"invoice.*"}}},
+	}, fanout.Hooks{}, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	wait := runFanout(t, ctx, f)
 
-	tr := &ackCounter{}
 	evs := []*event.Event{
 		{ID: "1", Type: "order.created", AggregateType: "order"},
 		{ID: "2", Type: "invoice.sent", AggregateType: "invoice"},
@@ -157,8 +209,8 @@ func TestFanoutRoutesEvents(t *testing.T) {
 	}
 	wantRoutes := []int{2, 2, 1, 3}
 	for i, e := range evs {
-		if got := f.Routes(e); got != wantRoutes[i] {
-			t.Errorf("Routes(%s) = %d, want %d", e.ID, got, wantRoutes[i])
+		if got := bits.OnesCount64(f.Route(e)); got != wantRoutes[i] {
+			t.Errorf("Route(%s) has %d sinks, want %d", e.ID, got, wantRoutes[i])
 		}
 		add(f, tr, e)
 	}
@@ -209,20 +261,16 @@ func TestFanoutOrderAndMaxBatch(t *testing.T) {
 	}
 	var hookMu sync.Mutex
 	hooked := map[string]int{}
-	f, err := sink.NewFanout([]sink.Target{
-		{Name: "fast", Sink: fast, MaxBatch: 7},
-		{Name: "slow", Sink: slow, MaxBatch: 3},
-	}, nil, sink.Hooks{Published: func(name string, evs []*event.Event) {
+	f, tr := newFanout(t, []fanout.Target{
+		{Name: "fast", Open: open(fast), MaxBatch: 7},
+		{Name: "slow", Open: open(slow), MaxBatch: 3},
+	}, fanout.Hooks{Published: func(name string, evs []*event.Event) {
 		hookMu.Lock()
 		hooked[name] += len(evs)
 		hookMu.Unlock()
 	}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	wait := runFanout(t, context.Background(), f)
 	const n = 500
-	tr := &ackCounter{}
 	for i := 0; i < n; i++ {
 		add(f, tr, &event.Event{ID: fmt.Sprint(i), Seq: i})
 		if i%37 == 0 {
@@ -269,12 +317,8 @@ func TestFanoutOrderAndMaxBatch(t *testing.T) {
 func TestFanoutDefaultMaxBatch(t *testing.T) {
 	t.Parallel()
 	s := newRecordingSink()
-	f, err := sink.NewFanout([]sink.Target{{Name: "s", Sink: s}}, nil, sink.Hooks{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f, tr := newFanout(t, []fanout.Target{{Name: "s", Open: open(s)}}, fanout.Hooks{}, nil)
 	n := sink.DefaultMaxBatch*2 + 5
-	tr := &ackCounter{}
 	for i := 0; i < n; i++ {
 		add(f, tr, &event.Event{Seq: i})
 	}
@@ -301,15 +345,11 @@ func TestFanoutStopDrains(t *testing.T) {
 		<-release
 		return blocking(ctx, events)
 	}
-	f, err := sink.NewFanout([]sink.Target{
-		{Name: "a", Sink: a, MaxBatch: 4},
-		{Name: "b", Sink: b, MaxBatch: 4},
-	}, nil, sink.Hooks{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f, tr := newFanout(t, []fanout.Target{
+		{Name: "a", Open: open(a), MaxBatch: 4},
+		{Name: "b", Open: open(b), MaxBatch: 4},
+	}, fanout.Hooks{}, nil)
 	wait := runFanout(t, context.Background(), f)
-	tr := &ackCounter{}
 	add(f, tr, &event.Event{Seq: 0})
 	f.Flush()
 	for i := 1; i < 50; i++ { // queued while a's first publish blocks
@@ -340,12 +380,8 @@ func TestFanoutStopDrains(t *testing.T) {
 func TestFanoutStopDrainsIdlePipeline(t *testing.T) {
 	t.Parallel()
 	s := newRecordingSink()
-	f, err := sink.NewFanout([]sink.Target{{Name: "s", Sink: s, MaxBatch: 2}}, nil, sink.Hooks{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f, tr := newFanout(t, []fanout.Target{{Name: "s", Open: open(s), MaxBatch: 2}}, fanout.Hooks{}, nil)
 	wait := runFanout(t, context.Background(), f)
-	tr := &ackCounter{}
 	add(f, tr, &event.Event{Seq: 0})
 	f.Flush()
 	s.waitFor(t, 1)
@@ -371,13 +407,10 @@ func TestFanoutContextCancelReturns(t *testing.T) {
 		<-ctx.Done()
 		return ctx.Err()
 	}}
-	f, err := sink.NewFanout([]sink.Target{{Name: "s", Sink: s}, {Name: "idle", Sink: &fakeSink{}}}, nil, sink.Hooks{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f, tr := newFanout(t, []fanout.Target{{Name: "s", Open: open(s)}, {Name: "idle", Open: open(&fakeSink{})}}, fanout.Hooks{}, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	wait := runFanout(t, ctx, f)
-	add(f, &ackCounter{}, &event.Event{})
+	add(f, tr, &event.Event{})
 	f.Flush()
 	cancel()
 	if err := wait(); err != nil {
@@ -391,19 +424,16 @@ func TestFanoutPermanentError(t *testing.T) {
 	s := &fakeSink{publish: func(_ context.Context, evs []*event.Event) error {
 		return fmt.Errorf("kafka: %w", &sink.PermanentError{Sink: "k", EventID: evs[0].ID, Err: cause})
 	}}
-	f, err := sink.NewFanout([]sink.Target{{Name: "k", Sink: s}}, nil, sink.Hooks{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f, tr := newFanout(t, []fanout.Target{{Name: "k", Open: open(s)}}, fanout.Hooks{}, nil)
 	wait := runFanout(t, context.Background(), f)
-	add(f, &ackCounter{}, &event.Event{ID: "big-1"})
+	add(f, tr, &event.Event{ID: "big-1"})
 	f.Flush()
-	err = wait()
+	err := wait()
 	var pe *sink.PermanentError
 	if !errors.As(err, &pe) || pe.EventID != "big-1" || pe.Sink != "k" {
 		t.Fatalf("Run = %v, want a *sink.PermanentError for big-1", err)
 	}
-	if !errors.Is(err, cause) || !sink.Permanent(err) {
+	if !errors.Is(err, cause) || !sink.IsPermanent(err) {
 		t.Errorf("Run = %v: does not wrap the cause or is not Permanent", err)
 	}
 	if !strings.Contains(err.Error(), "sink k") || !strings.Contains(err.Error(), "big-1") {
@@ -416,19 +446,16 @@ func TestFanoutPermanentErrorWithOtherSinksRunning(t *testing.T) {
 	bad := &fakeSink{publish: func(_ context.Context, evs []*event.Event) error {
 		return &sink.PermanentError{Sink: "bad", EventID: evs[0].ID, Err: errors.New("rejected")}
 	}}
-	f, err := sink.NewFanout([]sink.Target{{Name: "bad", Sink: bad}, {Name: "good", Sink: newRecordingSink()}}, nil, sink.Hooks{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f, tr := newFanout(t, []fanout.Target{{Name: "bad", Open: open(bad)}, {Name: "good", Open: open(newRecordingSink())}}, fanout.Hooks{}, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	errc := make(chan error, 1)
 	go func() { errc <- f.Run(ctx) }()
-	add(f, &ackCounter{}, &event.Event{ID: "e1"})
+	add(f, tr, &event.Event{ID: "e1"})
 	f.Flush()
 	select {
 	case err := <-errc:
-		if !sink.Permanent(err) {
+		if !sink.IsPermanent(err) {
 			t.Errorf("Run = %v, want a permanent error", err)
 		}
 	case <-time.After(5 * time.Second):
@@ -440,16 +467,30 @@ func TestNewFanoutErrors(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name    string
-		targets []sink.Target
+		targets []fanout.Target
 		want    string
 	}{
 		{"no sinks", nil, "no sinks"},
-		{"duplicate name", []sink.Target{{Name: "a", Sink: &fakeSink{}}, {Name: "a", Sink: &fakeSink{}}}, `"a"`},
-		{"bad route", []sink.Target{{Name: "a", Sink: &fakeSink{}, Route: sink.Route{Types: []string{"["}}}}, "sink a"},
+		{"duplicate name", []fanout.Target{{Name: "a", Open: open(&fakeSink{})}, {Name: "a", Open: open(&fakeSink{})}}, `"a"`},
+		{"bad route", []fanout.Target{{Name: "a", Open: open(&fakeSink{}), Route: sink.Route{Types: []string{"["}}}}, "sink a"},
+		{"no Open", []fanout.Target{{Name: "a"}}, "sink a"},
+		{"dead-letter without a store", []fanout.Target{{Name: "a", Open: open(&fakeSink{}), Policy: sink.PolicyDeadLetter}}, "dead-letter store"},
 	} {
-		if _, err := sink.NewFanout(tc.targets, nil, sink.Hooks{}, nil); err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s: NewFanout = %v, want an error containing %q", tc.name, err, tc.want)
+		c := checkpoint.New(checkpoint.Config{}, 0)
+		if _, err := fanout.New(context.Background(), fanout.Config{Targets: tc.targets, Checkpoint: c}); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: New = %v, want an error containing %q", tc.name, err, tc.want)
 		}
+	}
+	// A sink that cannot be opened: the ones opened before it are closed.
+	var closed bool
+	boom := errors.New("boom")
+	c := checkpoint.New(checkpoint.Config{}, 0)
+	_, err := fanout.New(context.Background(), fanout.Config{Checkpoint: c, Targets: []fanout.Target{
+		{Name: "a", Open: open(&fakeSink{close: func() error { closed = true; return nil }})},
+		{Name: "b", Open: func(context.Context, sink.Options) (sink.Sink, error) { return nil, boom }},
+	}})
+	if !errors.Is(err, boom) || !closed {
+		t.Errorf("New with a sink that cannot be opened = %v, closed the other: %v; want boom, true", err, closed)
 	}
 }
 
@@ -458,16 +499,13 @@ func TestFanoutFlushSinksAndClose(t *testing.T) {
 	boom := errors.New("boom")
 	var closed []string
 	var mu sync.Mutex
-	mk := func(name string, flushErr, closeErr error) sink.Target {
-		return sink.Target{Name: name, Sink: &fakeSink{
+	mk := func(name string, flushErr, closeErr error) fanout.Target {
+		return fanout.Target{Name: name, Open: open(&fakeSink{
 			flush: func(context.Context) error { return flushErr },
 			close: func() error { mu.Lock(); closed = append(closed, name); mu.Unlock(); return closeErr },
-		}}
+		})}
 	}
-	f, err := sink.NewFanout([]sink.Target{mk("a", nil, nil), mk("b", boom, boom), mk("c", nil, nil)}, nil, sink.Hooks{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f, _ := newFanout(t, []fanout.Target{mk("a", nil, nil), mk("b", boom, boom), mk("c", nil, nil)}, fanout.Hooks{}, nil)
 	if err := f.FlushSinks(context.Background()); !errors.Is(err, boom) || !strings.Contains(err.Error(), "sink b") {
 		t.Errorf("FlushSinks = %v, want boom naming sink b", err)
 	}
@@ -487,7 +525,8 @@ func TestFanoutPublishedBeforeAck(t *testing.T) {
 	var mu sync.Mutex
 	published := map[string]bool{}
 	var early []string
-	s := &fakeSink{publish: func(_ context.Context, evs []*event.Event) error {
+	s := &fakeSink{}
+	s.publish = func(_ context.Context, evs []*event.Event) error {
 		mu.Lock()
 		for _, e := range evs {
 			if !published[e.ID] {
@@ -496,25 +535,22 @@ func TestFanoutPublishedBeforeAck(t *testing.T) {
 		}
 		mu.Unlock()
 		for _, e := range evs {
-			e.Ack()
+			s.ack(e)
 		}
 		return nil
-	}}
-	hooks := sink.Hooks{Published: func(_ string, evs []*event.Event) {
+	}
+	hooks := fanout.Hooks{Published: func(_ string, evs []*event.Event) {
 		mu.Lock()
 		for _, e := range evs {
 			published[e.ID] = true
 		}
 		mu.Unlock()
 	}}
-	f, err := sink.NewFanout([]sink.Target{{Name: "f", Sink: s}}, nil, hooks, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f, tr := newFanout(t, []fanout.Target{{Name: "f", Open: open(s)}}, hooks, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	wait := runFanout(t, ctx, f)
-	acks := &ackCounter{}
+	acks := tr
 	for i := range 100 {
 		add(f, acks, &event.Event{ID: fmt.Sprint(i), CommitLSN: uint64(i + 1)})
 		if i%7 == 0 {
@@ -537,16 +573,13 @@ func TestFanoutCloseContext(t *testing.T) {
 	hang := make(chan struct{})
 	defer close(hang)
 	closed := make(chan string, 2)
-	f, err := sink.NewFanout([]sink.Target{
-		{Name: "quick", Sink: &fakeSink{close: func() error { closed <- "quick"; return nil }}},
-		{Name: "hung", Sink: &fakeSink{close: func() error { <-hang; return nil }}},
-	}, nil, sink.Hooks{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f, _ := newFanout(t, []fanout.Target{
+		{Name: "quick", Open: open(&fakeSink{close: func() error { closed <- "quick"; return nil }})},
+		{Name: "hung", Open: open(&fakeSink{close: func() error { <-hang; return nil }})},
+	}, fanout.Hooks{}, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
-	err = f.CloseContext(ctx)
+	err := f.CloseContext(ctx)
 	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "hung not closed") || strings.Contains(err.Error(), "quick") {
 		t.Errorf("CloseContext = %v, want the hung sink named", err)
 	}
@@ -566,7 +599,8 @@ func TestFanoutInvalidDestinationBlocks(t *testing.T) {
 	}
 	var calls, reopens int
 	var mu sync.Mutex
-	s := &fakeSink{publish: func(_ context.Context, evs []*event.Event) error {
+	s := &fakeSink{}
+	s.publish = func(_ context.Context, evs []*event.Event) error {
 		mu.Lock()
 		calls++
 		mu.Unlock()
@@ -574,18 +608,24 @@ func TestFanoutInvalidDestinationBlocks(t *testing.T) {
 			if _, err := tm.Destination(e); err != nil {
 				return &sink.PermanentError{Sink: "n", EventID: e.ID, Err: err}
 			}
-			e.Ack()
+			s.ack(e)
 		}
 		return nil
-	}}
-	f, err := sink.NewFanout([]sink.Target{{Name: "n", Sink: s, Policy: sink.PolicyBlock,
-		Reopen: func(context.Context) (sink.Sink, error) { mu.Lock(); reopens++; mu.Unlock(); return s, nil }}}, nil, sink.Hooks{}, nil)
-	if err != nil {
-		t.Fatal(err)
 	}
+	opens := 0
+	f, tr := newFanout(t, []fanout.Target{{Name: "n", Policy: sink.PolicyBlock, Reopen: true,
+		Open: func(_ context.Context, o sink.Options) (sink.Sink, error) {
+			mu.Lock()
+			if opens++; opens > 1 {
+				reopens++
+			}
+			mu.Unlock()
+			s.setOptions(o)
+			return s, nil
+		}}}, fanout.Hooks{}, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	wait := runFanout(t, ctx, f)
-	acks := &ackCounter{}
+	acks := tr
 	add(f, acks, &event.Event{ID: "ok", AggregateType: "order", CommitLSN: 1})
 	add(f, acks, &event.Event{ID: "no-agg", CommitLSN: 2})
 	f.Flush()
@@ -601,22 +641,45 @@ func TestFanoutInvalidDestinationBlocks(t *testing.T) {
 	}
 }
 
-func TestOptionsAck(t *testing.T) {
+// The handle a sink is opened with is bound to it: it tells the observer
+// and records the acknowledgement once; a second call for the same event,
+// or one for an event the sink was not given, is ignored.
+func TestAckHandle(t *testing.T) {
 	t.Parallel()
+	var mu sync.Mutex
 	var acked []string
-	o := sink.Options{Name: "s", Observer: observerFunc(func(name string, e *event.Event) { acked = append(acked, name+":"+e.ID) })}.WithDefaults()
-	if o.Logger == nil {
-		t.Error("WithDefaults left Logger nil")
+	obs := observerFunc(func(name string, e *event.Event) { mu.Lock(); acked = append(acked, name+":"+e.ID); mu.Unlock() })
+	a, b := &fakeSink{}, &fakeSink{}
+	tr := newTracker()
+	f, err := fanout.New(context.Background(), fanout.Config{Checkpoint: tr.c, Observer: obs, Targets: []fanout.Target{
+		{Name: "a", Open: open(a)},
+		{Name: "b", Open: open(b), Route: sink.Route{Types: []string{"b.*"}}},
+	}})
+	if err != nil {
+		t.Fatal(err)
 	}
-	tr := &ackCounter{}
-	e := &event.Event{ID: "1"}
-	e.Track(tr, 1)
-	o.Ack(e)
-	if strings.Join(acked, ",") != "s:1" || tr.count() != 1 {
-		t.Errorf("observer saw %v, tracker %d; want s:1 and 1", acked, tr.count())
+	if a.opts.Name != "a" || a.opts.Logger == nil || a.opts.Ack == nil || b.opts.Name != "b" {
+		t.Fatalf("opened with %+v and %+v: want each sink's name, a logger and an Ack handle", a.opts, b.opts)
 	}
-	if (sink.Options{}).WithDefaults().Observer == nil {
-		t.Error("WithDefaults left Observer nil")
+	both := &event.Event{ID: "1", Type: "b.x"}
+	onlyA := &event.Event{ID: "2", Type: "a.x"}
+	add(f, tr, both)
+	add(f, tr, onlyA)
+	a.ack(both)
+	a.ack(both)  // again: ignored
+	b.ack(onlyA) // b was not given it: ignored
+	if got := tr.count(); got != 0 {
+		t.Fatalf("%d events done after a alone acknowledged the one routed to a and b", got)
+	}
+	b.ack(both)
+	a.ack(onlyA)
+	if got := tr.count(); got != 2 {
+		t.Errorf("%d of 2 events done after every routed sink acknowledged", got)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if got := strings.Join(acked, ","); got != "a:1,b:1,a:2" {
+		t.Errorf("observer saw %s, want a:1,b:1,a:2 (once per sink and event)", got)
 	}
 }
 
