@@ -106,10 +106,10 @@ func (e *engine) stop() {
 // Queue implementation.
 
 func (e *engine) Submit(ctx context.Context, d *Delivery) error { return e.d.submit(ctx, d) }
-func (e *engine) Drop(match func(*Delivery) bool) int         { return e.d.drop(match) }
-func (e *engine) Consumer() string                            { return e.cfg.Name }
-func (e *engine) Observer() Observer                          { return e.cfg.Observer }
-func (e *engine) Logger() *slog.Logger                        { return e.cfg.Logger }
+func (e *engine) Drop(match func(*Delivery) bool) int           { return e.d.drop(match) }
+func (e *engine) Consumer() string                              { return e.cfg.Name }
+func (e *engine) Observer() Observer                            { return e.cfg.Observer }
+func (e *engine) Logger() *slog.Logger                          { return e.cfg.Logger }
 
 func (e *engine) Drain() {
 	e.drainOnce.Do(func() {
@@ -172,7 +172,7 @@ func (e *engine) process(d *Delivery) {
 			return
 		}
 		start := time.Now()
-		err := e.once(d, h)
+		err := e.once(d, h, attempt)
 		if err == nil {
 			e.cfg.Observer.Handled(e.cfg.Name, route, time.Since(start))
 			if failures > 0 {
@@ -225,8 +225,9 @@ func (e *engine) process(d *Delivery) {
 }
 
 // once runs one attempt, through the store when there is one.
-func (e *engine) once(d *Delivery, h Handler) error {
+func (e *engine) once(d *Delivery, h Handler, attempt int) error {
 	ctx := withTrace(e.workCtx, &d.Event)
+	ctx = context.WithValue(ctx, infoKey{}, DeliveryInfo{Position: d.Position, Redelivered: d.Redelivered, Attempt: attempt})
 	run := func(ctx context.Context) (err error) {
 		defer func() {
 			if v := recover(); v != nil {

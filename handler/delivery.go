@@ -44,6 +44,25 @@ type Delivery struct {
 	Revoked <-chan struct{}
 }
 
+// DeliveryInfo describes the delivery a handler runs for: see
+// DeliveryFromContext.
+type DeliveryInfo struct {
+	// Position is Delivery.Position ("orders/3@1200", "OUTBOX/17", ...).
+	Position string
+	// Redelivered is Delivery.Redelivered.
+	Redelivered bool
+	// Attempt counts this delivery's attempts in this process, from 1.
+	Attempt int
+}
+
+type infoKey struct{}
+
+// DeliveryFromContext returns what a handler's ctx says of its delivery.
+func DeliveryFromContext(ctx context.Context) (DeliveryInfo, bool) {
+	i, ok := ctx.Value(infoKey{}).(DeliveryInfo)
+	return i, ok
+}
+
 // Key returns the ordering key of an event: its partitionkey extension
 // (outbox-cdc sets it to the aggregate id), else fallback (a Kafka record
 // key, for instance), else the event's identity (source and id, as
