@@ -7,6 +7,7 @@
 //	outbox-cdc status   --config FILE [--json]
 //	outbox-cdc teardown --config FILE --yes
 //	outbox-cdc backfill --config FILE (--since T | --from T --to T | --ids ID,...)
+//	outbox-cdc inbox    list|replay|discard|migrate --url URL   (the handler framework's inbox)
 //	outbox-cdc version
 package main
 
@@ -41,6 +42,7 @@ commands:
   teardown  drop the replication slot and publication (needs --yes)
   dlq       list, show, replay or discard dead letters (outbox-cdc dlq for help)
   backfill  re-publish outbox rows read from the table (--since, --from/--to or --ids)
+  inbox     list, replay or discard events a Go consumer parked (outbox-cdc inbox for help)
   version   print the version
 
 every command takes --config FILE (default $OUTBOX_CDC_CONFIG); every config
@@ -57,11 +59,14 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cmd, args := args[0], args[1:]
-	if cmd == "dlq" || cmd == "backfill" {
+	if cmd == "dlq" || cmd == "backfill" || cmd == "inbox" {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		if cmd == "backfill" {
 			return backfillCommand(ctx, args, stdout, stderr)
+		}
+		if cmd == "inbox" {
+			return inboxCommand(ctx, args, stdout, stderr)
 		}
 		return dlqCommand(ctx, args, stdout, stderr)
 	}

@@ -23,6 +23,11 @@ type Config struct {
 	// StartAt is where a group without a committed offset starts:
 	// "earliest" (default) or "latest".
 	StartAt string
+	// InstanceID makes the member static (KIP-345): a member restarting
+	// with the same id takes its partitions back at once, without a
+	// rebalance or waiting for the old session to expire. Give each
+	// instance its own stable id (a StatefulSet pod name). Default none.
+	InstanceID string
 	// SessionTimeout is how long the group coordinator waits for a member
 	// that stopped heartbeating (a killed process) before it moves that
 	// member's partitions. Default franz-go's, 45s.

@@ -126,6 +126,9 @@ func (s *Source) Run(ctx context.Context, q handler.Queue) error {
 	if s.cfg.SessionTimeout > 0 {
 		opts = append(opts, kgo.SessionTimeout(s.cfg.SessionTimeout))
 	}
+	if s.cfg.InstanceID != "" {
+		opts = append(opts, kgo.InstanceID(s.cfg.InstanceID))
+	}
 	if s.cfg.RebalanceTimeout > 0 {
 		opts = append(opts, kgo.RebalanceTimeout(s.cfg.RebalanceTimeout))
 	}
@@ -261,7 +264,9 @@ func (s *Source) assigned(_ context.Context, _ *kgo.Client, m map[string][]int32
 	for t, ps := range m {
 		for _, p := range ps {
 			k := tp{t, p}
-			s.parts[k] = &partState{tp: k, idle: make(chan struct{}), revoked: make(chan struct{}), sent: -1}
+			// Nothing is committable until a record was handled: committing
+			// before that would rewind the group to offset 0.
+			s.parts[k] = &partState{tp: k, idle: make(chan struct{}), revoked: make(chan struct{}), next: kgo.EpochOffset{Epoch: -1, Offset: -1}, sent: -1}
 		}
 	}
 	s.log.Info("partitions assigned", "partitions", fmt.Sprint(m))
@@ -346,7 +351,7 @@ func (s *Source) commit(ctx context.Context, cl *kgo.Client, states []*partState
 	var sent []*partState
 	for _, st := range states {
 		st.mu.Lock()
-		if st.next.Offset > st.sent {
+		if st.next.Offset >= 0 && st.next.Offset > st.sent {
 			if offsets[st.tp.topic] == nil {
 				offsets[st.tp.topic] = map[int32]kgo.EpochOffset{}
 			}

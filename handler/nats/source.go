@@ -36,8 +36,9 @@
 // after their AckWait, while new messages flow at once. So that they do
 // not run after later events of their key, a starting source that finds
 // unacknowledged messages on the durable waits one AckWait before it
-// pulls: JetStream then hands out the due redeliveries, in stream order,
-// before anything new. (Several instances sharing one durable get
+// pulls: JetStream then hands out the due redeliveries before anything new,
+// and the source runs them in stream order (JetStream queues them in the
+// order their deadlines passed, which in-progress acks reshuffle). (Several instances sharing one durable get
 // interleaved messages and keep no per-key order between them; partition
 // by subject, one durable per partition, where that matters.)
 //
@@ -46,11 +47,13 @@
 package nats
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -172,6 +175,7 @@ func (s *Source) Run(ctx context.Context, q handler.Queue) error {
 		}
 		return fmt.Errorf("handler/nats: durable %s on stream %s: %w", s.cfg.Durable, s.cfg.Stream, err)
 	}
+	var first []*handler.Delivery
 	if info, err := cons.Info(ctx); err == nil && info.NumAckPending > 0 {
 		wait := s.cfg.AckWait + s.cfg.AckWait/10 + 100*time.Millisecond
 		s.log.Info("messages of a previous instance are unacknowledged; waiting for them to come due so they run first",
@@ -180,6 +184,9 @@ func (s *Source) Run(ctx context.Context, q handler.Queue) error {
 		case <-time.After(wait):
 		case <-ctx.Done():
 			return nil
+		}
+		if first, err = s.takeDue(ctx, cons, info.NumAckPending); err != nil {
+			return err
 		}
 	}
 	it, err := cons.Messages(jetstream.PullMaxMessages(s.cfg.Prefetch))
@@ -197,6 +204,11 @@ func (s *Source) Run(ctx context.Context, q handler.Queue) error {
 		wg.Wait()
 	}()
 
+	for _, d := range first {
+		if q.Submit(ctx, d) != nil {
+			d.Release()
+		}
+	}
 	lag := s.cfg.Stream + "/" + s.cfg.Durable
 	failing := false
 	for {
@@ -227,6 +239,50 @@ func (s *Source) Run(ctx context.Context, q handler.Queue) error {
 			d.Release()
 		}
 	}
+}
+
+// takeDue fetches the redeliveries that came due (JetStream hands them out
+// before new messages, but in the order their deadlines passed, not in
+// stream order) and returns them sorted by stream sequence, followed by any
+// new message fetched with them.
+func (s *Source) takeDue(ctx context.Context, cons jetstream.Consumer, pending int) ([]*handler.Delivery, error) {
+	type msg struct {
+		m   jetstream.Msg
+		seq uint64
+	}
+	var due, fresh []msg
+	for len(due) < pending && len(fresh) == 0 {
+		batch, err := cons.Fetch(min(pending-len(due), s.cfg.Prefetch), jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, nil
+			}
+			return nil, fmt.Errorf("handler/nats: fetching redeliveries: %w", err)
+		}
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			meta, err := m.Metadata()
+			if err != nil {
+				fresh = append(fresh, msg{m: m})
+				continue
+			}
+			if meta.NumDelivered > 1 {
+				due = append(due, msg{m, meta.Sequence.Stream})
+			} else {
+				fresh = append(fresh, msg{m, meta.Sequence.Stream})
+			}
+		}
+		if n == 0 {
+			break
+		}
+	}
+	slices.SortFunc(due, func(a, b msg) int { return cmp.Compare(a.seq, b.seq) })
+	out := make([]*handler.Delivery, 0, len(due)+len(fresh))
+	for _, m := range append(due, fresh...) {
+		out = append(out, s.delivery(m.m))
+	}
+	return out, nil
 }
 
 func (s *Source) delivery(m jetstream.Msg) *handler.Delivery {

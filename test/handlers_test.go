@@ -1,0 +1,445 @@
+package test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/outbox-cdc/outbox-cdc/handler/inbox"
+)
+
+// The handler framework (docs/handlers.md) against real brokers: a test
+// consumer (test/consumer) applies each event, inside the inbox
+// transaction, as a row of applied(pos, key, seq, id); the tests check
+// that every event took effect exactly once and, per key, in order.
+
+var (
+	consumerOnce sync.Once
+	consumerBin  string
+	consumerErr  error
+)
+
+// consumerBinary builds test/consumer once.
+func consumerBinary(t *testing.T) string {
+	t.Helper()
+	consumerOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "outbox-cdc-consumer-")
+		if err != nil {
+			consumerErr = err
+			return
+		}
+		registerClose(func() { os.RemoveAll(dir) })
+		consumerBin = filepath.Join(dir, "consumer")
+		out, err := exec.Command("go", "build", "-o", consumerBin, "github.com/outbox-cdc/outbox-cdc/test/consumer").CombinedOutput()
+		if err != nil {
+			consumerErr = fmt.Errorf("building test/consumer: %v\n%s", err, out)
+		}
+	})
+	if consumerErr != nil {
+		t.Fatal(consumerErr)
+	}
+	return consumerBin
+}
+
+// testEvent is one event the tests publish: seq counts per key from 0.
+type testEvent struct {
+	key        string
+	seq        int
+	id         string
+	structured bool
+}
+
+func (e testEvent) data() []byte { return fmt.Appendf(nil, `{"agg":%q,"seq":%d}`, e.key, e.seq) }
+
+func (e testEvent) structuredJSON() []byte {
+	b, _ := json.Marshal(map[string]any{"specversion": "1.0", "id": e.id, "source": "/handlers-test", "type": "test.event",
+		"partitionkey": e.key, "datacontenttype": "application/json", "data": json.RawMessage(e.data())})
+	return b
+}
+
+func makeEvents(n, keys int, rng *rand.Rand) []testEvent {
+	next := make([]int, keys)
+	evs := make([]testEvent, n)
+	for i := range evs {
+		k := rng.IntN(keys)
+		evs[i] = testEvent{key: fmt.Sprintf("k%d", k), seq: next[k], id: fmt.Sprintf("ev-%d", i), structured: rng.IntN(2) == 0}
+		next[k]++
+	}
+	return evs
+}
+
+// hbroker is a broker as the handler tests use it: publish events, and
+// tell whether the consumer group has read and settled everything.
+type hbroker struct {
+	name    string
+	env     []string
+	publish func(t *testing.T, evs []testEvent)
+	drained func(t *testing.T, group string) bool
+}
+
+func kafkaHandlers(t *testing.T) *hbroker {
+	k := kafkaBroker(t).(*kafkaKit)
+	topic := fmt.Sprintf("handlers-%d-%d", time.Now().UnixNano(), topicSeq.Add(1))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(k.k.Addr()), kgo.DefaultProduceTopic(topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	adm := kadm.NewClient(cl)
+	ctx := context.Background()
+	if _, err := adm.CreateTopic(ctx, 4, 1, nil, topic); err != nil {
+		t.Fatal(err)
+	}
+	return &hbroker{
+		name: "kafka",
+		env:  []string{"BROKER=kafka", "KAFKA_BROKERS=" + k.k.Addr(), "TOPIC=" + topic},
+		publish: func(t *testing.T, evs []testEvent) {
+			var recs []*kgo.Record
+			for _, e := range evs {
+				r := &kgo.Record{Key: []byte(e.key)}
+				if e.structured {
+					r.Value = e.structuredJSON()
+					r.Headers = []kgo.RecordHeader{{Key: "content-type", Value: []byte("application/cloudevents+json; charset=utf-8")}}
+				} else {
+					r.Value = e.data()
+					for _, h := range [][2]string{{"ce_specversion", "1.0"}, {"ce_id", e.id}, {"ce_source", "/handlers-test"},
+						{"ce_type", "test.event"}, {"ce_partitionkey", e.key}, {"content-type", "application/json"}} {
+						r.Headers = append(r.Headers, kgo.RecordHeader{Key: h[0], Value: []byte(h[1])})
+					}
+				}
+				recs = append(recs, r)
+			}
+			if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		},
+		drained: func(t *testing.T, group string) bool {
+			ends, err := adm.ListEndOffsets(ctx, topic)
+			if err != nil {
+				return false
+			}
+			committed, err := adm.FetchOffsets(ctx, group)
+			if err != nil {
+				return false
+			}
+			ok := true
+			ends.Each(func(o kadm.ListedOffset) {
+				c, found := committed.Lookup(o.Topic, o.Partition)
+				if !found || c.At < o.Offset {
+					if os.Getenv("DEBUG_DRAIN") != "" {
+						t.Logf("partition %d: committed %v (found %v), end %d", o.Partition, c.At, found, o.Offset)
+					}
+					ok = false
+				}
+			})
+			return ok
+		},
+	}
+}
+
+func natsHandlers(t *testing.T) *hbroker {
+	n := natsBroker(t).(*natsKit)
+	nc, err := natsgo.Connect(n.n.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	stream := fmt.Sprintf("HANDLERS%d", time.Now().UnixNano())
+	subj := strings.ToLower(stream)
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: stream, Subjects: []string{subj + ".>"}}); err != nil {
+		t.Fatal(err)
+	}
+	return &hbroker{
+		name: "nats",
+		env:  []string{"BROKER=nats", "NATS_URL=" + n.n.URL(), "STREAM=" + stream},
+		publish: func(t *testing.T, evs []testEvent) {
+			for _, e := range evs {
+				m := natsgo.NewMsg(subj + ".test")
+				if e.structured {
+					m.Data = e.structuredJSON()
+					m.Header.Set("Content-Type", "application/cloudevents+json")
+				} else {
+					m.Data = e.data()
+					for _, h := range [][2]string{{"ce-specversion", "1.0"}, {"ce-id", e.id}, {"ce-source", "%2Fhandlers-test"},
+						{"ce-type", "test.event"}, {"ce-partitionkey", e.key}, {"ce-datacontenttype", "application/json"}} {
+						m.Header.Set(h[0], h[1])
+					}
+				}
+				if _, err := js.PublishMsgAsync(m); err != nil {
+					t.Fatal(err)
+				}
+			}
+			select {
+			case <-js.PublishAsyncComplete():
+			case <-time.After(time.Minute):
+				t.Fatal("publishing to JetStream did not complete")
+			}
+		},
+		drained: func(t *testing.T, group string) bool {
+			c, err := js.Consumer(ctx, stream, group)
+			if err != nil {
+				return false
+			}
+			info, err := c.Info(ctx)
+			return err == nil && info.NumPending == 0 && info.NumAckPending == 0
+		},
+	}
+}
+
+func redisHandlers(t *testing.T) *hbroker {
+	r := redisBroker(t).(*redisKit)
+	c := goredis.NewClient(&goredis.Options{Addr: r.r.Addr()})
+	t.Cleanup(func() { c.Close() })
+	stream := fmt.Sprintf("handlers:%d", time.Now().UnixNano())
+	ctx := context.Background()
+	return &hbroker{
+		name: "redis",
+		env:  []string{"BROKER=redis", "REDIS_ADDR=" + r.r.Addr(), "STREAM=" + stream},
+		publish: func(t *testing.T, evs []testEvent) {
+			for i := 0; i < len(evs); i += 500 {
+				_, err := c.Pipelined(ctx, func(p goredis.Pipeliner) error {
+					for _, e := range evs[i:min(i+500, len(evs))] {
+						var vals []any
+						if e.structured {
+							vals = []any{"event", string(e.structuredJSON())}
+						} else {
+							vals = []any{"specversion", "1.0", "id", e.id, "source", "/handlers-test", "type", "test.event",
+								"datacontenttype", "application/json", "partitionkey", e.key, "data", string(e.data())}
+						}
+						p.XAdd(ctx, &goredis.XAddArgs{Stream: stream, Values: vals})
+					}
+					return nil
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+		},
+		drained: func(t *testing.T, group string) bool {
+			gs, err := c.XInfoGroups(ctx, stream).Result()
+			if err != nil {
+				return false
+			}
+			for _, g := range gs {
+				if g.Name == group {
+					return g.Pending == 0 && g.Lag == 0
+				}
+			}
+			return false
+		},
+	}
+}
+
+func handlerBrokers() []func(*testing.T) *hbroker {
+	return []func(*testing.T) *hbroker{kafkaHandlers, natsHandlers, redisHandlers}
+}
+
+// consumerDB is a fresh database with the inbox and the applied table.
+type consumerDB struct {
+	url  string
+	pool *pgxpool.Pool
+}
+
+func newConsumerDB(t *testing.T) *consumerDB {
+	t.Helper()
+	p := needPostgres(t)
+	ctx := context.Background()
+	db := fmt.Sprintf("h%d_%d", os.Getpid(), dbSeq.Add(1))
+	if err := p.CreateDatabase(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	pool, err := pgxpool.New(ctx, p.URL(db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	if err := inbox.Migrate(ctx, pool, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `CREATE TABLE applied (pos bigserial PRIMARY KEY, key text NOT NULL, seq int NOT NULL, id text NOT NULL);
+CREATE TABLE deliveries (id text NOT NULL, redelivered bool NOT NULL, position text NOT NULL);
+CREATE TABLE fail_events (id text PRIMARY KEY);
+CREATE TABLE attempts (id text NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp())`); err != nil {
+		t.Fatal(err)
+	}
+	return &consumerDB{url: p.URL(db), pool: pool}
+}
+
+func (c *consumerDB) count(t *testing.T, q string, args ...any) int {
+	t.Helper()
+	var n int
+	if err := c.pool.QueryRow(context.Background(), q, args...).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// checkApplied asserts that every event took effect exactly once and, per
+// key, in publication order.
+func (c *consumerDB) checkApplied(t *testing.T, evs []testEvent) {
+	t.Helper()
+	rows, err := c.pool.Query(context.Background(), "SELECT key, seq, id FROM applied ORDER BY pos")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	next := map[string]int{}
+	seen := map[string]int{}
+	n := 0
+	for rows.Next() {
+		var key, id string
+		var seq int
+		if err := rows.Scan(&key, &seq, &id); err != nil {
+			t.Fatal(err)
+		}
+		n++
+		seen[id]++
+		if seen[id] > 1 {
+			t.Fatalf("event %s (key %s seq %d) took effect %d times", id, key, seq, seen[id])
+		}
+		if seq != next[key] {
+			t.Fatalf("key %s: seq %d took effect after seq %d: per-key order broken", key, seq, next[key]-1)
+		}
+		next[key]++
+	}
+	if n != len(evs) {
+		t.Fatalf("%d events took effect, want %d", n, len(evs))
+	}
+}
+
+// waitForApplied waits until n events took effect and the group settled
+// everything it read.
+func waitForApplied(t *testing.T, db *consumerDB, b *hbroker, group string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		got := db.count(t, "SELECT count(*) FROM applied")
+		drained := b.drained(t, group)
+		if got >= n && drained {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out: %d of %d events took effect; group drained: %v", got, n, drained)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// consumerProc is a running test consumer.
+type consumerProc struct {
+	cmd  *exec.Cmd
+	log  string
+	done chan struct{}
+}
+
+func startConsumer(t *testing.T, db *consumerDB, b *hbroker, extra ...string) *consumerProc {
+	t.Helper()
+	cmd := exec.Command(consumerBinary(t))
+	cmd.Env = append(append(append(os.Environ(), "PG_URL="+db.url), b.env...), extra...)
+	logPath := filepath.Join(t.TempDir(), "consumer.log")
+	f, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &consumerProc{cmd: cmd, log: logPath, done: make(chan struct{})}
+	go func() {
+		cmd.Wait()
+		f.Close()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		p.kill()
+		if t.Failed() {
+			b, _ := os.ReadFile(logPath)
+			t.Logf("consumer log %s:\n%s", logPath, tail(string(b), 40))
+		}
+	})
+	return p
+}
+
+func (p *consumerProc) kill() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+}
+
+func (p *consumerProc) stop(t *testing.T) {
+	t.Helper()
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(time.Minute):
+		t.Fatal("consumer did not stop within a minute of SIGTERM")
+	}
+}
+
+func (p *consumerProc) logText() string {
+	b, _ := os.ReadFile(p.log)
+	return string(b)
+}
+
+// Acceptance 1: for each broker, 10,000 events over 100 keys in both
+// content modes; 10% of them published again; the consumer SIGKILLed twice
+// mid-handler. Every event takes effect exactly once, per key in order.
+func TestHandlersExactlyOnceAcrossKills(t *testing.T) {
+	for _, get := range handlerBrokers() {
+		b := get(t)
+		t.Run(b.name, func(t *testing.T) {
+			db := newConsumerDB(t)
+			rng := rand.New(rand.NewPCG(12, 12))
+			evs := makeEvents(10000, 100, rng)
+			b.publish(t, evs)
+			p := startConsumer(t, db, b, "INSTANCE_ID=i1")
+			applied := func() int { return db.count(t, "SELECT count(*) FROM applied") }
+			waitFor(t, 2*time.Minute, "2,500 events applied", func() bool { return applied() >= 2500 })
+			p.kill()
+			p = startConsumer(t, db, b, "INSTANCE_ID=i1")
+			// 10% again, in either mode, as a producer's retry would.
+			var again []testEvent
+			for _, i := range rng.Perm(len(evs))[:len(evs)/10] {
+				e := evs[i]
+				e.structured = rng.IntN(2) == 0
+				again = append(again, e)
+			}
+			b.publish(t, again)
+			waitFor(t, 2*time.Minute, "6,000 events applied", func() bool { return applied() >= 6000 })
+			p.kill()
+			p = startConsumer(t, db, b, "INSTANCE_ID=i1")
+			waitForApplied(t, db, b, "test-consumer", len(evs))
+			db.checkApplied(t, evs)
+			if n := db.count(t, "SELECT count(*) FROM outbox_inbox WHERE state = 'done'"); n != len(evs) {
+				t.Fatalf("inbox holds %d done events, want %d", n, len(evs))
+			}
+			p.stop(t)
+		})
+	}
+}
