@@ -57,7 +57,15 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	pool, err := pgxpool.New(ctx, os.Getenv("PG_URL"))
+	conc, _ := strconv.Atoi(env("CONCURRENCY", "8"))
+	pcfg, err := pgxpool.ParseConfig(os.Getenv("PG_URL"))
+	if err != nil {
+		return err
+	}
+	// Each running handler holds one connection for its inbox transaction,
+	// and the test hooks below take another.
+	pcfg.MaxConns = int32(2*conc + 2)
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		return err
 	}
@@ -86,7 +94,7 @@ func run() error {
 		return err
 	}
 	maxSleep := dur("HANDLER_SLEEP", 2*time.Millisecond)
-	failEvents := os.Getenv("FAIL_EVENTS") != ""       // fail while the id is in fail_events
+	failEvents := os.Getenv("FAIL_EVENTS") != ""             // fail while the id is in fail_events
 	recordDeliveries := os.Getenv("RECORD_DELIVERIES") != "" // log every delivery in deliveries
 	r := handler.NewRouter()
 	r.Handle("test.*", func(ctx context.Context, e cloudevents.Event) error {
@@ -121,7 +129,6 @@ func run() error {
 		}
 		return nil
 	})
-	conc, _ := strconv.Atoi(env("CONCURRENCY", "8"))
 	c, err := handler.NewConsumer(handler.Config{Name: name, Concurrency: conc, Store: ib, DeadLetters: ib, Attempts: 3,
 		Backoff: handler.Backoff{Initial: 50 * time.Millisecond, Max: 500 * time.Millisecond}, ReplayInterval: 200 * time.Millisecond,
 		Logger: logger}, r, src)
