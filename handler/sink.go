@@ -142,4 +142,3 @@ func (o sinkObserver) Failed(consumer, route string, retry bool) {
 }
 
 var errRetried = errors.New("handler failed; retrying")
-

@@ -305,4 +305,3 @@ func (w *Writer) build(e Event) (string, []any, error) {
 		pgx.Identifier{c.ID}.Sanitize() + "::text"
 	return q, args, nil
 }
-
