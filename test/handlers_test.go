@@ -362,6 +362,13 @@ func startConsumer(t *testing.T, db *consumerDB, b *hbroker, extra ...string) *c
 	t.Helper()
 	cmd := exec.Command(consumerBinary(t))
 	cmd.Env = append(append(append(os.Environ(), "PG_URL="+db.url), b.env...), extra...)
+	return startProc(t, cmd)
+}
+
+// startProc starts cmd with its output in a log file; it is killed at the
+// end of the test.
+func startProc(t *testing.T, cmd *exec.Cmd) *consumerProc {
+	t.Helper()
 	logPath := filepath.Join(t.TempDir(), "consumer.log")
 	f, err := os.Create(logPath)
 	if err != nil {

@@ -26,6 +26,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2/event"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -49,6 +50,7 @@ func main() {
 	broker := flag.String("broker", os.Getenv("BROKER"), "kafka, nats or redis (default $BROKER)")
 	topic := flag.String("topic", "outbox.order", "kafka: the topic")
 	natsStream := flag.String("nats-stream", "OUTBOX", "nats: the JetStream stream")
+	ackWait := flag.Duration("nats-ack-wait", 30*time.Second, "nats: AckWait (a restart after a crash waits this long for unacknowledged messages)")
 	subject := flag.String("subject", "outbox.order", "nats: the subject to consume (\"\" for the whole stream)")
 	redisStream := flag.String("redis-stream", "outbox:order", "redis: the stream key")
 	name := flag.String("name", "order-projection", "consumer name: inbox key, consumer group and durable")
@@ -56,13 +58,13 @@ func main() {
 	concurrency := flag.Int("concurrency", 16, "orders handled at once")
 	flag.Parse()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	if err := run(*broker, *topic, *natsStream, *subject, *redisStream, *name, *member, *concurrency, logger); err != nil {
+	if err := run(*broker, *topic, *natsStream, *ackWait, *subject, *redisStream, *name, *member, *concurrency, logger); err != nil {
 		logger.Error("order-projection stopped", "err", err)
 		os.Exit(1)
 	}
 }
 
-func run(broker, topic, natsStream, subject, redisStream, name, member string, concurrency int, logger *slog.Logger) error {
+func run(broker, topic, natsStream string, ackWait time.Duration, subject, redisStream, name, member string, concurrency int, logger *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -100,7 +102,7 @@ func run(broker, topic, natsStream, subject, redisStream, name, member string, c
 		if subject != "" {
 			filter = []string{subject}
 		}
-		src, err = nats.New(nats.Config{URL: getenv("NATS_URL", "nats://127.0.0.1:4222"), Stream: natsStream, Durable: name, FilterSubjects: filter})
+		src, err = nats.New(nats.Config{URL: getenv("NATS_URL", "nats://127.0.0.1:4222"), Stream: natsStream, Durable: name, FilterSubjects: filter, AckWait: ackWait})
 	case "redis":
 		c := goredis.NewClient(&goredis.Options{Addr: getenv("REDIS_ADDR", "127.0.0.1:6379")})
 		defer c.Close()
