@@ -22,6 +22,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -30,12 +31,15 @@ import (
 
 	cloudevents "github.com/cloudevents/sdk-go/v2/event"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/outbox-cdc/outbox-cdc/handler"
 	"github.com/outbox-cdc/outbox-cdc/handler/inbox"
 	"github.com/outbox-cdc/outbox-cdc/handler/kafka"
 	"github.com/outbox-cdc/outbox-cdc/handler/nats"
+	"github.com/outbox-cdc/outbox-cdc/handler/prom"
 	"github.com/outbox-cdc/outbox-cdc/handler/redis"
 )
 
@@ -56,8 +60,14 @@ func main() {
 	name := flag.String("name", "order-projection", "consumer name: inbox key, consumer group and durable")
 	member := flag.String("member", "", "kafka: static member id; redis: consumer name (default the host name)")
 	concurrency := flag.Int("concurrency", 16, "orders handled at once")
+	metricsAddr := flag.String("metrics-addr", "", "serve Prometheus metrics on this address, e.g. 127.0.0.1:9188 (default none)")
 	flag.Parse()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	if *metricsAddr != "" {
+		go func() {
+			logger.Error("metrics server stopped", "err", http.ListenAndServe(*metricsAddr, promhttp.Handler()))
+		}()
+	}
 	if err := run(*broker, *topic, *natsStream, *ackWait, *subject, *redisStream, *name, *member, *concurrency, logger); err != nil {
 		logger.Error("order-projection stopped", "err", err)
 		os.Exit(1)
@@ -116,7 +126,12 @@ func run(broker, topic, natsStream string, ackWait time.Duration, subject, redis
 
 	r := handler.NewRouter()
 	r.Handle("com.example.order.*", applyOrderEvent)
-	c, err := handler.NewConsumer(handler.Config{Name: name, Concurrency: concurrency, Store: ib, DeadLetters: ib, Logger: logger}, r, src)
+	metrics, err := prom.New(prometheus.DefaultRegisterer)
+	if err != nil {
+		return err
+	}
+	c, err := handler.NewConsumer(handler.Config{Name: name, Concurrency: concurrency, Store: ib, DeadLetters: ib,
+		Observer: metrics, Logger: logger}, r, src)
 	if err != nil {
 		return err
 	}
