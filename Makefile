@@ -3,7 +3,8 @@
 #   make build      build bin/outbox-cdc
 #   make demo       throwaway Postgres → outbox-cdc → stdout, then clean up
 #   make test       install test servers if missing, vet, gofmt, go test -race
-#   make bench      throughput, latency, CPU and memory beside pg_recvlogical
+#   make bench      throughput, latency, CPU and memory beside pg_recvlogical;
+#                   handler throughput per broker beside a bare client
 #   make fuzz       run every fuzz target for FUZZTIME each
 #   make lint       go vet + gofmt check
 #   make soak       long fault runs (SOAK_TIME, default 10m)
@@ -32,6 +33,7 @@ test: test-deps lint
 
 bench: build test-deps
 	. "$(OUTBOX_CDC_CACHE)/env.sh" && $(GO) run ./test/bench $(BENCHFLAGS)
+	. "$(OUTBOX_CDC_CACHE)/env.sh" && $(GO) run ./test/bench/handlers $(HANDLERBENCHFLAGS)
 
 # Every fuzz target of every package, FUZZTIME each.
 fuzz:
