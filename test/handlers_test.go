@@ -3,6 +3,7 @@ package test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	cloudevents "github.com/cloudevents/sdk-go/v2/event"
 	"github.com/jackc/pgx/v5/pgxpool"
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -21,6 +23,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/outbox-cdc/outbox-cdc/handler"
 	"github.com/outbox-cdc/outbox-cdc/handler/inbox"
 )
 
@@ -603,4 +606,53 @@ func TestKafkaRebalanceHandleThenCommit(t *testing.T) {
 	}
 	pa.stop(t)
 	pb.stop(t)
+}
+
+// The inbox prunes handled rows by age and keeps parked ones; the Redis
+// store skips a done event and reports one running elsewhere as busy.
+func TestInboxPruneAndRedisStore(t *testing.T) {
+	db := newConsumerDB(t)
+	ctx := context.Background()
+	if _, err := db.pool.Exec(ctx, `INSERT INTO outbox_inbox (consumer, source, id, state, updated_at) VALUES
+		('c', '/s', 'old', 'done', now() - interval '2 hours'), ('c', '/s', 'new', 'done', now()),
+		('c', '/s', 'parked', 'parked', now() - interval '2 hours'), ('c', '/s', 'gone', 'discarded', now() - interval '2 hours')`); err != nil {
+		t.Fatal(err)
+	}
+	ib, err := inbox.New(db.pool, inbox.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := ib.Prune(ctx, time.Hour)
+	if err != nil || n != 2 {
+		t.Fatalf("pruned %d (%v), want 2", n, err)
+	}
+	if left := db.count(t, "SELECT count(*) FROM outbox_inbox WHERE id IN ('new', 'parked')"); left != 2 {
+		t.Fatalf("%d of the recent and the parked row left", left)
+	}
+
+	r := redisBroker(t).(*redisKit)
+	c := goredis.NewClient(&goredis.Options{Addr: r.r.Addr()})
+	defer c.Close()
+	st := inbox.NewRedis(c, inbox.RedisConfig{Prefix: fmt.Sprintf("t%d", time.Now().UnixNano())})
+	ev := cloudevents.New()
+	ev.SetID("1")
+	ev.SetSource("/s")
+	ev.SetType("t")
+	runs := 0
+	run := func(context.Context) error { runs++; return nil }
+	if err := st.Once(ctx, "c", &ev, run); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Once(ctx, "c", &ev, run); !errors.Is(err, handler.ErrDuplicate) || runs != 1 {
+		t.Fatalf("second run: %v, %d runs", err, runs)
+	}
+	ev.SetID("2")
+	block := make(chan struct{})
+	started := make(chan struct{})
+	go st.Once(ctx, "c", &ev, func(context.Context) error { close(started); <-block; return nil })
+	<-started
+	if err := st.Once(ctx, "c", &ev, run); !errors.Is(err, handler.ErrBusy) {
+		t.Fatalf("while another delivery runs it: %v, want ErrBusy", err)
+	}
+	close(block)
 }
