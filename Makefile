@@ -5,7 +5,8 @@
 #   make test         install test servers if missing, vet, gofmt, go test -race
 #   make test-deps    only install the test servers and the examples' drivers
 #   make lint         go vet + gofmt check
-#   make bench        throughput, latency, CPU and memory beside pg_recvlogical
+#   make bench        throughput, latency, CPU and memory beside pg_recvlogical;
+#                     handler throughput per broker beside a bare client
 #   make fuzz         run every fuzz target for FUZZTIME each
 #   make soak         long fault runs (SOAK_TIME, default 10m)
 #   make release      dist/: static linux/amd64 and linux/arm64 binaries + SHA256SUMS
@@ -49,6 +50,7 @@ test: test-deps lint
 
 bench: build test-deps
 	. "$(OUTBOX_CDC_CACHE)/env.sh" && $(GO) run ./test/bench $(BENCHFLAGS)
+	. "$(OUTBOX_CDC_CACHE)/env.sh" && $(GO) run ./test/bench/handlers $(HANDLERBENCHFLAGS)
 
 # Every fuzz target of every package, FUZZTIME each.
 fuzz:

@@ -8,6 +8,7 @@
 //	outbox-cdc teardown --config FILE --yes
 //	outbox-cdc backfill --config FILE (--since T | --from T --to T | --ids ID,...)
 //	outbox-cdc healthcheck [--addr HOST:PORT]
+//	outbox-cdc inbox    list|replay|discard|migrate --url URL   (the handler framework's inbox)
 //	outbox-cdc version
 package main
 
@@ -43,6 +44,7 @@ commands:
   dlq       list, show, replay or discard dead letters (outbox-cdc dlq for help)
   backfill  re-publish outbox rows read from the table (--since, --from/--to or --ids)
   healthcheck  exit 0 when a running outbox-cdc's /healthz answers 200 (--addr)
+  inbox     list, replay or discard events a Go consumer parked (outbox-cdc inbox for help)
   version   print the version, commit and build date
 
 every command takes --config FILE (default $OUTBOX_CDC_CONFIG); every config
@@ -62,11 +64,14 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	if cmd == "healthcheck" {
 		return healthcheckCommand(args, stdout, stderr)
 	}
-	if cmd == "dlq" || cmd == "backfill" {
+	if cmd == "dlq" || cmd == "backfill" || cmd == "inbox" {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		if cmd == "backfill" {
 			return backfillCommand(ctx, args, stdout, stderr)
+		}
+		if cmd == "inbox" {
+			return inboxCommand(ctx, args, stdout, stderr)
 		}
 		return dlqCommand(ctx, args, stdout, stderr)
 	}
