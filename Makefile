@@ -5,7 +5,7 @@
 #   make test       install test servers if missing, vet, gofmt, go test -race
 #   make bench      throughput, latency, CPU and memory beside pg_recvlogical
 #   make fuzz       run every fuzz target for FUZZTIME each
-#   make lint       go vet + gofmt check
+#   make lint       go vet, gofmt check, go.mod/go.sum tidy check
 #   make soak       long fault runs (SOAK_TIME, default 10m)
 
 GO       ?= go
@@ -21,9 +21,12 @@ build:
 test-deps:
 	$(CACHE_ENV) bash scripts/install-test-deps.sh
 
+# go mod tidy -diff prints what tidy would change and fails when that is
+# anything, so CI (.ci/run → make test → lint) fails on an untidy go.mod.
 lint:
 	$(GO) vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run 'go mod tidy' and commit the result"; exit 1; }
 
 # -p 1: one test binary at a time, so servers started by different packages
 # never race for the same free loopback port.
