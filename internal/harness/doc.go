@@ -13,6 +13,21 @@
 //	t.Cleanup(func() { pg.Close() })
 //	conn, err := pgx.Connect(ctx, pg.URL("postgres"))
 //
+// # Ports
+//
+// Test binaries of several packages may start servers at the same time (go
+// test -p N). A port is picked at random outside the kernel's ephemeral port
+// range and reserved across processes (an abstract Unix socket named after
+// it) until Close, so two test processes never pick the same port, also while
+// one of them has its server stopped. A program that does not use the
+// harness can still take a port between the pick and the server's bind: the
+// Start functions see the server fail to bind ("address already in use" in
+// its log), pick new ports and start again, at most 5 times; they give up
+// with an error wrapping ErrPortTaken. Start after Stop or Kill keeps the
+// port. Readiness probes check that the server answering is the one
+// started (its data directory, pid, name or cluster ID), not whatever holds
+// the port. FreePort hands out such a port for a listener a test runs itself.
+//
 // # Where the servers come from
 //
 // scripts/install-test-deps.sh installs or builds everything and writes

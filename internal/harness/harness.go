@@ -4,13 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -96,33 +94,6 @@ func CacheDir() string {
 	}
 	return filepath.Join(home, ".cache", "outbox-cdc")
 }
-
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago: it
-// listens on port 0 and closes the listener. Ports handed out before by this
-// process are never returned again, so servers started together do not
-// collide with each other.
-func FreePort() (int, error) {
-	portsMu.Lock()
-	defer portsMu.Unlock()
-	for i := 0; i < 50; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, fmt.Errorf("find free port: %w", err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		if !portsUsed[port] {
-			portsUsed[port] = true
-			return port, nil
-		}
-	}
-	return 0, errors.New("find free port: no unused port after 50 tries")
-}
-
-var (
-	portsMu   sync.Mutex
-	portsUsed = map[int]bool{}
-)
 
 // repoRoot returns the nearest directory at or above the working directory
 // that holds a go.mod file.

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/outbox-cdc/outbox-cdc/internal/harness"
 )
 
 // testServer is a redis-server started by a test on 127.0.0.1 and a free
@@ -50,15 +52,15 @@ func redisServerBin(t testing.TB) string {
 	return bin
 }
 
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+// freePort returns a free TCP port on 127.0.0.1 that no other test process
+// picks (see harness.FreePort).
 func freePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := harness.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return port
 }
 
 // startServer starts redis-server with extra config arguments
