@@ -10,8 +10,10 @@
 
 GO       ?= go
 FUZZTIME ?= 30s
-OUTBOX_CDC_CACHE ?= $(HOME)/.cache/outbox-cdc
-CACHE_ENV = OUTBOX_CDC_CACHE="$(OUTBOX_CDC_CACHE)"
+# The test harness's variables start with OUTBOX_CDC_TEST_ (outbox-cdc reads
+# OUTBOX_CDC_* as config overrides); OUTBOX_CDC_CACHE is the older name.
+OUTBOX_CDC_TEST_CACHE ?= $(or $(OUTBOX_CDC_CACHE),$(HOME)/.cache/outbox-cdc)
+CACHE_ENV = OUTBOX_CDC_TEST_CACHE="$(OUTBOX_CDC_TEST_CACHE)"
 
 .PHONY: build test test-deps lint bench fuzz demo soak docs-build docs-serve clean
 
@@ -31,10 +33,10 @@ lint:
 # -p 1: one test binary at a time, so servers started by different packages
 # never race for the same free loopback port.
 test: test-deps lint
-	. "$(OUTBOX_CDC_CACHE)/env.sh" && $(GO) test -race -count=1 -p 1 -timeout 30m ./...
+	. "$(OUTBOX_CDC_TEST_CACHE)/env.sh" && $(GO) test -race -count=1 -p 1 -timeout 30m ./...
 
 bench: build test-deps
-	. "$(OUTBOX_CDC_CACHE)/env.sh" && $(GO) run ./test/bench $(BENCHFLAGS)
+	. "$(OUTBOX_CDC_TEST_CACHE)/env.sh" && $(GO) run ./test/bench $(BENCHFLAGS)
 
 # Every fuzz target of every package, FUZZTIME each.
 fuzz:
@@ -49,7 +51,7 @@ demo: build
 	bash scripts/demo.sh
 
 soak: build test-deps
-	. "$(OUTBOX_CDC_CACHE)/env.sh" && OUTBOX_CDC_SOAK=$${SOAK_TIME:-10m} $(GO) test -count=1 -timeout 3h -run 'Soak' -v ./test/
+	. "$(OUTBOX_CDC_TEST_CACHE)/env.sh" && OUTBOX_CDC_TEST_SOAK=$${SOAK_TIME:-10m} $(GO) test -count=1 -timeout 3h -run 'Soak' -v ./test/
 
 docs-build:
 	bash scripts/docs.sh build

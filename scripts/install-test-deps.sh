@@ -11,12 +11,16 @@
 #   * nats-server built from the version pinned in go.mod into
 #     $CACHE/bin/nats-server.
 #
-# CACHE is ${OUTBOX_CDC_CACHE:-$HOME/.cache/outbox-cdc}. At the end the
+# CACHE is ${OUTBOX_CDC_TEST_CACHE:-$HOME/.cache/outbox-cdc} (the older name
+# OUTBOX_CDC_CACHE is still read when the new one is unset). At the end the
 # script writes $CACHE/env.sh, which exports the variables internal/harness
 # reads; source it before `go test`:
 #
-#   OUTBOX_CDC_CACHE, OUTBOX_CDC_PG_BIN, OUTBOX_CDC_REDIS_SERVER,
-#   OUTBOX_CDC_NATS_SERVER, OUTBOX_CDC_KAFKA_LIBS, OUTBOX_CDC_JAVA
+#   OUTBOX_CDC_TEST_CACHE, OUTBOX_CDC_TEST_PG_BIN, OUTBOX_CDC_TEST_REDIS_SERVER,
+#   OUTBOX_CDC_TEST_NATS_SERVER, OUTBOX_CDC_TEST_KAFKA_LIBS, OUTBOX_CDC_TEST_JAVA
+#
+# (OUTBOX_CDC_TEST_, not OUTBOX_CDC_: outbox-cdc reads OUTBOX_CDC_* as config
+# overrides and would warn about these in every test that starts it.)
 #
 # Idempotent and quick (a few seconds) when everything is already there.
 # Needs root only when Debian packages are missing. Prints one line per step.
@@ -25,7 +29,7 @@ set -euo pipefail
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo_root"
 
-CACHE=${OUTBOX_CDC_CACHE:-${HOME:-/root}/.cache/outbox-cdc}
+CACHE=${OUTBOX_CDC_TEST_CACHE:-${OUTBOX_CDC_CACHE:-${HOME:-/root}/.cache/outbox-cdc}}
 mkdir -p "$CACHE/bin"
 CACHE=$(cd "$CACHE" && pwd)
 
@@ -183,12 +187,12 @@ fi
 env_file="$CACHE/env.sh"
 cat >"$env_file.tmp" <<EOF
 # Written by scripts/install-test-deps.sh; source before running the tests.
-export OUTBOX_CDC_CACHE='$CACHE'
-export OUTBOX_CDC_PG_BIN='$pg_bin'
-export OUTBOX_CDC_REDIS_SERVER='$redis_server'
-export OUTBOX_CDC_NATS_SERVER='$nats_bin'
-export OUTBOX_CDC_KAFKA_LIBS='$kafka_libs'
-export OUTBOX_CDC_JAVA='$java_bin'
+export OUTBOX_CDC_TEST_CACHE='$CACHE'
+export OUTBOX_CDC_TEST_PG_BIN='$pg_bin'
+export OUTBOX_CDC_TEST_REDIS_SERVER='$redis_server'
+export OUTBOX_CDC_TEST_NATS_SERVER='$nats_bin'
+export OUTBOX_CDC_TEST_KAFKA_LIBS='$kafka_libs'
+export OUTBOX_CDC_TEST_JAVA='$java_bin'
 EOF
 mv "$env_file.tmp" "$env_file"
 log "ready in $(($(now) - t_start))s; env: . $env_file"

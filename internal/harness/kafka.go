@@ -38,8 +38,8 @@ type KafkaOptions struct {
 	MessageMaxBytes int
 	// ExtraProps adds or overrides server.properties settings.
 	ExtraProps map[string]string
-	// LibsDir is the directory of broker jars. Default: $OUTBOX_CDC_KAFKA_LIBS,
-	// else $OUTBOX_CDC_CACHE/kafka-libs.
+	// LibsDir is the directory of broker jars. Default:
+	// $OUTBOX_CDC_TEST_KAFKA_LIBS, else $OUTBOX_CDC_TEST_CACHE/kafka-libs.
 	LibsDir string
 	// HeapMB is the JVM's maximum heap (-Xmx) in MiB. Default 512.
 	HeapMB int
@@ -148,11 +148,11 @@ func (k *Kafka) firstStart(ctx context.Context) error {
 	return k.Start(ctx)
 }
 
-// kafkaLibsDir returns dir, else $OUTBOX_CDC_KAFKA_LIBS, else
-// $OUTBOX_CDC_CACHE/kafka-libs; it must hold a kafka_2.13-*.jar.
+// kafkaLibsDir returns dir, else $OUTBOX_CDC_TEST_KAFKA_LIBS, else
+// $OUTBOX_CDC_TEST_CACHE/kafka-libs; it must hold a kafka_2.13-*.jar.
 func kafkaLibsDir(dir string) (string, error) {
 	if dir == "" {
-		dir = os.Getenv(EnvKafkaLibs)
+		dir = getenv(EnvKafkaLibs)
 	}
 	if dir == "" {
 		dir = filepath.Join(CacheDir(), "kafka-libs")

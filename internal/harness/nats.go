@@ -52,8 +52,8 @@ type NATS struct {
 }
 
 // StartNATS starts nats-server with JetStream (-js) storing in a temporary
-// directory. The binary is $OUTBOX_CDC_NATS_SERVER, else
-// $OUTBOX_CDC_CACHE/bin/nats-server, else it is built (once, which can take
+// directory. The binary is $OUTBOX_CDC_TEST_NATS_SERVER, else
+// $OUTBOX_CDC_TEST_CACHE/bin/nats-server, else it is built (once, which can take
 // a minute or two) with `go build` from the version in the repository's
 // go.mod into that cache path. StartNATS blocks until the server accepts
 // connections with JetStream enabled (at most opts.StartTimeout per start).
@@ -115,7 +115,7 @@ var (
 
 // natsServerBin finds or builds the nats-server binary; see StartNATS.
 func natsServerBin(ctx context.Context) (string, error) {
-	if p := os.Getenv(EnvNATSServer); p != "" {
+	if p := getenv(EnvNATSServer); p != "" {
 		return lookBin(EnvNATSServer, "nats-server")
 	}
 	cached := filepath.Join(CacheDir(), "bin", "nats-server")

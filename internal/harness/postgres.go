@@ -21,7 +21,7 @@ type PostgresOptions struct {
 	// Port to listen on (127.0.0.1 only). Default: a free port (see
 	// FreePort), replaced by another when it is taken at start.
 	Port int
-	// BinDir holds initdb and postgres. Default: $OUTBOX_CDC_PG_BIN, else
+	// BinDir holds initdb and postgres. Default: $OUTBOX_CDC_TEST_PG_BIN, else
 	// the newest /usr/lib/postgresql/*/bin.
 	BinDir string
 	// WALLevel is the wal_level setting. Default "logical"; set "replica"
@@ -121,11 +121,11 @@ func StartPostgres(ctx context.Context, opts PostgresOptions) (*Postgres, error)
 	}
 }
 
-// pgBinDir returns dir, else $OUTBOX_CDC_PG_BIN, else the newest
+// pgBinDir returns dir, else $OUTBOX_CDC_TEST_PG_BIN, else the newest
 // /usr/lib/postgresql/*/bin; it must contain initdb and postgres.
 func pgBinDir(dir string) (string, error) {
 	if dir == "" {
-		dir = os.Getenv(EnvPGBin)
+		dir = getenv(EnvPGBin)
 	}
 	if dir == "" {
 		matches, _ := filepath.Glob("/usr/lib/postgresql/*/bin")

@@ -362,7 +362,7 @@ var sweepOnce sync.Once
 // died with them (parent-death signal). A dir is stale when the pid in its
 // owner file is not alive; dirs without the file are left alone.
 func sweepStaleDirs() {
-	if os.Getenv(EnvKeepTemp) != "" {
+	if getenv(EnvKeepTemp) != "" {
 		return
 	}
 	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), tempPrefix+"*"))
@@ -496,8 +496,8 @@ func (b *base) close() error {
 	for _, p := range b.ports {
 		releasePort(p)
 	}
-	if os.Getenv(EnvKeepTemp) != "" {
-		fmt.Fprintf(os.Stderr, "harness: %s=%s: keeping %s\n", EnvKeepTemp, os.Getenv(EnvKeepTemp), b.dir)
+	if getenv(EnvKeepTemp) != "" {
+		fmt.Fprintf(os.Stderr, "harness: %s=%s: keeping %s\n", EnvKeepTemp, getenv(EnvKeepTemp), b.dir)
 		return nil
 	}
 	return os.RemoveAll(b.dir)
@@ -535,7 +535,7 @@ func (b *base) Kill() error {
 
 // Close kills the server (SIGKILL: its data is discarded anyway, so there is
 // nothing to shut down gracefully) and deletes its temporary directory with
-// its data and log, unless $OUTBOX_CDC_KEEP_TEMP is set (for debugging).
+// its data and log, unless $OUTBOX_CDC_TEST_KEEP_TEMP is set (for debugging).
 // It blocks until both are done and may be called more than once. The
 // server cannot be started again.
 func (b *base) Close() error {

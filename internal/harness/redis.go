@@ -53,7 +53,7 @@ type Redis struct {
 	confPath string
 }
 
-// StartRedis starts redis-server ($OUTBOX_CDC_REDIS_SERVER, else
+// StartRedis starts redis-server ($OUTBOX_CDC_TEST_REDIS_SERVER, else
 // redis-server in PATH) with its working directory in a temporary directory.
 // It blocks until the server answers PING (at most opts.StartTimeout per
 // start). When the port it picked is taken by the time the server binds

@@ -32,14 +32,14 @@ type testServer struct {
 	cmd *exec.Cmd
 }
 
-// redisServerBin finds redis-server ($OUTBOX_CDC_REDIS_SERVER, as
+// redisServerBin finds redis-server ($OUTBOX_CDC_TEST_REDIS_SERVER, as
 // scripts/install-test-deps.sh exports it, else PATH), or skips the test when
 // it is missing and CI is unset (with CI set, a missing server fails the
 // test).
 func redisServerBin(t testing.TB) string {
 	t.Helper()
 	name := "redis-server"
-	if env := os.Getenv("OUTBOX_CDC_REDIS_SERVER"); env != "" {
+	if env := os.Getenv(harness.EnvRedisServer); env != "" {
 		name = env
 	}
 	bin, err := exec.LookPath(name)
