@@ -30,10 +30,15 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run 'go mod tidy' and commit the result"; exit 1; }
 
-# -p 1: one test binary at a time, so servers started by different packages
-# never race for the same free loopback port.
+# Packages test in parallel (go test's default -p, one test binary per CPU):
+# the harness gives every server a port no other test process picks and
+# starts a server again on a new port when someone else took its port
+# (internal/harness, "Ports"). ./test/ comes first: go test starts test
+# binaries in the order of the packages, and the end-to-end tests take longer
+# than all the others together, so they set the wall time when they start at
+# once (their results are printed first, the others' after them).
 test: test-deps lint
-	. "$(OUTBOX_CDC_TEST_CACHE)/env.sh" && $(GO) test -race -count=1 -p 1 -timeout 30m ./...
+	. "$(OUTBOX_CDC_TEST_CACHE)/env.sh" && $(GO) test -race -count=1 -timeout 30m ./test/ ./...
 
 bench: build test-deps
 	. "$(OUTBOX_CDC_TEST_CACHE)/env.sh" && $(GO) run ./test/bench $(BENCHFLAGS)
