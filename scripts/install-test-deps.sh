@@ -2,10 +2,10 @@
 # install-test-deps.sh — install everything the outbox-cdc integration tests
 # start by themselves (see internal/harness):
 #
-#   * Debian packages: postgresql (+contrib), redis-server and prometheus
-#     (for promtool). Their Debian
-#     services are kept from starting (the tests start private instances on
-#     free loopback ports).
+#   * Debian packages: postgresql (+contrib), redis-server, prometheus
+#     (for promtool), openjdk-17-jre-headless and maven (Kafka), make. Their
+#     Debian services are kept from starting (the tests start private
+#     instances on free loopback ports).
 #   * Apache Kafka broker jars (KRaft) copied from Maven Central with Maven,
 #     as pinned in test/kafka/pom.xml, into $CACHE/kafka-libs.
 #   * nats-server built from the version pinned in go.mod into
@@ -78,6 +78,10 @@ fi
 # promtool checks the alert rules in deploy/prometheus.
 if ! command -v promtool >/dev/null 2>&1; then
 	apt_pkgs+=(prometheus)
+fi
+# make runs the tests (.ci/run → make test); a minimal Debian has none.
+if ! command -v make >/dev/null 2>&1; then
+	apt_pkgs+=(make)
 fi
 
 if ((${#apt_pkgs[@]} > 0)); then
