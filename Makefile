@@ -4,7 +4,7 @@
 #   make demo         throwaway Postgres → outbox-cdc → stdout, then clean up
 #   make test         install test servers if missing, vet, gofmt, go test -race
 #   make test-deps    only install the test servers and the examples' drivers
-#   make lint         go vet + gofmt check
+#   make lint         go vet, gofmt check, go.mod/go.sum tidy check
 #   make bench        throughput, latency, CPU and memory beside pg_recvlogical;
 #                     handler throughput per broker beside a bare client
 #   make fuzz         run every fuzz target for FUZZTIME each
@@ -21,8 +21,10 @@
 
 GO       ?= go
 FUZZTIME ?= 30s
-OUTBOX_CDC_CACHE ?= $(HOME)/.cache/outbox-cdc
-CACHE_ENV = OUTBOX_CDC_CACHE="$(OUTBOX_CDC_CACHE)"
+# The test harness's variables start with OUTBOX_CDC_TEST_ (outbox-cdc reads
+# OUTBOX_CDC_* as config overrides); OUTBOX_CDC_CACHE is the older name.
+OUTBOX_CDC_TEST_CACHE ?= $(or $(OUTBOX_CDC_CACHE),$(HOME)/.cache/outbox-cdc)
+CACHE_ENV = OUTBOX_CDC_TEST_CACHE="$(OUTBOX_CDC_TEST_CACHE)"
 
 # Release stamping (outbox-cdc version prints them).
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -39,18 +41,26 @@ build:
 test-deps:
 	$(CACHE_ENV) bash scripts/install-test-deps.sh
 
+# go mod tidy -diff prints what tidy would change and fails when that is
+# anything, so CI (.ci/run → make test → lint) fails on an untidy go.mod.
 lint:
 	$(GO) vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run 'go mod tidy' and commit the result"; exit 1; }
 
-# -p 1: one test binary at a time, so servers started by different packages
-# never race for the same free loopback port.
+# Packages test in parallel (go test's default -p, one test binary per CPU):
+# the harness gives every server a port no other test process picks and
+# starts a server again on a new port when someone else took its port
+# (internal/harness, "Ports"). ./test/ comes first: go test starts test
+# binaries in the order of the packages, and the end-to-end tests take longer
+# than all the others together, so they set the wall time when they start at
+# once (their results are printed first, the others' after them).
 test: test-deps lint
-	. "$(OUTBOX_CDC_CACHE)/env.sh" && $(GO) test -race -count=1 -p 1 -timeout 30m ./...
+	. "$(OUTBOX_CDC_TEST_CACHE)/env.sh" && $(GO) test -race -count=1 -timeout 30m ./test/ ./...
 
 bench: build test-deps
-	. "$(OUTBOX_CDC_CACHE)/env.sh" && $(GO) run ./test/bench $(BENCHFLAGS)
-	. "$(OUTBOX_CDC_CACHE)/env.sh" && $(GO) run ./test/bench/handlers $(HANDLERBENCHFLAGS)
+	. "$(OUTBOX_CDC_TEST_CACHE)/env.sh" && $(GO) run ./test/bench $(BENCHFLAGS)
+	. "$(OUTBOX_CDC_TEST_CACHE)/env.sh" && $(GO) run ./test/bench/handlers $(HANDLERBENCHFLAGS)
 
 # Every fuzz target of every package, FUZZTIME each.
 fuzz:
@@ -65,7 +75,7 @@ demo: build
 	bash scripts/demo.sh
 
 soak: build test-deps
-	. "$(OUTBOX_CDC_CACHE)/env.sh" && OUTBOX_CDC_SOAK=$${SOAK_TIME:-10m} $(GO) test -count=1 -timeout 3h -run 'Soak' -v ./test/
+	. "$(OUTBOX_CDC_TEST_CACHE)/env.sh" && OUTBOX_CDC_TEST_SOAK=$${SOAK_TIME:-10m} $(GO) test -count=1 -timeout 3h -run 'Soak' -v ./test/
 
 docs-build:
 	bash scripts/docs.sh build
@@ -80,7 +90,7 @@ bench-plots:
 	bash scripts/docs.sh plots
 
 docs-bench: build test-deps
-	. "$(OUTBOX_CDC_CACHE)/env.sh" && $(GO) run ./test/bench $(BENCHFLAGS) | tee docs/benchmarks/run.txt.new
+	. "$(OUTBOX_CDC_TEST_CACHE)/env.sh" && $(GO) run ./test/bench $(BENCHFLAGS) | tee docs/benchmarks/run.txt.new
 	mv docs/benchmarks/run.txt.new docs/benchmarks/run.txt
 	bash scripts/docs.sh plots
 

@@ -14,6 +14,8 @@
 // OUTBOX_CDC_SINKS_0_PATH; sinks[1].kafka.brokers is
 // OUTBOX_CDC_SINKS_1_KAFKA_BROKERS (lists are comma-separated). An index one
 // past the end of a list adds an entry; an index further out is an error.
+// OUTBOX_CDC_CONFIG and the test harness's OUTBOX_CDC_TEST_ variables are no
+// overrides and are ignored.
 package config
 
 import (

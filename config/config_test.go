@@ -12,6 +12,7 @@ import (
 	"github.com/outbox-cdc/outbox-cdc/config"
 	"github.com/outbox-cdc/outbox-cdc/internal/checkpoint"
 	"github.com/outbox-cdc/outbox-cdc/internal/decoder"
+	"github.com/outbox-cdc/outbox-cdc/internal/harness"
 	"github.com/outbox-cdc/outbox-cdc/internal/retry"
 	"github.com/outbox-cdc/outbox-cdc/internal/sink/file"
 	"github.com/outbox-cdc/outbox-cdc/internal/wiring"
@@ -368,6 +369,25 @@ func TestEnvBadValues(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("%s: Load = %v, want an error naming %s", kv, err, name)
 		}
+	}
+}
+
+// TestEnvIgnoresTestHarness: the test harness's variables, which
+// scripts/install-test-deps.sh exports for every test (and so for every
+// outbox-cdc a test starts), are no config overrides and no warnings.
+func TestEnvIgnoresTestHarness(t *testing.T) {
+	t.Parallel()
+	env := []string{"OUTBOX_CDC_POSTGRES_URL=host=db", "OUTBOX_CDC_SINKS_0_NAME=s", "OUTBOX_CDC_SINKS_0_TYPE=stdout"}
+	for _, name := range []string{harness.EnvCache, harness.EnvPGBin, harness.EnvRedisServer, harness.EnvNATSServer,
+		harness.EnvKafkaLibs, harness.EnvJava, harness.EnvRequireServers, harness.EnvKeepTemp} {
+		env = append(env, name+"=/x")
+	}
+	var warn warnings
+	if _, err := config.Load("", env, warn.add); err != nil {
+		t.Fatal(err)
+	}
+	if len(warn) > 0 {
+		t.Errorf("warnings = %q, want none", warn)
 	}
 }
 

@@ -76,14 +76,17 @@ func resolveEnv(t reflect.Type, name string) ([]step, reflect.Type, bool) {
 	return nil, nil, false
 }
 
-// overlayEnv lays every OUTBOX_CDC_ variable of environ over root.
+// overlayEnv lays every OUTBOX_CDC_ variable of environ over root, except
+// OUTBOX_CDC_CONFIG (the commands' --config default) and the test harness's
+// OUTBOX_CDC_TEST_ variables (internal/harness), which name no key and are
+// not reported.
 func (d *yamlDecoder) overlayEnv(root *yaml.Node, environ []string) {
 	var settings []setting
 	var unknown []string
 	for _, kv := range environ {
 		k, v, ok := strings.Cut(kv, "=")
 		rest, ours := strings.CutPrefix(k, EnvPrefix+"_")
-		if !ok || !ours || k == EnvPrefix+"_CONFIG" {
+		if !ok || !ours || rest == "CONFIG" || strings.HasPrefix(rest, "TEST_") {
 			continue
 		}
 		steps, leaf, ok := resolveEnv(reflect.TypeFor[Config](), rest)

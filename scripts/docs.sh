@@ -13,7 +13,7 @@
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
-cache=${OUTBOX_CDC_CACHE:-${HOME:-/root}/.cache/outbox-cdc}
+cache=${OUTBOX_CDC_TEST_CACHE:-${OUTBOX_CDC_CACHE:-${HOME:-/root}/.cache/outbox-cdc}}
 venv="$cache/docs-venv"
 
 # install REQUIREMENTS... into the venv unless the same pins are there.

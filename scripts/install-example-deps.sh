@@ -12,7 +12,7 @@
 # Each part is redone only when its pinned versions change.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-CACHE=${OUTBOX_CDC_CACHE:-${HOME:-/root}/.cache/outbox-cdc}
+CACHE=${OUTBOX_CDC_TEST_CACHE:-${OUTBOX_CDC_CACHE:-${HOME:-/root}/.cache/outbox-cdc}}
 dir="$CACHE/examples"
 mkdir -p "$dir"
 log() { printf 'install-example-deps: %s\n' "$*"; }

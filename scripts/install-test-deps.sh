@@ -2,10 +2,10 @@
 # install-test-deps.sh — install everything the outbox-cdc integration tests
 # start by themselves (see internal/harness):
 #
-#   * Debian packages: postgresql (+contrib), redis-server and prometheus
-#     (for promtool). Their Debian
-#     services are kept from starting (the tests start private instances on
-#     free loopback ports).
+#   * Debian packages: postgresql (+contrib), redis-server, prometheus
+#     (for promtool), openjdk-17-jre-headless and maven (Kafka), make. Their
+#     Debian services are kept from starting (the tests start private
+#     instances on free loopback ports).
 #   * Apache Kafka broker jars (KRaft) copied from Maven Central with Maven,
 #     as pinned in test/kafka/pom.xml, into $CACHE/kafka-libs.
 #   * nats-server built from the version pinned in go.mod into
@@ -15,12 +15,16 @@
 #     (psycopg, pg, the JDBC driver) and the CloudEvents SDKs for Python and
 #     JavaScript, into $CACHE/examples.
 #
-# CACHE is ${OUTBOX_CDC_CACHE:-$HOME/.cache/outbox-cdc}. At the end the
+# CACHE is ${OUTBOX_CDC_TEST_CACHE:-$HOME/.cache/outbox-cdc} (the older name
+# OUTBOX_CDC_CACHE is still read when the new one is unset). At the end the
 # script writes $CACHE/env.sh, which exports the variables internal/harness
 # reads; source it before `go test`:
 #
-#   OUTBOX_CDC_CACHE, OUTBOX_CDC_PG_BIN, OUTBOX_CDC_REDIS_SERVER,
-#   OUTBOX_CDC_NATS_SERVER, OUTBOX_CDC_KAFKA_LIBS, OUTBOX_CDC_JAVA
+#   OUTBOX_CDC_TEST_CACHE, OUTBOX_CDC_TEST_PG_BIN, OUTBOX_CDC_TEST_REDIS_SERVER,
+#   OUTBOX_CDC_TEST_NATS_SERVER, OUTBOX_CDC_TEST_KAFKA_LIBS, OUTBOX_CDC_TEST_JAVA
+#
+# (OUTBOX_CDC_TEST_, not OUTBOX_CDC_: outbox-cdc reads OUTBOX_CDC_* as config
+# overrides and would warn about these in every test that starts it.)
 #
 # Idempotent and quick (a few seconds) when everything is already there.
 # Needs root only when Debian packages are missing. Prints one line per step.
@@ -29,7 +33,7 @@ set -euo pipefail
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo_root"
 
-CACHE=${OUTBOX_CDC_CACHE:-${HOME:-/root}/.cache/outbox-cdc}
+CACHE=${OUTBOX_CDC_TEST_CACHE:-${OUTBOX_CDC_CACHE:-${HOME:-/root}/.cache/outbox-cdc}}
 mkdir -p "$CACHE/bin"
 CACHE=$(cd "$CACHE" && pwd)
 
@@ -86,6 +90,10 @@ if ! command -v systemd-analyze >/dev/null 2>&1; then
 fi
 if ! command -v npm >/dev/null 2>&1; then
 	apt_pkgs+=(nodejs npm)
+fi
+# make runs the tests (.ci/run → make test); a minimal Debian has none.
+if ! command -v make >/dev/null 2>&1; then
+	apt_pkgs+=(make)
 fi
 
 if ((${#apt_pkgs[@]} > 0)); then
@@ -191,7 +199,7 @@ fi
 
 # The docs' examples in Python, Node.js and Java, and the CloudEvents SDKs
 # the binding tests read events with (scripts/install-example-deps.sh).
-CACHE="$CACHE" OUTBOX_CDC_CACHE="$CACHE" bash "$repo_root/scripts/install-example-deps.sh"
+CACHE="$CACHE" OUTBOX_CDC_TEST_CACHE="$CACHE" bash "$repo_root/scripts/install-example-deps.sh"
 
 # ---------------------------------------------------------------------------
 # env file
@@ -199,12 +207,12 @@ CACHE="$CACHE" OUTBOX_CDC_CACHE="$CACHE" bash "$repo_root/scripts/install-exampl
 env_file="$CACHE/env.sh"
 cat >"$env_file.tmp" <<EOF
 # Written by scripts/install-test-deps.sh; source before running the tests.
-export OUTBOX_CDC_CACHE='$CACHE'
-export OUTBOX_CDC_PG_BIN='$pg_bin'
-export OUTBOX_CDC_REDIS_SERVER='$redis_server'
-export OUTBOX_CDC_NATS_SERVER='$nats_bin'
-export OUTBOX_CDC_KAFKA_LIBS='$kafka_libs'
-export OUTBOX_CDC_JAVA='$java_bin'
+export OUTBOX_CDC_TEST_CACHE='$CACHE'
+export OUTBOX_CDC_TEST_PG_BIN='$pg_bin'
+export OUTBOX_CDC_TEST_REDIS_SERVER='$redis_server'
+export OUTBOX_CDC_TEST_NATS_SERVER='$nats_bin'
+export OUTBOX_CDC_TEST_KAFKA_LIBS='$kafka_libs'
+export OUTBOX_CDC_TEST_JAVA='$java_bin'
 EOF
 mv "$env_file.tmp" "$env_file"
 log "ready in $(($(now) - t_start))s; env: . $env_file"

@@ -5,6 +5,6 @@
 // Kafka broker.
 //
 // `make test` starts them all; when a server is not installed the tests that
-// need it skip, unless CI or OUTBOX_CDC_REQUIRE_SERVERS=1 is set, where they
-// fail.
+// need it skip, unless CI or OUTBOX_CDC_TEST_REQUIRE_SERVERS=1 is set, where
+// they fail.
 package test

@@ -20,12 +20,7 @@ import (
 // and skipping on a laptop when it is not there.
 func exampleDeps(t *testing.T, part string) string {
 	t.Helper()
-	cache := os.Getenv("OUTBOX_CDC_CACHE")
-	if cache == "" {
-		home, _ := os.UserHomeDir()
-		cache = filepath.Join(home, ".cache", "outbox-cdc")
-	}
-	dir := filepath.Join(cache, "examples", part)
+	dir := filepath.Join(harness.CacheDir(), "examples", part)
 	if _, err := os.Stat(filepath.Join(dir, ".stamp")); err != nil {
 		if harness.Require("examples") {
 			t.Fatalf("%s is missing: run scripts/install-test-deps.sh", dir)
@@ -54,8 +49,8 @@ func TestWritingEventsExamples(t *testing.T) {
 	}
 	jdbcURL := fmt.Sprintf("jdbc:postgresql://%s%s?user=%s", u.Host, u.Path, u.User.Username())
 	root, _ := filepath.Abs("../examples/writing-events")
-	psql := filepath.Join(os.Getenv("OUTBOX_CDC_PG_BIN"), "psql")
-	if os.Getenv("OUTBOX_CDC_PG_BIN") == "" {
+	psql := filepath.Join(os.Getenv(harness.EnvPGBin), "psql")
+	if os.Getenv(harness.EnvPGBin) == "" {
 		psql = "psql"
 	}
 

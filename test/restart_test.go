@@ -46,12 +46,16 @@ func TestPostgresRestartLosesNothing(t *testing.T) {
 }
 
 // TestSoak runs kills, broker outages and Postgres restarts under steady load
-// for $OUTBOX_CDC_SOAK (make soak), then checks every event arrived once in
-// order per key at every broker with deduplication, at least once in Kafka.
+// for $OUTBOX_CDC_TEST_SOAK (make soak), then checks every event arrived once
+// in order per key at every broker with deduplication, at least once in Kafka.
 func TestSoak(t *testing.T) {
-	d, err := time.ParseDuration(os.Getenv("OUTBOX_CDC_SOAK"))
+	soak := os.Getenv("OUTBOX_CDC_TEST_SOAK")
+	if soak == "" {
+		soak = os.Getenv("OUTBOX_CDC_SOAK") // the name before the OUTBOX_CDC_TEST_ prefix
+	}
+	d, err := time.ParseDuration(soak)
 	if err != nil || d <= 0 {
-		t.Skip("set OUTBOX_CDC_SOAK (make soak)")
+		t.Skip("set OUTBOX_CDC_TEST_SOAK (make soak)")
 	}
 	var bs []broker
 	for _, get := range allBrokers(t) {

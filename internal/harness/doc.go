@@ -13,24 +13,45 @@
 //	t.Cleanup(func() { pg.Close() })
 //	conn, err := pgx.Connect(ctx, pg.URL("postgres"))
 //
+// # Ports
+//
+// Test binaries of several packages may start servers at the same time (go
+// test -p N). A port is picked at random outside the kernel's ephemeral port
+// range and reserved across processes (an abstract Unix socket named after
+// it) until Close, so two test processes never pick the same port, also while
+// one of them has its server stopped. A program that does not use the
+// harness can still take a port between the pick and the server's bind: the
+// Start functions see the server fail to bind ("address already in use" in
+// its log), pick new ports and start again, at most 5 times; they give up
+// with an error wrapping ErrPortTaken. Start after Stop or Kill keeps the
+// port. Readiness probes check that the server answering is the one
+// started (its data directory, pid, name or cluster ID), not whatever holds
+// the port. FreePort hands out such a port for a listener a test runs itself.
+//
 // # Where the servers come from
 //
 // scripts/install-test-deps.sh installs or builds everything and writes
-// $OUTBOX_CDC_CACHE/env.sh (default cache dir: $HOME/.cache/outbox-cdc),
+// $OUTBOX_CDC_TEST_CACHE/env.sh (default cache dir: $HOME/.cache/outbox-cdc),
 // which exports the variables below. Each has a fallback, so sourcing the
 // file is optional on a machine where the script has run:
 //
-//	OUTBOX_CDC_PG_BIN        PostgreSQL bin dir (default: newest /usr/lib/postgresql/*/bin)
-//	OUTBOX_CDC_REDIS_SERVER  redis-server binary (default: redis-server in PATH)
-//	OUTBOX_CDC_NATS_SERVER   nats-server binary (default: $CACHE/bin/nats-server,
-//	                         else built with `go build` from the repository's go.mod)
-//	OUTBOX_CDC_KAFKA_LIBS    dir of Kafka broker jars (default: $CACHE/kafka-libs)
-//	OUTBOX_CDC_JAVA          java binary (default: $JAVA_HOME/bin/java, else java in PATH)
-//	OUTBOX_CDC_CACHE         the cache dir itself
+//	OUTBOX_CDC_TEST_PG_BIN        PostgreSQL bin dir (default: newest /usr/lib/postgresql/*/bin)
+//	OUTBOX_CDC_TEST_REDIS_SERVER  redis-server binary (default: redis-server in PATH)
+//	OUTBOX_CDC_TEST_NATS_SERVER   nats-server binary (default: $CACHE/bin/nats-server,
+//	                              else built with `go build` from the repository's go.mod)
+//	OUTBOX_CDC_TEST_KAFKA_LIBS    dir of Kafka broker jars (default: $CACHE/kafka-libs)
+//	OUTBOX_CDC_TEST_JAVA          java binary (default: $JAVA_HOME/bin/java, else java in PATH)
+//	OUTBOX_CDC_TEST_CACHE         the cache dir itself
+//
+// The prefix OUTBOX_CDC_TEST_ keeps them apart from outbox-cdc's own
+// OUTBOX_CDC_ config overrides (package config ignores it), so an outbox-cdc
+// started by a test does not warn about them. A variable's name from before
+// the prefix (OUTBOX_CDC_PG_BIN, OUTBOX_CDC_CACHE, ...) is still read when the
+// new one is not set.
 //
 // When a binary or the jar dir is missing, the Start functions return an
 // error wrapping ErrNotInstalled. Tests should skip then, except on CI or
-// when OUTBOX_CDC_REQUIRE_SERVERS is set, where a missing server is a
+// when OUTBOX_CDC_TEST_REQUIRE_SERVERS is set, where a missing server is a
 // failure: see Require and SkipIfNotInstalled.
 //
 // # Processes
@@ -45,7 +66,7 @@
 // Each server appends its output to a log file in its temporary directory
 // (LogPath); a failed Start returns an error that includes the tail of that
 // log, and LogTail gives it to tests that want to print it on failure. Set
-// OUTBOX_CDC_KEEP_TEMP=1 to keep the directories after Close. Directories
+// OUTBOX_CDC_TEST_KEEP_TEMP=1 to keep the directories after Close. Directories
 // left by a test process that died are removed by the next one.
 //
 // The package uses only the standard library, pgx (PostgreSQL helpers) and

@@ -4,13 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -20,28 +18,52 @@ import (
 var ErrNotInstalled = errors.New("not installed (run scripts/install-test-deps.sh)")
 
 // Environment variables read by the harness. See the package documentation.
+// They start with EnvPrefix, which package config leaves alone: outbox-cdc
+// processes started by tests inherit them without warning about them.
 const (
-	EnvCache          = "OUTBOX_CDC_CACHE"
-	EnvPGBin          = "OUTBOX_CDC_PG_BIN"
-	EnvRedisServer    = "OUTBOX_CDC_REDIS_SERVER"
-	EnvNATSServer     = "OUTBOX_CDC_NATS_SERVER"
-	EnvKafkaLibs      = "OUTBOX_CDC_KAFKA_LIBS"
-	EnvJava           = "OUTBOX_CDC_JAVA"
-	EnvRequireServers = "OUTBOX_CDC_REQUIRE_SERVERS"
-	EnvKeepTemp       = "OUTBOX_CDC_KEEP_TEMP" // non-empty: Close keeps the temp dir
+	EnvPrefix         = "OUTBOX_CDC_TEST_"
+	EnvCache          = EnvPrefix + "CACHE"
+	EnvPGBin          = EnvPrefix + "PG_BIN"
+	EnvRedisServer    = EnvPrefix + "REDIS_SERVER"
+	EnvNATSServer     = EnvPrefix + "NATS_SERVER"
+	EnvKafkaLibs      = EnvPrefix + "KAFKA_LIBS"
+	EnvJava           = EnvPrefix + "JAVA"
+	EnvRequireServers = EnvPrefix + "REQUIRE_SERVERS"
+	EnvKeepTemp       = EnvPrefix + "KEEP_TEMP" // non-empty: Close keeps the temp dir
 )
+
+// lookupEnv returns the value of the harness variable name and the name it
+// was read from: name, or, when name is not set at all, its name from before
+// the OUTBOX_CDC_TEST_ prefix (OUTBOX_CDC_PG_BIN for OUTBOX_CDC_TEST_PG_BIN),
+// which an older env.sh or a shell profile may still export.
+func lookupEnv(name string) (value, from string) {
+	if v, ok := os.LookupEnv(name); ok {
+		return v, name
+	}
+	old := "OUTBOX_CDC_" + strings.TrimPrefix(name, EnvPrefix)
+	if v, ok := os.LookupEnv(old); ok {
+		return v, old
+	}
+	return "", name
+}
+
+// getenv is the value of lookupEnv.
+func getenv(name string) string {
+	v, _ := lookupEnv(name)
+	return v
+}
 
 // Require reports whether a test must fail, rather than skip, when the
 // server called name (e.g. "postgres", "redis", "nats", "kafka") is not
 // installed.
 //
-// OUTBOX_CDC_REQUIRE_SERVERS decides when set: "1", "true", "yes" or "all"
+// OUTBOX_CDC_TEST_REQUIRE_SERVERS decides when set: "1", "true", "yes" or "all"
 // require every server; "0", "false" or "no" require none (even on CI); any
 // other value is a comma-separated list of required server names. When it
 // is unset or empty, every server is required when CI is non-empty and none
 // otherwise.
 func Require(name string) bool {
-	v := strings.TrimSpace(os.Getenv(EnvRequireServers))
+	v := strings.TrimSpace(getenv(EnvRequireServers))
 	switch strings.ToLower(v) {
 	case "":
 		return os.Getenv("CI") != ""
@@ -82,9 +104,10 @@ func SkipIfNotInstalled(t TB, name string, err error) {
 }
 
 // CacheDir returns the directory scripts/install-test-deps.sh installs into:
-// $OUTBOX_CDC_CACHE, default $HOME/.cache/outbox-cdc. It does not create it.
+// $OUTBOX_CDC_TEST_CACHE, default $HOME/.cache/outbox-cdc. It does not
+// create it.
 func CacheDir() string {
-	if d := os.Getenv(EnvCache); d != "" {
+	if d := getenv(EnvCache); d != "" {
 		return d
 	}
 	home := os.Getenv("HOME")
@@ -96,33 +119,6 @@ func CacheDir() string {
 	}
 	return filepath.Join(home, ".cache", "outbox-cdc")
 }
-
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago: it
-// listens on port 0 and closes the listener. Ports handed out before by this
-// process are never returned again, so servers started together do not
-// collide with each other.
-func FreePort() (int, error) {
-	portsMu.Lock()
-	defer portsMu.Unlock()
-	for i := 0; i < 50; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, fmt.Errorf("find free port: %w", err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		if !portsUsed[port] {
-			portsUsed[port] = true
-			return port, nil
-		}
-	}
-	return 0, errors.New("find free port: no unused port after 50 tries")
-}
-
-var (
-	portsMu   sync.Mutex
-	portsUsed = map[int]bool{}
-)
 
 // repoRoot returns the nearest directory at or above the working directory
 // that holds a go.mod file.
@@ -147,11 +143,11 @@ func repoRoot() (string, error) {
 // exist), else the first candidate that is an executable file, else name
 // looked up in PATH. The error wraps ErrNotInstalled.
 func lookBin(env, name string, candidates ...string) (string, error) {
-	if p := os.Getenv(env); p != "" {
+	if p, from := lookupEnv(env); p != "" {
 		if isExecutable(p) {
 			return p, nil
 		}
-		return "", fmt.Errorf("%s=%s: not an executable file: %w", env, p, ErrNotInstalled)
+		return "", fmt.Errorf("%s=%s: not an executable file: %w", from, p, ErrNotInstalled)
 	}
 	for _, c := range candidates {
 		if isExecutable(c) {
@@ -170,7 +166,7 @@ func isExecutable(p string) bool {
 	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
 }
 
-// javaBin locates java: $OUTBOX_CDC_JAVA, $JAVA_HOME/bin/java, java in PATH.
+// javaBin locates java: $OUTBOX_CDC_TEST_JAVA, $JAVA_HOME/bin/java, java in PATH.
 func javaBin() (string, error) {
 	var cands []string
 	if jh := os.Getenv("JAVA_HOME"); jh != "" {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -456,5 +457,29 @@ func TestNotInstalled(t *testing.T) {
 		if !errors.Is(err, harness.ErrNotInstalled) {
 			t.Errorf("server %d: err = %v, want ErrNotInstalled", i, err)
 		}
+	}
+}
+
+// TestLegacyEnvNames: a variable's name from before the OUTBOX_CDC_TEST_
+// prefix is read when the new name is not set, and named in errors.
+func TestLegacyEnvNames(t *testing.T) {
+	unset := func(name string) {
+		t.Setenv(name, "") // restored after the test
+		os.Unsetenv(name)
+	}
+	unset(harness.EnvRedisServer)
+	unset(harness.EnvRequireServers)
+	t.Setenv("OUTBOX_CDC_REDIS_SERVER", "/nonexistent/redis-server")
+	t.Setenv("OUTBOX_CDC_REQUIRE_SERVERS", "redis")
+	_, err := harness.StartRedis(context.Background(), harness.RedisOptions{})
+	if !errors.Is(err, harness.ErrNotInstalled) || !strings.Contains(err.Error(), "OUTBOX_CDC_REDIS_SERVER=/nonexistent/redis-server") {
+		t.Errorf("StartRedis: err = %v, want ErrNotInstalled naming OUTBOX_CDC_REDIS_SERVER", err)
+	}
+	if !harness.Require("redis") || harness.Require("kafka") {
+		t.Errorf("Require did not follow OUTBOX_CDC_REQUIRE_SERVERS=redis")
+	}
+	t.Setenv(harness.EnvRequireServers, "kafka") // the new name wins
+	if harness.Require("redis") || !harness.Require("kafka") {
+		t.Errorf("Require did not follow %s=kafka", harness.EnvRequireServers)
 	}
 }

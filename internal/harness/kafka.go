@@ -21,10 +21,11 @@ import (
 // KafkaOptions configures StartKafka. The zero value is a single-node
 // broker that auto-creates topics with one partition.
 type KafkaOptions struct {
-	// Port is the PLAINTEXT client port on 127.0.0.1. Default: a free port.
+	// Port is the PLAINTEXT client port on 127.0.0.1. Default: a free port
+	// (see FreePort), replaced by another when it is taken at start.
 	Port int
 	// ControllerPort is the KRaft CONTROLLER listener port. Default: a
-	// free port.
+	// free port, replaced like Port.
 	ControllerPort int
 	// DisableAutoCreateTopics sets auto.create.topics.enable=false. Default:
 	// topics are created on first use.
@@ -37,8 +38,8 @@ type KafkaOptions struct {
 	MessageMaxBytes int
 	// ExtraProps adds or overrides server.properties settings.
 	ExtraProps map[string]string
-	// LibsDir is the directory of broker jars. Default: $OUTBOX_CDC_KAFKA_LIBS,
-	// else $OUTBOX_CDC_CACHE/kafka-libs.
+	// LibsDir is the directory of broker jars. Default:
+	// $OUTBOX_CDC_TEST_KAFKA_LIBS, else $OUTBOX_CDC_TEST_CACHE/kafka-libs.
 	LibsDir string
 	// HeapMB is the JVM's maximum heap (-Xmx) in MiB. Default 512.
 	HeapMB int
@@ -74,8 +75,9 @@ type Kafka struct {
 // answers a Metadata request listing itself (at most opts.StartTimeout,
 // default 90 s). On an idle 2-core machine that takes about 8 s for the
 // first broker of a test process and 5 s for later ones (the format is
-// reused); on a busy one it can take several times longer. Close it when
-// done.
+// reused); on a busy one it can take several times longer. When a port it
+// picked is taken by the time the broker binds it, it formats and starts a
+// new broker on new ports (see ErrPortTaken). Close it when done.
 func StartKafka(ctx context.Context, opts KafkaOptions) (*Kafka, error) {
 	java, err := javaBin()
 	if err != nil {
@@ -94,47 +96,63 @@ func StartKafka(ctx context.Context, opts KafkaOptions) (*Kafka, error) {
 	if opts.StartTimeout == 0 {
 		opts.StartTimeout = 90 * time.Second
 	}
-	port, cport := opts.Port, opts.ControllerPort
-	if port == 0 {
-		if port, err = FreePort(); err != nil {
-			return nil, err
-		}
-	}
-	if cport == 0 {
-		if cport, err = FreePort(); err != nil {
-			return nil, err
-		}
-	}
 	b, err := newBase("kafka", nil)
 	if err != nil {
 		return nil, err
 	}
-	k := &Kafka{base: b, opts: opts, java: java, libs: libs, port: port, controllerPort: cport,
+	k := &Kafka{base: b, opts: opts, java: java, libs: libs, port: opts.Port, controllerPort: opts.ControllerPort,
 		logDir:    filepath.Join(b.dir, "data"),
 		propsPath: filepath.Join(b.dir, "server.properties"),
 		log4jPath: filepath.Join(b.dir, "log4j2.properties"),
 		clusterID: kafkaClusterID(),
 	}
-	if err := k.writeConfig(); err != nil {
-		b.close()
-		return nil, err
+	for attempt := 1; ; attempt++ {
+		err := k.firstStart(ctx)
+		if err == nil {
+			return k, nil
+		}
+		if retry, err := retryPort(err, attempt, opts.Port == 0 || opts.ControllerPort == 0); !retry {
+			b.close()
+			return nil, err
+		}
+		// Another program took a port: start afresh on new ones (the
+		// failed start left metadata that names the old controller).
+		k.port, k.controllerPort = opts.Port, opts.ControllerPort
+		if err := os.RemoveAll(k.logDir); err != nil {
+			b.close()
+			return nil, err
+		}
 	}
-	if err := k.format(ctx); err != nil {
-		b.close()
-		return nil, err
-	}
-	if err := k.Start(ctx); err != nil {
-		b.close()
-		return nil, err
-	}
-	return k, nil
 }
 
-// kafkaLibsDir returns dir, else $OUTBOX_CDC_KAFKA_LIBS, else
-// $OUTBOX_CDC_CACHE/kafka-libs; it must hold a kafka_2.13-*.jar.
+// firstStart picks the ports that are not set, writes the configuration,
+// formats the storage and starts the broker.
+func (k *Kafka) firstStart(ctx context.Context) error {
+	var err error
+	if k.port == 0 {
+		if k.port, err = k.reserve(ctx); err != nil {
+			return err
+		}
+	}
+	if k.controllerPort == 0 {
+		if k.controllerPort, err = k.reserve(ctx); err != nil {
+			return err
+		}
+	}
+	if err := k.writeConfig(); err != nil {
+		return err
+	}
+	if err := k.format(ctx); err != nil {
+		return err
+	}
+	return k.Start(ctx)
+}
+
+// kafkaLibsDir returns dir, else $OUTBOX_CDC_TEST_KAFKA_LIBS, else
+// $OUTBOX_CDC_TEST_CACHE/kafka-libs; it must hold a kafka_2.13-*.jar.
 func kafkaLibsDir(dir string) (string, error) {
 	if dir == "" {
-		dir = os.Getenv(EnvKafkaLibs)
+		dir = getenv(EnvKafkaLibs)
 	}
 	if dir == "" {
 		dir = filepath.Join(CacheDir(), "kafka-libs")
@@ -308,7 +326,8 @@ func rewriteMetaProperties(data []byte, set map[string]string) []byte {
 // Start starts the stopped or killed broker again on the same ports and log
 // dirs (no reformat). It blocks until the broker answers a Metadata request
 // that lists itself (at most KafkaOptions.StartTimeout, default 90 s, or
-// ctx's deadline).
+// ctx's deadline). The error wraps ErrPortTaken when another program took a
+// port meanwhile.
 func (k *Kafka) Start(ctx context.Context) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -317,12 +336,14 @@ func (k *Kafka) Start(ctx context.Context) error {
 	}
 	args := append(k.jvmArgs(k.opts.HeapMB), k.opts.JVMOpts...)
 	args = append(args, "-cp", filepath.Join(k.libs, "*"), "kafka.Kafka", k.propsPath)
-	s := procSpec{path: k.java, args: args, dir: k.dir}
-	return k.launch(ctx, s, k.opts.StartTimeout, k.probe)
+	s := procSpec{path: k.java, args: args, dir: k.dir, binds: k.Addr() + " or " + k.ControllerAddr()}
+	return k.launch(ctx, s, k.opts.StartTimeout, func(ctx context.Context, _ int) error { return k.probe(ctx) })
 }
 
-// probe asks the broker for cluster metadata and checks that it lists
-// itself (registered and unfenced, so topics can be created).
+// probe asks the broker for cluster metadata and checks that it is this
+// broker (its cluster ID, not that of a broker that took the port while this
+// one failed to bind it) and lists itself (registered and unfenced, so topics
+// can be created).
 func (k *Kafka) probe(ctx context.Context) error {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(k.Addr()), kgo.DialTimeout(2*time.Second), kgo.RequestRetries(0))
 	if err != nil {
@@ -333,6 +354,9 @@ func (k *Kafka) probe(ctx context.Context) error {
 	resp, err := req.RequestWith(ctx, cl)
 	if err != nil {
 		return err
+	}
+	if resp.ClusterID == nil || *resp.ClusterID != k.clusterID {
+		return fmt.Errorf("port %d is answered by another broker (cluster ID %v)", k.port, resp.ClusterID)
 	}
 	for _, b := range resp.Brokers {
 		if b.NodeID == 1 {

@@ -20,7 +20,8 @@ import (
 // NATSOptions configures StartNATS. The zero value is a JetStream-enabled
 // server without authentication.
 type NATSOptions struct {
-	// Port to listen on (127.0.0.1 only). Default: a free port.
+	// Port to listen on (127.0.0.1 only). Default: a free port (see
+	// FreePort), replaced by another when it is taken at start.
 	Port int
 	// MaxPayload is the largest message the server accepts, in bytes
 	// (max_payload). Default: the server's (1 MiB).
@@ -47,15 +48,17 @@ type NATS struct {
 	port     int
 	storeDir string
 	confPath string
+	name     string // server_name, unique to this server
 }
 
 // StartNATS starts nats-server with JetStream (-js) storing in a temporary
-// directory. The binary is $OUTBOX_CDC_NATS_SERVER, else
-// $OUTBOX_CDC_CACHE/bin/nats-server, else it is built (once, which can take
+// directory. The binary is $OUTBOX_CDC_TEST_NATS_SERVER, else
+// $OUTBOX_CDC_TEST_CACHE/bin/nats-server, else it is built (once, which can take
 // a minute or two) with `go build` from the version in the repository's
 // go.mod into that cache path. StartNATS blocks until the server accepts
-// connections with JetStream enabled (at most opts.StartTimeout). Close it
-// when done.
+// connections with JetStream enabled (at most opts.StartTimeout per start).
+// When the port it picked is taken by the time the server binds it, it
+// starts again on a new one (see ErrPortTaken). Close it when done.
 func StartNATS(ctx context.Context, opts NATSOptions) (*NATS, error) {
 	bin, err := natsServerBin(ctx)
 	if err != nil {
@@ -67,18 +70,13 @@ func StartNATS(ctx context.Context, opts NATSOptions) (*NATS, error) {
 	if opts.Token != "" && opts.User != "" {
 		return nil, errors.New("nats: Token and User are mutually exclusive")
 	}
-	port := opts.Port
-	if port == 0 {
-		if port, err = FreePort(); err != nil {
-			return nil, err
-		}
-	}
 	b, err := newBase("nats", nil)
 	if err != nil {
 		return nil, err
 	}
-	n := &NATS{base: b, opts: opts, bin: bin, port: port,
-		storeDir: filepath.Join(b.dir, "jetstream"), confPath: filepath.Join(b.dir, "nats.conf")}
+	n := &NATS{base: b, opts: opts, bin: bin, port: opts.Port,
+		storeDir: filepath.Join(b.dir, "jetstream"), confPath: filepath.Join(b.dir, "nats.conf"),
+		name: "outbox-cdc-test-" + strings.TrimPrefix(filepath.Base(b.dir), tempPrefix+"nats-")}
 	var conf []string
 	if opts.MaxPayload > 0 {
 		conf = append(conf, fmt.Sprintf("max_payload: %d", opts.MaxPayload))
@@ -91,11 +89,23 @@ func StartNATS(ctx context.Context, opts NATSOptions) (*NATS, error) {
 		b.close()
 		return nil, err
 	}
-	if err := n.Start(ctx); err != nil {
-		b.close()
-		return nil, err
+	for attempt := 1; ; attempt++ {
+		err = nil
+		if n.port == 0 {
+			n.port, err = b.reserve(ctx)
+		}
+		if err == nil {
+			err = n.Start(ctx)
+		}
+		if err == nil {
+			return n, nil
+		}
+		if retry, err := retryPort(err, attempt, opts.Port == 0); !retry {
+			b.close()
+			return nil, err
+		}
+		n.port = 0 // another program took it: pick a new one
 	}
-	return n, nil
 }
 
 var (
@@ -105,7 +115,7 @@ var (
 
 // natsServerBin finds or builds the nats-server binary; see StartNATS.
 func natsServerBin(ctx context.Context) (string, error) {
-	if p := os.Getenv(EnvNATSServer); p != "" {
+	if p := getenv(EnvNATSServer); p != "" {
 		return lookBin(EnvNATSServer, "nats-server")
 	}
 	cached := filepath.Join(CacheDir(), "bin", "nats-server")
@@ -159,7 +169,8 @@ func natsServerBin(ctx context.Context) (string, error) {
 // Start starts the stopped or killed server again on the same port and
 // JetStream store directory. It blocks until a client connection gets an
 // INFO with JetStream enabled (at most NATSOptions.StartTimeout, default
-// 30 s, or ctx's deadline).
+// 30 s, or ctx's deadline). The error wraps ErrPortTaken when another
+// program took the port meanwhile.
 func (n *NATS) Start(ctx context.Context) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -167,18 +178,20 @@ func (n *NATS) Start(ctx context.Context) error {
 		return err
 	}
 	args := []string{"-c", n.confPath, "-js", "-sd", n.storeDir, "-a", "127.0.0.1", "-p", itoa(n.port),
-		"-n", "outbox-cdc-test"}
+		"-n", n.name}
 	if n.opts.User != "" {
 		args = append(args, "--user", n.opts.User, "--pass", n.opts.Password)
 	}
 	if n.opts.Token != "" {
 		args = append(args, "--auth", n.opts.Token)
 	}
-	s := procSpec{path: n.bin, args: args, dir: n.dir}
-	return n.launch(ctx, s, n.opts.StartTimeout, n.probe)
+	s := procSpec{path: n.bin, args: args, dir: n.dir, binds: n.Addr()}
+	return n.launch(ctx, s, n.opts.StartTimeout, func(ctx context.Context, _ int) error { return n.probe(ctx) })
 }
 
-// probe reads the server's INFO line and checks that JetStream is on.
+// probe reads the server's INFO line and checks that it is this server (its
+// name, not that of a server that took the port while this one failed to
+// bind it) and that JetStream is on.
 func (n *NATS) probe(ctx context.Context) error {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", n.Addr())
@@ -189,6 +202,7 @@ func (n *NATS) probe(ctx context.Context) error {
 	if dl, ok := ctx.Deadline(); ok {
 		conn.SetDeadline(dl)
 	}
+	defer context.AfterFunc(ctx, func() { conn.Close() })()
 	line, err := bufio.NewReader(conn).ReadString('\n')
 	if err != nil {
 		return err
@@ -198,10 +212,14 @@ func (n *NATS) probe(ctx context.Context) error {
 		return fmt.Errorf("nats: unexpected greeting %q", line)
 	}
 	var info struct {
-		JetStream bool `json:"jetstream"`
+		JetStream  bool   `json:"jetstream"`
+		ServerName string `json:"server_name"`
 	}
 	if err := json.Unmarshal([]byte(js), &info); err != nil {
 		return fmt.Errorf("nats: INFO: %v", err)
+	}
+	if info.ServerName != n.name {
+		return fmt.Errorf("port %d is answered by another server (%q)", n.port, info.ServerName)
 	}
 	if !info.JetStream {
 		return errors.New("nats: JetStream not enabled yet")

@@ -18,9 +18,10 @@ import (
 // PostgresOptions configures StartPostgres. The zero value is a test
 // server with wal_level=logical and fsync off.
 type PostgresOptions struct {
-	// Port to listen on (127.0.0.1 only). Default: a free port.
+	// Port to listen on (127.0.0.1 only). Default: a free port (see
+	// FreePort), replaced by another when it is taken at start.
 	Port int
-	// BinDir holds initdb and postgres. Default: $OUTBOX_CDC_PG_BIN, else
+	// BinDir holds initdb and postgres. Default: $OUTBOX_CDC_TEST_PG_BIN, else
 	// the newest /usr/lib/postgresql/*/bin.
 	BinDir string
 	// WALLevel is the wal_level setting. Default "logical"; set "replica"
@@ -56,7 +57,9 @@ type Postgres struct {
 
 // StartPostgres creates a new cluster (initdb) in a temporary directory,
 // configures it and starts it. It blocks until the server accepts
-// connections (at most opts.StartTimeout). Close it when done.
+// connections (at most opts.StartTimeout per start). When the port it
+// picked is taken by the time the server binds it, it starts again on a new
+// one (see ErrPortTaken). Close it when done.
 func StartPostgres(ctx context.Context, opts PostgresOptions) (*Postgres, error) {
 	binDir, err := pgBinDir(opts.BinDir)
 	if err != nil {
@@ -82,33 +85,47 @@ func StartPostgres(ctx context.Context, opts PostgresOptions) (*Postgres, error)
 				opts.OSUser, err, ErrNotInstalled)
 		}
 	}
-	port := opts.Port
-	if port == 0 {
-		if port, err = FreePort(); err != nil {
-			return nil, err
-		}
-	}
 	b, err := newBase("postgres", cred)
 	if err != nil {
 		return nil, err
 	}
-	pg := &Postgres{base: b, opts: opts, binDir: binDir, dataDir: filepath.Join(b.dir, "data"), port: port, cred: cred}
+	pg := &Postgres{base: b, opts: opts, binDir: binDir, dataDir: filepath.Join(b.dir, "data"), port: opts.Port, cred: cred}
+	if pg.port == 0 {
+		if pg.port, err = b.reserve(ctx); err != nil {
+			b.close()
+			return nil, err
+		}
+	}
 	if err := pg.initdb(ctx); err != nil {
 		b.close()
 		return nil, err
 	}
-	if err := pg.Start(ctx); err != nil {
-		b.close()
-		return nil, err
+	for attempt := 1; ; attempt++ {
+		err := pg.Start(ctx)
+		if err == nil {
+			return pg, nil
+		}
+		retry, err := retryPort(err, attempt, opts.Port == 0)
+		if !retry {
+			b.close()
+			return nil, err
+		}
+		// Another program took the port: move to a new one.
+		if pg.port, err = b.reserve(ctx); err == nil {
+			err = pg.appendConf(map[string]string{"port": itoa(pg.port)})
+		}
+		if err != nil {
+			b.close()
+			return nil, err
+		}
 	}
-	return pg, nil
 }
 
-// pgBinDir returns dir, else $OUTBOX_CDC_PG_BIN, else the newest
+// pgBinDir returns dir, else $OUTBOX_CDC_TEST_PG_BIN, else the newest
 // /usr/lib/postgresql/*/bin; it must contain initdb and postgres.
 func pgBinDir(dir string) (string, error) {
 	if dir == "" {
-		dir = os.Getenv(EnvPGBin)
+		dir = getenv(EnvPGBin)
 	}
 	if dir == "" {
 		matches, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
@@ -172,6 +189,12 @@ func (pg *Postgres) initdb(ctx context.Context) error {
 		"timezone":                "UTC",
 	}
 	maps.Copy(conf, pg.opts.ExtraConf)
+	return pg.appendConf(conf)
+}
+
+// appendConf appends settings to postgresql.conf, where they override the
+// lines above them.
+func (pg *Postgres) appendConf(conf map[string]string) error {
 	var sb strings.Builder
 	sb.WriteString("\n# --- outbox-cdc test harness ---\n")
 	for _, k := range slices.Sorted(maps.Keys(conf)) {
@@ -198,7 +221,8 @@ func onOff(b bool) string {
 // Start starts the (stopped or killed) server again on the same port and
 // data directory, like `pg_ctl -w start`: it blocks until the server
 // accepts connections, including any crash recovery after Kill (at most
-// PostgresOptions.StartTimeout, default 60 s, or ctx's deadline).
+// PostgresOptions.StartTimeout, default 60 s, or ctx's deadline). The error
+// wraps ErrPortTaken when another program took the port meanwhile.
 //
 // The postmaster runs in the foreground as a child of the test process
 // rather than detached by pg_ctl, so it dies with a crashed test.
@@ -208,13 +232,24 @@ func (pg *Postgres) Start(ctx context.Context) error {
 	if err := pg.checkStartable(); err != nil {
 		return err
 	}
-	return pg.launch(ctx, pg.spec("postgres", "-D", pg.dataDir), pg.opts.StartTimeout, func(ctx context.Context) error {
+	s := pg.spec("postgres", "-D", pg.dataDir)
+	s.binds = pg.Addr()
+	return pg.launch(ctx, s, pg.opts.StartTimeout, func(ctx context.Context, _ int) error {
 		conn, err := pgx.Connect(ctx, pg.URL("postgres"))
 		if err != nil {
 			return err
 		}
 		defer conn.Close(context.Background())
-		return conn.Ping(ctx)
+		// The server on the port must be this one, not one that took
+		// the port while this one failed to bind it.
+		var dir string
+		if err := conn.QueryRow(ctx, "SELECT current_setting('data_directory')").Scan(&dir); err != nil {
+			return err
+		}
+		if dir != pg.dataDir {
+			return fmt.Errorf("port %d is answered by another server (data directory %s)", pg.port, dir)
+		}
+		return nil
 	})
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/user"
@@ -25,6 +26,7 @@ type procSpec struct {
 	env     []string // nil: inherit
 	logPath string
 	cred    *syscall.Credential // nil: run as the current user
+	binds   string              // a server's listen addresses, for errors
 }
 
 // process is a running (or exited) child in its own process group.
@@ -278,7 +280,17 @@ func waitReady(ctx context.Context, p *process, timeout time.Duration, probe fun
 	defer cancel()
 	var last error
 	for {
+		// A probe ends when the process exits: a server that could not
+		// bind its port exits at once, while a probe of whatever holds the
+		// port may hang.
 		pctx, pcancel := context.WithTimeout(ctx, 5*time.Second)
+		go func() {
+			select {
+			case <-p.done:
+				pcancel()
+			case <-pctx.Done():
+			}
+		}()
 		err := probe(pctx)
 		pcancel()
 		if err == nil {
@@ -307,6 +319,7 @@ type base struct {
 	logPath string
 	proc    *process // nil when stopped
 	closed  bool
+	ports   []int // reserved by reserve, released by close
 }
 
 // newBase creates the server's temp dir (mode 0755, owned by cred's user
@@ -316,6 +329,9 @@ func newBase(name string, cred *syscall.Credential) (*base, error) {
 	dir, err := os.MkdirTemp("", tempPrefix+name+"-")
 	if err != nil {
 		return nil, err
+	}
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs // PostgreSQL reports its data directory absolute
 	}
 	if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
 		os.RemoveAll(dir)
@@ -346,7 +362,7 @@ var sweepOnce sync.Once
 // died with them (parent-death signal). A dir is stale when the pid in its
 // owner file is not alive; dirs without the file are left alone.
 func sweepStaleDirs() {
-	if os.Getenv(EnvKeepTemp) != "" {
+	if getenv(EnvKeepTemp) != "" {
 		return
 	}
 	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), tempPrefix+"*"))
@@ -376,20 +392,70 @@ func (b *base) checkStartable() error {
 	return nil
 }
 
-// launch starts the server process and waits until probe succeeds. On
-// failure the process is killed and the error carries the log tail.
-func (b *base) launch(ctx context.Context, s procSpec, timeout time.Duration, probe func(context.Context) error) error {
+// launch starts the server process and waits until probe, given the
+// server's pid, succeeds. On failure the process is killed and the error
+// carries the log tail; it wraps ErrPortTaken when the server's output since
+// this launch says it could not bind its address.
+func (b *base) launch(ctx context.Context, s procSpec, timeout time.Duration, probe func(ctx context.Context, pid int) error) error {
 	s.logPath = b.logPath
+	var logStart int64
+	if fi, err := os.Stat(b.logPath); err == nil {
+		logStart = fi.Size()
+	}
 	p, err := startProcess(s)
 	if err != nil {
 		return fmt.Errorf("%s: %w", b.name, err)
 	}
-	if err := waitReady(ctx, p, timeout, probe); err != nil {
+	err = waitReady(ctx, p, timeout, func(ctx context.Context) error { return probe(ctx, p.pid()) })
+	if err != nil {
 		p.kill()
+		if addrInUse(readFrom(b.logPath, logStart)) {
+			err = fmt.Errorf("%s: %w (the server could not bind it): %v", s.binds, ErrPortTaken, err)
+		}
 		return b.errWithLog(err)
 	}
 	b.proc = p
 	return nil
+}
+
+// readFrom returns the file at path from offset off on (at most 1 MiB), or
+// "" when it cannot be read.
+func readFrom(path string, off int64) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	b, _ := io.ReadAll(io.LimitReader(io.NewSectionReader(f, off, 1<<62), 1<<20))
+	return string(b)
+}
+
+// reserve picks and reserves a port for the server (see FreePort); close
+// releases it.
+func (b *base) reserve(ctx context.Context) (int, error) {
+	port, err := reservePort()
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", b.name, err)
+	}
+	b.ports = append(b.ports, port)
+	if hook, ok := ctx.Value(pickedHookKey{}).(func(int)); ok {
+		hook(port)
+	}
+	return port, nil
+}
+
+// retryPort decides, after the attempt-th start of a server ended in err,
+// whether its Start function picks new ports and starts again: when the
+// server could not bind a port the function picked (picked), at most
+// maxPortAttempts times. Otherwise it returns the error to give up with.
+func retryPort(err error, attempt int, picked bool) (bool, error) {
+	if !picked || !errors.Is(err, ErrPortTaken) {
+		return false, err
+	}
+	if attempt < maxPortAttempts {
+		return true, nil
+	}
+	return false, fmt.Errorf("gave up after %d starts on ports that another program took: %w", attempt, err)
 }
 
 func (b *base) errWithLog(err error) error {
@@ -427,8 +493,11 @@ func (b *base) close() error {
 	}
 	b.closed = true
 	b.kill()
-	if os.Getenv(EnvKeepTemp) != "" {
-		fmt.Fprintf(os.Stderr, "harness: %s=%s: keeping %s\n", EnvKeepTemp, os.Getenv(EnvKeepTemp), b.dir)
+	for _, p := range b.ports {
+		releasePort(p)
+	}
+	if getenv(EnvKeepTemp) != "" {
+		fmt.Fprintf(os.Stderr, "harness: %s=%s: keeping %s\n", EnvKeepTemp, getenv(EnvKeepTemp), b.dir)
 		return nil
 	}
 	return os.RemoveAll(b.dir)
@@ -466,7 +535,7 @@ func (b *base) Kill() error {
 
 // Close kills the server (SIGKILL: its data is discarded anyway, so there is
 // nothing to shut down gracefully) and deletes its temporary directory with
-// its data and log, unless $OUTBOX_CDC_KEEP_TEMP is set (for debugging).
+// its data and log, unless $OUTBOX_CDC_TEST_KEEP_TEMP is set (for debugging).
 // It blocks until both are done and may be called more than once. The
 // server cannot be started again.
 func (b *base) Close() error {

@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -16,7 +18,8 @@ import (
 // RedisOptions configures StartRedis. The zero value is a server without
 // persistence or authentication.
 type RedisOptions struct {
-	// Port to listen on (127.0.0.1 only). Default: a free port.
+	// Port to listen on (127.0.0.1 only). Default: a free port (see
+	// FreePort), replaced by another when it is taken at start.
 	Port int
 	// AppendOnly turns on the append-only file (appendfsync everysec), so
 	// data survives Stop/Start and Kill/Start. Default off: RDB snapshots
@@ -50,10 +53,11 @@ type Redis struct {
 	confPath string
 }
 
-// StartRedis starts redis-server ($OUTBOX_CDC_REDIS_SERVER, else
+// StartRedis starts redis-server ($OUTBOX_CDC_TEST_REDIS_SERVER, else
 // redis-server in PATH) with its working directory in a temporary directory.
-// It blocks until the server answers PING (at most opts.StartTimeout).
-// Close it when done.
+// It blocks until the server answers PING (at most opts.StartTimeout per
+// start). When the port it picked is taken by the time the server binds
+// it, it starts again on a new one (see ErrPortTaken). Close it when done.
 func StartRedis(ctx context.Context, opts RedisOptions) (*Redis, error) {
 	bin, err := lookBin(EnvRedisServer, "redis-server", "/usr/bin/redis-server")
 	if err != nil {
@@ -62,26 +66,31 @@ func StartRedis(ctx context.Context, opts RedisOptions) (*Redis, error) {
 	if opts.StartTimeout == 0 {
 		opts.StartTimeout = 30 * time.Second
 	}
-	port := opts.Port
-	if port == 0 {
-		if port, err = FreePort(); err != nil {
-			return nil, err
-		}
-	}
 	b, err := newBase("redis", nil)
 	if err != nil {
 		return nil, err
 	}
-	r := &Redis{base: b, opts: opts, bin: bin, port: port, confPath: filepath.Join(b.dir, "redis.conf")}
-	if err := os.WriteFile(r.confPath, []byte(r.config()), 0o600); err != nil {
-		b.close()
-		return nil, err
+	r := &Redis{base: b, opts: opts, bin: bin, port: opts.Port, confPath: filepath.Join(b.dir, "redis.conf")}
+	for attempt := 1; ; attempt++ {
+		err = nil
+		if r.port == 0 {
+			r.port, err = b.reserve(ctx)
+		}
+		if err == nil {
+			err = os.WriteFile(r.confPath, []byte(r.config()), 0o600)
+		}
+		if err == nil {
+			err = r.Start(ctx)
+		}
+		if err == nil {
+			return r, nil
+		}
+		if retry, err := retryPort(err, attempt, opts.Port == 0); !retry {
+			b.close()
+			return nil, err
+		}
+		r.port = 0 // another program took it: pick a new one
 	}
-	if err := r.Start(ctx); err != nil {
-		b.close()
-		return nil, err
-	}
-	return r, nil
 }
 
 func (r *Redis) config() string {
@@ -121,15 +130,16 @@ func redisQuote(s string) string {
 // Start starts the stopped or killed server again on the same port and
 // directory (with AppendOnly, the data is loaded back). It blocks until the
 // server answers PING (at most RedisOptions.StartTimeout, default 30 s, or
-// ctx's deadline).
+// ctx's deadline). The error wraps ErrPortTaken when another program took
+// the port meanwhile.
 func (r *Redis) Start(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err := r.checkStartable(); err != nil {
 		return err
 	}
-	s := procSpec{path: r.bin, args: []string{r.confPath}, dir: r.dir}
-	return r.launch(ctx, s, r.opts.StartTimeout, r.Ping)
+	s := procSpec{path: r.bin, args: []string{r.confPath}, dir: r.dir, binds: r.Addr()}
+	return r.launch(ctx, s, r.opts.StartTimeout, r.ping)
 }
 
 // Stop shuts the server down (SIGTERM; with AppendOnly the file is synced)
@@ -169,7 +179,12 @@ func (r *Redis) URL() string {
 // Ping sends PING over a new raw RESP connection (after AUTH with
 // RedisOptions.Password when set) and returns nil when the answer is PONG.
 // It errors while the server is still loading its data.
-func (r *Redis) Ping(ctx context.Context) error {
+func (r *Redis) Ping(ctx context.Context) error { return r.ping(ctx, 0) }
+
+// ping is Ping; when pid is not 0 it also checks with INFO that the server
+// answering is process pid, not one that took the port while this one failed
+// to bind it.
+func (r *Redis) ping(ctx context.Context, pid int) error {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", r.Addr())
 	if err != nil {
@@ -179,6 +194,7 @@ func (r *Redis) Ping(ctx context.Context) error {
 	if dl, ok := ctx.Deadline(); ok {
 		conn.SetDeadline(dl)
 	}
+	defer context.AfterFunc(ctx, func() { conn.Close() })()
 	br := bufio.NewReader(conn)
 	cmd := func(args ...string) (string, error) {
 		var sb strings.Builder
@@ -190,7 +206,17 @@ func (r *Redis) Ping(ctx context.Context) error {
 			return "", err
 		}
 		line, err := br.ReadString('\n')
-		return strings.TrimRight(line, "\r\n"), err
+		line = strings.TrimRight(line, "\r\n")
+		if err != nil || !strings.HasPrefix(line, "$") {
+			return line, err
+		}
+		n, err := strconv.Atoi(line[1:]) // a bulk string: return its body
+		if err != nil || n < 0 {
+			return line, err
+		}
+		body := make([]byte, n+2)
+		_, err = io.ReadFull(br, body)
+		return string(body[:n]), err
 	}
 	if r.opts.Password != "" {
 		if reply, err := cmd("AUTH", r.opts.Password); err != nil || reply != "+OK" {
@@ -203,6 +229,16 @@ func (r *Redis) Ping(ctx context.Context) error {
 	}
 	if reply != "+PONG" {
 		return fmt.Errorf("redis PING: %q", reply)
+	}
+	if pid == 0 {
+		return nil
+	}
+	info, err := cmd("INFO", "server")
+	if err != nil {
+		return err
+	}
+	if !strings.Contains(info, "\nprocess_id:"+itoa(pid)+"\r") {
+		return fmt.Errorf("port %d is answered by another redis-server (not pid %d)", r.port, pid)
 	}
 	return nil
 }

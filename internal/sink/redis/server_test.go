@@ -15,6 +15,8 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/outbox-cdc/outbox-cdc/internal/harness"
 )
 
 // testServer is a redis-server started by a test on 127.0.0.1 and a free
@@ -30,14 +32,14 @@ type testServer struct {
 	cmd *exec.Cmd
 }
 
-// redisServerBin finds redis-server ($OUTBOX_CDC_REDIS_SERVER, as
+// redisServerBin finds redis-server ($OUTBOX_CDC_TEST_REDIS_SERVER, as
 // scripts/install-test-deps.sh exports it, else PATH), or skips the test when
 // it is missing and CI is unset (with CI set, a missing server fails the
 // test).
 func redisServerBin(t testing.TB) string {
 	t.Helper()
 	name := "redis-server"
-	if env := os.Getenv("OUTBOX_CDC_REDIS_SERVER"); env != "" {
+	if env := os.Getenv(harness.EnvRedisServer); env != "" {
 		name = env
 	}
 	bin, err := exec.LookPath(name)
@@ -50,15 +52,15 @@ func redisServerBin(t testing.TB) string {
 	return bin
 }
 
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+// freePort returns a free TCP port on 127.0.0.1 that no other test process
+// picks (see harness.FreePort).
 func freePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := harness.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return port
 }
 
 // startServer starts redis-server with extra config arguments
