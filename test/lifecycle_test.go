@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -526,4 +527,58 @@ func TestUnconfiguredRelationInPublication(t *testing.T) {
 			t.Fatalf("dead letter = %s / %s / %s, want public.other with its OID and the raw row", table, errMsg, raw)
 		}
 	})
+}
+
+// driftSince finds the time a drift error gives to backfill from.
+var driftSince = regexp.MustCompile(`re-send the rows written since (\S+) \(publication membership was last verified`)
+
+// Found by the DDL chaos (TestDDLChaos): the time a drift error gave to
+// backfill from was the last time membership was verified, but created_at is
+// when a row's transaction began. A transaction open at that check (long, or
+// blocked on the lock of a DROP TABLE) writes its row after the outbox left
+// the publication with a time before it: `backfill --since <the error's
+// time>` skipped it.
+func TestDriftBackfillTimeCoversOpenTransactions(t *testing.T) {
+	e := newLifecycleEnv(t, lifecycleOpts{setupEnv: guardOff})
+	p := e.start("OUTBOX_CDC_POSTGRES_PUBLICATION_CHECK=200ms")
+	waitFor(t, 10*time.Second, "streaming", func() bool { _, a := e.slot(); return a })
+	ctx := context.Background()
+	tx, err := e.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	var began time.Time
+	if err := tx.QueryRow(ctx, "SELECT now()").Scan(&began); err != nil {
+		t.Fatal(err)
+	}
+	// Membership is verified every 200ms meanwhile, well after the
+	// transaction began (the error's time has whole seconds).
+	time.Sleep(2500 * time.Millisecond)
+	e.exec("ALTER PUBLICATION outbox_cdc DROP TABLE outbox")
+	var id string
+	if err := tx.QueryRow(ctx, `INSERT INTO outbox (type, source) VALUES ('open.tx', '/lifecycle') RETURNING id::text`).Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.exited(t, 30*time.Second); code == 0 {
+		t.Fatal("exit 0 after the outbox left the publication")
+	}
+	m := driftSince.FindStringSubmatch(p.log())
+	if m == nil {
+		t.Fatalf("the error does not say since when to backfill:\n%s", tail(p.log(), 5))
+	}
+	if out, err := e.cliEnv(ctx, guardOff, "setup"); err != nil {
+		t.Fatalf("setup: %v\n%s", err, out)
+	}
+	out, code := e.backfill("--since", m[1])
+	if code != 0 {
+		t.Fatalf("backfill --since %s exited %d:\n%s", m[1], code, out)
+	}
+	if !slices.Contains(e.types(), "open.tx") {
+		t.Fatalf("backfill --since %s (the time in the error) did not re-send row %s, written outside the publication by a transaction that began at %s:\n%s",
+			m[1], id, began.UTC().Format(time.RFC3339Nano), out)
+	}
 }

@@ -73,7 +73,8 @@ type Catalog struct {
 	byOID   map[uint32]string // relation OID → configured table
 	drift   *schema.DriftError
 	lsn     uint64    // last verified WAL position
-	at      time.Time // when
+	since   time.Time // rows written after lsn have a time column at or after this; see openSince
+	hidden  bool      // sessions of other roles were hidden from openSince
 	failing bool      // the last check could not reach the server
 	lastTry time.Time
 	closed  bool
@@ -102,14 +103,22 @@ func Open(ctx context.Context, cfg Config, hooks Hooks, logger *slog.Logger) (*C
 	if err != nil {
 		return nil, err
 	}
+	since, hidden, err := openSince(ctx, conn)
+	if err != nil {
+		conn.Close(context.Background())
+		return nil, err
+	}
 	tables, lsn, err := schema.Outboxes(ctx, conn, cfg.Names, func(s string) { logger.Warn(s) })
 	if err != nil {
 		conn.Close(context.Background())
 		return nil, err
 	}
 	c := &Catalog{cfg: cfg, hooks: hooks, logger: logger, conn: conn, tables: tables,
-		byOID: map[uint32]string{}, lsn: lsn, at: time.Now()}
+		byOID: map[uint32]string{}, lsn: lsn, since: since, hidden: hidden}
 	c.base, c.cancel = context.WithCancel(context.Background())
+	if hidden {
+		logger.Warn("sessions of other roles are hidden from outbox-cdc in pg_stat_activity: should an outbox table leave the publication, the time it gives to backfill from cannot allow for their open transactions; grant it pg_read_all_stats")
+	}
 	for _, t := range tables {
 		for _, oid := range t.Known {
 			c.byOID[oid] = t.Name
@@ -292,13 +301,23 @@ func (c *Catalog) inspectLocked(ctx context.Context) error {
 		targets[i] = schema.Target{OID: t.OID, Name: t.Name}
 	}
 	qctx, cancel := context.WithTimeout(ctx, queryTimeout)
-	lsn, ins, err := schema.Inspect(qctx, conn, c.cfg.Names.Publication, targets)
+	from, hidden, err := openSince(qctx, conn)
+	var lsn uint64
+	var ins []schema.Inspection
+	if err == nil {
+		lsn, ins, err = schema.Inspect(qctx, conn, c.cfg.Names.Publication, targets)
+	}
 	cancel()
 	if err != nil {
 		return c.failedLocked(fmt.Errorf("catalog: verify publication membership: %w", err))
 	}
-	since := fmt.Sprintf("since %s (the last time publication membership was verified, at LSN %s)",
-		c.at.UTC().Format(time.RFC3339), decoder.FormatLSN(c.lsn))
+	at := c.since.UTC().Format(time.RFC3339)
+	since := fmt.Sprintf("since %s (publication membership was last verified at LSN %s; %s is when the oldest transaction then open began, since created_at defaults to the time a row's transaction began",
+		at, decoder.FormatLSN(c.lsn), at)
+	if c.hidden {
+		since += "; sessions of other roles were hidden from outbox-cdc, so go back further by the longest transaction that writes the outbox"
+	}
+	since += ")"
 	for i := range c.tables {
 		t, in := &c.tables[i], ins[i]
 		if d := schema.Judge(*t, in, c.cfg.Names.Publication, since); d != nil {
@@ -310,11 +329,34 @@ func (c *Catalog) inspectLocked(ctx context.Context) error {
 		}
 		t.Membership = in.Membership
 	}
-	c.lsn, c.at = max(c.lsn, lsn), time.Now()
+	if lsn >= c.lsn {
+		c.lsn, c.since, c.hidden = lsn, from, hidden
+	}
 	if c.hooks.Verified != nil {
 		c.hooks.Verified(c.lsn)
 	}
 	return nil
+}
+
+// openSince returns the time from which rows written from now on have their
+// time column (created_at, by default now(): when the row's transaction
+// began): the start of the oldest transaction open in this database, or the
+// server's clock when none is older. A transaction open when membership is
+// verified can write a row after the outbox left the publication, with a
+// time before that check. Read before the catalog snapshot of a check, like
+// its LSN. hidden reports sessions of other roles that pg_stat_activity hid
+// (without pg_read_all_stats): their transactions are not allowed for.
+func openSince(ctx context.Context, conn *pgx.Conn) (time.Time, bool, error) {
+	var at time.Time
+	var hidden bool
+	err := conn.QueryRow(ctx, `SELECT least(clock_timestamp(), min(xact_start)), coalesce(bool_or(query = '<insufficient privilege>'), false)
+		FROM pg_catalog.pg_stat_activity
+		WHERE datid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())
+		  AND coalesce(backend_type, '') NOT IN ('walsender', 'autovacuum worker')`).Scan(&at, &hidden)
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("catalog: read the oldest open transaction (pg_stat_activity): %w", err)
+	}
+	return at, hidden, nil
 }
 
 func (c *Catalog) connLocked(ctx context.Context) (*pgx.Conn, error) {
