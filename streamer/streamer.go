@@ -402,7 +402,7 @@ func unacknowledged(m *observe.Metrics) string {
 // Names returns the server objects cfg names.
 func Names(cfg *config.Config) schema.Names {
 	return schema.Names{Slot: cfg.Postgres.Slot, Publication: cfg.Postgres.Publication, Tables: cfg.TableNames(),
-		DeadLetter: cfg.DeadLetter.Table, DDLGuard: string(cfg.Postgres.DDLGuard)}
+		DeadLetter: cfg.DeadLetter.Table, DDLGuard: string(cfg.Postgres.DDLGuard), FailoverSlot: string(cfg.Postgres.FailoverSlot)}
 }
 
 // Connect opens a plain SQL connection with a clear error when the server

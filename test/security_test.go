@@ -228,11 +228,16 @@ func TestMessagePathOptInLocksEmitMessage(t *testing.T) {
 		t.Errorf("run warned about PUBLIC although setup revoked it:\n%s", p.log())
 	}
 
-	// Someone grants it back: run says so at start.
-	e.exec("GRANT EXECUTE ON FUNCTION pg_catalog.pg_logical_emit_message(boolean, text, text) TO PUBLIC")
+	// Someone grants it back: run says so at start. PostgreSQL 17 added
+	// a fourth argument (flush).
+	sig := "boolean,text,text"
+	if needPostgres(t).Version() >= 17 {
+		sig = "boolean,text,text,boolean"
+	}
+	e.exec("GRANT EXECUTE ON FUNCTION pg_catalog.pg_logical_emit_message(" + sig + ") TO PUBLIC")
 	p = e.start()
 	waitFor(t, 15*time.Second, "a warning about PUBLIC", func() bool {
-		return strings.Contains(p.log(), "PUBLIC can execute pg_logical_emit_message(boolean,text,text)")
+		return strings.Contains(p.log(), "PUBLIC can execute pg_logical_emit_message("+sig+")")
 	})
 	p.stop(t)
 }
