@@ -296,3 +296,48 @@ func TestStandbyIsRefusedByName(t *testing.T) {
 		}
 	}
 }
+
+// Issue 15: setup makes the slot a failover slot where the server has them
+// (17+), turns a plain one into one, and run warns about a plain one; on an
+// older server failover_slot: on is an error naming the version.
+func TestFailoverSlotSetup(t *testing.T) {
+	p := needPostgres(t)
+	ctx := context.Background()
+	env := func(mode string) []string { return []string{"OUTBOX_CDC_POSTGRES_FAILOVER_SLOT=" + mode} }
+	if p.Version() < 17 {
+		e := newEnv(t, "")
+		out, err := e.cliEnv(ctx, env("on"), "setup")
+		if err == nil {
+			t.Fatalf("setup with failover_slot: on succeeded on PostgreSQL %d:\n%s", p.Version(), out)
+		}
+		for _, w := range []string{fmt.Sprintf("PostgreSQL %d has no failover slots", p.Version()), "failover_slot: auto"} {
+			if !strings.Contains(out, w) {
+				t.Fatalf("setup does not say %q:\n%s", w, out)
+			}
+		}
+		return
+	}
+	e := newEnv(t, "")
+	isFailover := func() bool {
+		var f bool
+		if err := e.pool.QueryRow(ctx, "SELECT failover FROM pg_replication_slots WHERE slot_name = 'outbox_cdc'").Scan(&f); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	if !isFailover() {
+		t.Fatalf("setup on PostgreSQL %d made a plain slot", p.Version())
+	}
+	if out, err := e.cliEnv(ctx, env("off"), "setup"); err != nil || isFailover() {
+		t.Fatalf("setup with failover_slot: off left a failover slot (%v):\n%s", err, out)
+	}
+	pr := e.start()
+	waitFor(t, 15*time.Second, "a warning about the plain slot", func() bool {
+		return strings.Contains(pr.log(), "is not a failover slot")
+	})
+	pr.stop(t)
+	out, err := e.cli(ctx, "setup")
+	if err != nil || !isFailover() || !strings.Contains(out, "is now a failover slot") {
+		t.Fatalf("setup did not make the plain slot a failover slot (%v):\n%s", err, out)
+	}
+}
