@@ -411,7 +411,7 @@ func TestPrintSQLSetsUpAFreshDatabase(t *testing.T) {
 	path := filepath.Join(e.dir, "outbox-cdc.sql")
 	writeFile(t, path, string(sql))
 	for i := 1; i <= 2; i++ {
-		psql := exec.CommandContext(t.Context(), filepath.Join(pg.BinDir(), "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", pg.URL(e.db), "-f", path)
+		psql := exec.CommandContext(t.Context(), pg.Tool("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", pg.URL(e.db), "-f", path)
 		if out, err := psql.CombinedOutput(); err != nil {
 			t.Fatalf("psql -f (run %d): %v\n%s\n--- the SQL:\n%s", i, err, out, sql)
 		}

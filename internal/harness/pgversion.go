@@ -87,3 +87,27 @@ func binMajor(binDir string) (int, error) {
 	n, _ := strconv.Atoi(string(m[1]))
 	return n, nil
 }
+
+// Tool returns the path of a PostgreSQL client program (psql,
+// pg_recvlogical, ...) for this server: the one in BinDir, else the newest
+// Debian one (/usr/lib/postgresql/*/bin), since the server packages of the
+// version matrix carry only initdb, pg_ctl and postgres. Client programs
+// speak to servers of other majors. When none exists it returns the BinDir
+// path, which fails to run with a clear error.
+func (pg *Postgres) Tool(name string) string {
+	p := filepath.Join(pg.binDir, name)
+	if isExecutable(p) {
+		return p
+	}
+	matches, _ := filepath.Glob("/usr/lib/postgresql/*/bin/" + name)
+	best, bestMajor := "", -1
+	for _, m := range matches {
+		if v := pgMajor(filepath.Dir(m)); isExecutable(m) && v > bestMajor {
+			best, bestMajor = m, v
+		}
+	}
+	if best != "" {
+		return best
+	}
+	return p
+}

@@ -230,7 +230,7 @@ func median(rs []result, f func(result) float64) float64 {
 }
 
 func (b *bench) recvlogical(ctx context.Context, db, slot, end string) (result, error) {
-	cmd := exec.CommandContext(ctx, recvlogicalBin(b.pg.BinDir()),
+	cmd := exec.CommandContext(ctx, b.pg.Tool("pg_recvlogical"),
 		"-d", b.pg.URL(db), "--slot", slot, "--start", "--no-loop", "-E", end,
 		"-o", "proto_version=1", "-o", "publication_names=outbox_cdc", "-f", "/dev/null")
 	t0 := time.Now()
@@ -542,19 +542,4 @@ func tailFile(path string, arrivals map[int]time.Time, stop <-chan struct{}) err
 		case <-time.After(200 * time.Microsecond):
 		}
 	}
-}
-
-// recvlogicalBin returns pg_recvlogical from the server's bin dir, else
-// Debian's newest (the server packages of the version matrix carry only
-// initdb, pg_ctl and postgres; pg_recvlogical speaks to newer servers too).
-func recvlogicalBin(binDir string) string {
-	p := filepath.Join(binDir, "pg_recvlogical")
-	if _, err := os.Stat(p); err == nil {
-		return p
-	}
-	if m, _ := filepath.Glob("/usr/lib/postgresql/*/bin/pg_recvlogical"); len(m) > 0 {
-		slices.Sort(m)
-		return m[len(m)-1]
-	}
-	return p
 }
