@@ -239,6 +239,7 @@ func TestMessagePathOptInLocksEmitMessage(t *testing.T) {
 	waitFor(t, 15*time.Second, "a warning about PUBLIC", func() bool {
 		return strings.Contains(p.log(), "PUBLIC can execute pg_logical_emit_message("+sig+")")
 	})
+	waitFor(t, 15*time.Second, "streaming", func() bool { _, a := e.slot(); return a }) // a stop during the start exits 1
 	p.stop(t)
 }
 
