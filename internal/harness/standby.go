@@ -50,6 +50,12 @@ type StandbyOptions struct {
 // standby has not received. It blocks until the standby streams from the
 // primary (and, with opts.Sync, is its synchronous standby). The standby
 // uses the primary's binaries and options; Close it when done.
+//
+// The primary's settings (synchronous_standby_names,
+// synchronized_standby_slots) and its physical slot outlive the standby: with
+// Sync or slot sync, start the standby of a primary of the test's own, since
+// a closed synchronous standby blocks every later commit there.
+
 func (pg *Postgres) StartStandby(ctx context.Context, opts StandbyOptions) (*Postgres, error) {
 	if opts.Name == "" {
 		opts.Name = "standby1"
