@@ -48,17 +48,21 @@ test: test-deps lint
 
 # The core set on every major of PG_MATRIX but the default.
 test-core: test-deps
-	@set -e; . "$(OUTBOX_CDC_CACHE)/env.sh"; for v in $(filter-out $(PG_DEFAULT),$(PG_MATRIX)); do \
+	@. "$(OUTBOX_CDC_CACHE)/env.sh"; failed=; for v in $(filter-out $(PG_DEFAULT),$(PG_MATRIX)); do \
 		echo "== core set on PostgreSQL $$v"; \
-		OUTBOX_CDC_PG_VERSION=$$v $(GO) test -race -count=1 -timeout 15m -run '$(CORE_TESTS)' ./test/; \
-	done
+		OUTBOX_CDC_PG_VERSION=$$v $(GO) test -race -count=1 -timeout 15m -run '$(CORE_TESTS)' ./test/ || failed="$$failed $$v"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "test-core: failed on PostgreSQL$$failed"; exit 1; fi
 
-# Everything that starts PostgreSQL, on every major of PG_MATRIX.
+# Everything that starts PostgreSQL, on every major of PG_MATRIX; every
+# major runs, and the failed ones are named at the end.
 test-matrix: test-deps lint
-	@set -e; . "$(OUTBOX_CDC_CACHE)/env.sh"; for v in $(PG_MATRIX); do \
-		echo "== PostgreSQL $$v"; \
-		OUTBOX_CDC_PG_VERSION=$$v $(GO) test -race -count=1 -p 1 -timeout 30m $(PG_PKGS); \
-	done
+	@. "$(OUTBOX_CDC_CACHE)/env.sh"; failed=; for v in $(PG_MATRIX); do \
+		echo "== PostgreSQL $$v"; start=$$(date +%s); \
+		OUTBOX_CDC_PG_VERSION=$$v $(GO) test -race -count=1 -p 1 -timeout 30m $(PG_PKGS) || failed="$$failed $$v"; \
+		echo "== PostgreSQL $$v took $$(( $$(date +%s) - start ))s"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "test-matrix: failed on PostgreSQL$$failed"; exit 1; fi; echo "test-matrix: green on PostgreSQL $(PG_MATRIX)"
 
 bench: build test-deps
 	. "$(OUTBOX_CDC_CACHE)/env.sh" && $(GO) run ./test/bench $(BENCHFLAGS)

@@ -62,6 +62,15 @@ log: {level: debug}
 		pool.Close()
 		c, err := p.Connect(context.Background(), e.db)
 		if err == nil {
+			// As in setupEnvOn: a walsender whose client just stopped may
+			// count as active for a moment, and a slot left here breaks
+			// every later test's setup.
+			for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+				var active bool
+				if c.QueryRow(context.Background(), "SELECT EXISTS (SELECT 1 FROM pg_replication_slots WHERE database = current_database() AND active)").Scan(&active) != nil || !active {
+					break
+				}
+			}
 			c.Exec(context.Background(), "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = current_database() AND NOT active")
 			c.Close(context.Background())
 		}
