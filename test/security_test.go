@@ -564,6 +564,7 @@ func TestFileSinkOutputIsPrivate(t *testing.T) {
 		}
 		p := e.start(env...)
 		waitFor(t, 10*time.Second, "the file", func() bool { _, err := os.Stat(path); return err == nil || p.hasExited() })
+		waitFor(t, 15*time.Second, "streaming", func() bool { _, a := e.slot(); return a || p.hasExited() }) // a stop during the start exits 1
 		p.stop(t)
 		st, err := os.Stat(path)
 		if err != nil {
