@@ -3,6 +3,9 @@
 #   make build        build bin/outbox-cdc
 #   make demo         throwaway Postgres → outbox-cdc → stdout, then clean up
 #   make test         install test servers if missing, vet, gofmt, go test -race
+#                     on the default PostgreSQL (Debian's 15), then the core set
+#                     (CORE_TESTS) on every other major in PG_MATRIX
+#   make test-matrix  every test that starts PostgreSQL, on each major in PG_MATRIX
 #   make test-deps    only install the test servers and the examples' drivers
 #   make lint         go vet, gofmt check, go.mod/go.sum tidy check
 #   make bench        throughput, latency, CPU and memory beside pg_recvlogical;
@@ -33,7 +36,19 @@ DATE    ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 LDFLAGS  = -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(DATE)
 PLATFORMS ?= linux/amd64 linux/arm64
 
-.PHONY: build test test-deps lint bench fuzz demo soak docs-build docs-serve docs-config docs-bench bench-plots release image clean
+.PHONY: build test test-core test-matrix test-deps lint bench fuzz demo soak docs-build docs-serve docs-config docs-bench bench-plots release image clean
+
+# PostgreSQL majors of the version matrix (docs/postgres-versions.md); the
+# harness starts the one OUTBOX_CDC_TEST_PG_VERSION names. 15 is the default.
+PG_MATRIX ?= 14 15 16 17 18
+PG_DEFAULT ?= 15
+# The short core set run on every other major by `make test`: kill under
+# load, the outbox-lifecycle cases, idle WAL, bad setup, the message path,
+# and what differs between versions (failover slots, standbys). The failover
+# test runs on 17 and 18 in the default run already.
+CORE_TESTS ?= ^(TestKillUnderLoadLosesNothing|TestIdleOutboxFollowsServerWAL|TestBadSetupIsNamed|TestPartitionedOutbox|TestRenamedOutbox|TestDDLGuardNeedsSuperuser|TestRestartAfterRenameIsNamed|TestOutboxLeavesPublication|TestUnconfiguredRelationInPublication|TestMessagePathIsOffByDefault|TestMessagePathOptInLocksEmitMessage|TestNonTransactionalMessageBlocks|TestNonTransactionalMessageDeadLettered|TestFailoverSlotSetup|TestStandbyIsRefusedByName)$$
+# Packages whose tests start PostgreSQL (through internal/harness).
+PG_PKGS = $$(grep -rl --include='*_test.go' -e 'StartPostgres(' . | xargs -r -n1 dirname | sort -u)
 
 build:
 	$(GO) build -o bin/outbox-cdc ./cmd/outbox-cdc
@@ -57,6 +72,25 @@ lint:
 # once (their results are printed first, the others' after them).
 test: test-deps lint
 	. "$(OUTBOX_CDC_TEST_CACHE)/env.sh" && $(GO) test -race -count=1 -timeout 30m ./test/ ./...
+	$(MAKE) --no-print-directory test-core
+
+# The core set on every major of PG_MATRIX but the default.
+test-core: test-deps
+	@. "$(OUTBOX_CDC_TEST_CACHE)/env.sh"; failed=; for v in $(filter-out $(PG_DEFAULT),$(PG_MATRIX)); do \
+		echo "== core set on PostgreSQL $$v"; \
+		OUTBOX_CDC_TEST_PG_VERSION=$$v $(GO) test -race -count=1 -timeout 15m -run '$(CORE_TESTS)' ./test/ || failed="$$failed $$v"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "test-core: failed on PostgreSQL$$failed"; exit 1; fi
+
+# Everything that starts PostgreSQL, on every major of PG_MATRIX; every
+# major runs, and the failed ones are named at the end.
+test-matrix: test-deps lint
+	@. "$(OUTBOX_CDC_TEST_CACHE)/env.sh"; failed=; for v in $(PG_MATRIX); do \
+		echo "== PostgreSQL $$v"; start=$$(date +%s); \
+		OUTBOX_CDC_TEST_PG_VERSION=$$v $(GO) test -race -count=1 -timeout 30m $(PG_PKGS) || failed="$$failed $$v"; \
+		echo "== PostgreSQL $$v took $$(( $$(date +%s) - start ))s"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "test-matrix: failed on PostgreSQL$$failed"; exit 1; fi; echo "test-matrix: green on PostgreSQL $(PG_MATRIX)"
 
 bench: build test-deps
 	. "$(OUTBOX_CDC_TEST_CACHE)/env.sh" && $(GO) run ./test/bench $(BENCHFLAGS)

@@ -107,6 +107,13 @@ type Postgres struct {
 	// it or fail) or "off" (leave this slot's tables unguarded; outbox-cdc
 	// still detects such a change and stops with a named error).
 	DDLGuard DDLGuard `yaml:"ddl_guard"`
+	// FailoverSlot is whether setup makes the replication slot a failover
+	// slot, which a standby running with sync_replication_slots keeps a
+	// copy of, so that outbox-cdc resumes from it after a promotion: "auto"
+	// (default: on PostgreSQL 17 and newer, which have failover slots),
+	// "on" (or fail on an older server) or "off". Setup changes an existing
+	// slot when outbox-cdc is stopped. See docs/postgres-versions.md.
+	FailoverSlot FailoverSlot `yaml:"failover_slot"`
 }
 
 // Roles name the roles of the least-privilege layout (docs/security.md);

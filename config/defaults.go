@@ -42,6 +42,9 @@ func (c *Config) setDefaults() {
 	if p.DDLGuard == "" {
 		p.DDLGuard = DDLGuardAuto
 	}
+	if p.FailoverSlot == "" {
+		p.FailoverSlot = FailoverSlotAuto
+	}
 
 	// The decoder defines the outbox's defaults (tables, columns, prefixes).
 	d := c.decoderConfig().WithDefaults()

@@ -74,6 +74,26 @@ func (g *DDLGuard) UnmarshalText(b []byte) error {
 	return nil
 }
 
+// FailoverSlot is whether setup makes the replication slot a failover
+// slot: auto (default), on or off; see Postgres.FailoverSlot.
+type FailoverSlot string
+
+// Failover slot modes.
+const (
+	FailoverSlotAuto FailoverSlot = "auto"
+	FailoverSlotOn   FailoverSlot = "on"
+	FailoverSlotOff  FailoverSlot = "off"
+)
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (f *FailoverSlot) UnmarshalText(b []byte) error {
+	if err := oneOf("failover_slot mode", string(b), "auto", "on", "off"); err != nil {
+		return err
+	}
+	*f = FailoverSlot(b)
+	return nil
+}
+
 // LogLevel is debug, info, warn or error. Default info.
 type LogLevel string
 

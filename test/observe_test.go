@@ -213,6 +213,9 @@ func TestHeartbeatKeepsIdleSlotMoving(t *testing.T) {
 		heartbeat bool
 	}{{"heartbeat on", true}, {"heartbeat and keepalive-following off", false}} {
 		t.Run(tc.name, func(t *testing.T) {
+			if v := needPostgres(t).Version(); !tc.heartbeat && v < 15 {
+				t.Skipf("PostgreSQL %d's pgoutput sends every transaction, empty ones too (15 skips them), so the slot follows the busy table's WAL without heartbeats: there is no pinned WAL to see", v)
+			}
 			e := newEnv(t, "")
 			e.exec("CREATE TABLE busy (id serial primary key, v text)")
 			env := []string{"OUTBOX_CDC_HEARTBEAT_INTERVAL=200ms"}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -187,7 +186,7 @@ func TestInvalidatedSlotStopsTheStream(t *testing.T) {
 // other than outbox-cdc would, and returns it.
 func recvlogical(t *testing.T, e *env) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(filepath.Join(pg.BinDir(), "pg_recvlogical"), "-d", pg.URL(e.db), "--slot", "outbox_cdc", "--start",
+	cmd := exec.Command(pg.Tool("pg_recvlogical"), "-d", pg.URL(e.db), "--slot", "outbox_cdc", "--start",
 		"-o", "proto_version=1", "-o", "publication_names=outbox_cdc", "-f", "/dev/null", "--no-loop")
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -36,6 +36,8 @@
 // file is optional on a machine where the script has run:
 //
 //	OUTBOX_CDC_TEST_PG_BIN        PostgreSQL bin dir (default: newest /usr/lib/postgresql/*/bin)
+//	OUTBOX_CDC_TEST_PG_VERSION    PostgreSQL major to start (14 to 18; default: OUTBOX_CDC_TEST_PG_BIN's)
+//	OUTBOX_CDC_TEST_PG_VERSIONS   dir of one <major>/bin per fetched major (see PGBinDirFor)
 //	OUTBOX_CDC_TEST_REDIS_SERVER  redis-server binary (default: redis-server in PATH)
 //	OUTBOX_CDC_TEST_NATS_SERVER   nats-server binary (default: $CACHE/bin/nats-server,
 //	                              else built with `go build` from the repository's go.mod)
@@ -53,6 +55,18 @@
 // error wrapping ErrNotInstalled. Tests should skip then, except on CI or
 // when OUTBOX_CDC_TEST_REQUIRE_SERVERS is set, where a missing server is a
 // failure: see Require and SkipIfNotInstalled.
+//
+// # PostgreSQL versions and standbys
+//
+// StartPostgres starts the major PostgresOptions.Version, else the one
+// OUTBOX_CDC_TEST_PG_VERSION names, else Debian's server: that variable is how
+// `make test-matrix` runs the same tests on PostgreSQL 14, 15, 16, 17 and 18.
+// Postgres.Version tells which one a test got. StartStandby makes a
+// streaming hot standby of a running primary (a base backup taken with
+// pg_backup_start/pg_backup_stop, since the fetched server packages carry no
+// pg_basebackup), with failover slot synchronization on 17+; Promote turns
+// it into a primary and WaitSlotSynced waits for a failover slot to reach
+// it.
 //
 // # Processes
 //

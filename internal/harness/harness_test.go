@@ -446,6 +446,7 @@ func TestRequire(t *testing.T) {
 func TestNotInstalled(t *testing.T) {
 	ctx := context.Background()
 	t.Setenv(harness.EnvPGBin, t.TempDir())
+	t.Setenv(harness.EnvPGVersion, "") // a selected major would win over EnvPGBin
 	t.Setenv(harness.EnvRedisServer, "/nonexistent/redis-server")
 	t.Setenv(harness.EnvNATSServer, "/nonexistent/nats-server")
 	t.Setenv(harness.EnvKafkaLibs, t.TempDir())

@@ -21,9 +21,14 @@ type PostgresOptions struct {
 	// Port to listen on (127.0.0.1 only). Default: a free port (see
 	// FreePort), replaced by another when it is taken at start.
 	Port int
-	// BinDir holds initdb and postgres. Default: $OUTBOX_CDC_TEST_PG_BIN, else
-	// the newest /usr/lib/postgresql/*/bin.
+	// BinDir holds initdb and postgres. Default: the bin dir of Version
+	// (see PGBinDirFor), else $OUTBOX_CDC_TEST_PG_BIN, else the newest
+	// /usr/lib/postgresql/*/bin.
 	BinDir string
+	// Version is the PostgreSQL major to start (14 to 18) when BinDir is
+	// empty. Default: $OUTBOX_CDC_TEST_PG_VERSION (see PGVersion), else
+	// whatever BinDir's default holds.
+	Version int
 	// WALLevel is the wal_level setting. Default "logical"; set "replica"
 	// to test how the streamer reports a server it cannot decode from.
 	WALLevel string
@@ -53,6 +58,7 @@ type Postgres struct {
 	dataDir string
 	port    int
 	cred    *syscall.Credential
+	major   int // PostgreSQL major of binDir
 }
 
 // StartPostgres creates a new cluster (initdb) in a temporary directory,
@@ -61,7 +67,27 @@ type Postgres struct {
 // picked is taken by the time the server binds it, it starts again on a new
 // one (see ErrPortTaken). Close it when done.
 func StartPostgres(ctx context.Context, opts PostgresOptions) (*Postgres, error) {
+	if opts.BinDir == "" {
+		if opts.Version == 0 {
+			v, err := PGVersion()
+			if err != nil {
+				return nil, fmt.Errorf("postgres: %w", err)
+			}
+			opts.Version = v
+		}
+		if opts.Version != 0 {
+			d, err := PGBinDirFor(opts.Version)
+			if err != nil {
+				return nil, err
+			}
+			opts.BinDir = d
+		}
+	}
 	binDir, err := pgBinDir(opts.BinDir)
+	if err != nil {
+		return nil, err
+	}
+	major, err := binMajor(binDir)
 	if err != nil {
 		return nil, err
 	}
@@ -89,7 +115,7 @@ func StartPostgres(ctx context.Context, opts PostgresOptions) (*Postgres, error)
 	if err != nil {
 		return nil, err
 	}
-	pg := &Postgres{base: b, opts: opts, binDir: binDir, dataDir: filepath.Join(b.dir, "data"), port: opts.Port, cred: cred}
+	pg := &Postgres{base: b, opts: opts, binDir: binDir, dataDir: filepath.Join(b.dir, "data"), port: opts.Port, cred: cred, major: major}
 	if pg.port == 0 {
 		if pg.port, err = b.reserve(ctx); err != nil {
 			b.close()
@@ -277,6 +303,9 @@ func (pg *Postgres) Port() int { return pg.port }
 
 // Addr returns "127.0.0.1:PORT".
 func (pg *Postgres) Addr() string { return "127.0.0.1:" + itoa(pg.port) }
+
+// Version returns the server's PostgreSQL major version (e.g. 17).
+func (pg *Postgres) Version() int { return pg.major }
 
 // BinDir returns the directory holding initdb, postgres, pg_ctl etc.
 func (pg *Postgres) BinDir() string { return pg.binDir }

@@ -44,3 +44,18 @@ func containsAny(s string, subs ...string) bool {
 	}
 	return false
 }
+
+// StandbyError says that the server outbox-cdc connected to is a standby
+// (in recovery). The stream reconnects, which finds the primary through a
+// multi-host URL with target_session_attrs=read-write, or this server once
+// it is promoted; decoding on a standby (PostgreSQL 16+) is not supported.
+type StandbyError struct {
+	Addr    string // the server's address
+	Version int    // the server's major, 0 when unknown
+}
+
+func (e *StandbyError) Error() string {
+	return fmt.Sprintf("postgres: %s is a standby (PostgreSQL %d, in recovery); outbox-cdc streams from the primary only and waits for it: "+
+		"list every host in postgres.url with target_session_attrs=read-write (postgres://h1,h2/db?target_session_attrs=read-write) "+
+		"so that outbox-cdc finds the primary after a promotion; see docs/postgres-versions.md", e.Addr, e.Version)
+}

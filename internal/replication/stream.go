@@ -255,6 +255,7 @@ type slotInfo struct {
 	plugin      string
 	invalidated string    // why the server invalidated it, or ""
 	inactive    time.Time // inactive_since (PostgreSQL 17+)
+	recovery    bool      // the server is a standby
 }
 
 // slotSQL reads the slot and the process holding it. Columns that only
@@ -263,7 +264,8 @@ type slotInfo struct {
 const slotSQL = `SELECT s.plugin, s.active, coalesce(s.active_pid, 0), coalesce(s.confirmed_flush_lsn::text, '0/0'),
   coalesce(s.wal_status, ''), coalesce(to_jsonb(s)->>'invalidation_reason', ''), coalesce(to_jsonb(s)->>'conflicting', ''),
   coalesce(to_jsonb(s)->>'inactive_since', ''),
-  coalesce(a.application_name, ''), coalesce(host(a.client_addr), ''), coalesce(a.client_port, 0), coalesce(a.usename::text, ''), coalesce(a.backend_type, '')
+  coalesce(a.application_name, ''), coalesce(host(a.client_addr), ''), coalesce(a.client_port, 0), coalesce(a.usename::text, ''), coalesce(a.backend_type, ''),
+  pg_is_in_recovery()
 FROM pg_replication_slots s LEFT JOIN pg_stat_activity a ON a.pid = s.active_pid
 WHERE s.slot_name = '%s' AND s.database = current_database()`
 
@@ -283,6 +285,7 @@ func (s *Stream) slot(ctx context.Context, conn *pgconn.PgConn) (slotInfo, error
 	}
 	info := slotInfo{exists: true, plugin: col(0), active: col(1) == "t", confirmed: uint64(lsn),
 		invalidated: InvalidationCause(col(4), col(5), col(6))}
+	info.recovery = col(13) == "t"
 	if t, err := time.Parse(time.RFC3339Nano, col(7)); err == nil {
 		info.inactive = t
 	}
@@ -304,6 +307,11 @@ func (s *Stream) waitForSlot(ctx context.Context, conn *pgconn.PgConn) (uint64, 
 		info, err := s.slot(ctx, conn)
 		if err != nil {
 			return 0, classify(err)
+		}
+		if info.recovery {
+			// A promotion in progress, or a URL that names a standby:
+			// reconnecting finds the primary once it is one.
+			return 0, &StandbyError{Addr: conn.Conn().RemoteAddr().String(), Version: serverMajor(conn)}
 		}
 		if !info.exists {
 			return 0, &FatalError{fmt.Errorf("replication slot %q does not exist in this database: run `outbox-cdc setup` first", s.cfg.Slot)}
@@ -365,11 +373,27 @@ func (s *Stream) classify(err error, confirmed uint64) error {
 	return classify(err)
 }
 
-// protoVersion picks the newest pgoutput protocol the server speaks. Streaming
-// stays off, so every version sends whole transactions at commit.
+// serverMajor returns the server's major version from its server_version
+// parameter (e.g. "17.10" or "15.14 (Debian 15.14-0+deb12u1)"), 0 when
+// unknown.
+func serverMajor(conn *pgconn.PgConn) int {
+	f := strings.FieldsFunc(conn.ParameterStatus("server_version"), func(r rune) bool { return r < '0' || r > '9' })
+	if len(f) == 0 {
+		return 0
+	}
+	major, _ := strconv.Atoi(f[0])
+	return major
+}
+
+// protoVersion picks the newest pgoutput protocol the server speaks: 2 on
+// PostgreSQL 14, 3 on 15, 4 on 16 and newer. Streaming of in-progress
+// transactions (protocol 2+) and two-phase decoding (3+) stay off, so every
+// version sends each transaction whole at its commit, in commit order: a
+// transaction that aborts is never sent, and the server, not outbox-cdc,
+// spills a large one to disk (logical_decoding_work_mem) until its commit
+// (docs/postgres-versions.md says why and what it costs).
 func protoVersion(conn *pgconn.PgConn) int {
-	v := conn.ParameterStatus("server_version")
-	major, _ := strconv.Atoi(strings.FieldsFunc(v, func(r rune) bool { return r < '0' || r > '9' })[0])
+	major := serverMajor(conn)
 	switch {
 	case major >= 16:
 		return 4

@@ -122,8 +122,24 @@ func PrintSQL(w io.Writer, n Names, a Access, createTables bool) error {
 
 	p("\n-- The replication slot, last and in its own transaction. It keeps WAL until\n")
 	p("-- outbox-cdc confirms it: drop it (`outbox-cdc teardown --yes`) when removing outbox-cdc.\n")
-	p("SELECT pg_catalog.pg_create_logical_replication_slot(%s, 'pgoutput')\n", quoteLiteral(n.Slot))
-	p("WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots WHERE slot_name = %s);\n", quoteLiteral(n.Slot))
+	switch n.FailoverSlot {
+	case FailoverOff:
+		p("SELECT pg_catalog.pg_create_logical_replication_slot(%s, 'pgoutput')\n", quoteLiteral(n.Slot))
+		p("WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots WHERE slot_name = %s);\n", quoteLiteral(n.Slot))
+	default:
+		// A failover slot on PostgreSQL 17+ (postgres.failover_slot), which a
+		// standby with sync_replication_slots keeps (docs/postgres-versions.md).
+		older := fmt.Sprintf("PERFORM pg_catalog.pg_create_logical_replication_slot(%s, 'pgoutput');", quoteLiteral(n.Slot))
+		if n.FailoverSlot == FailoverOn {
+			older = fmt.Sprintf("RAISE EXCEPTION 'postgres.failover_slot is on, but PostgreSQL %%%% has no failover slots (PostgreSQL %d and newer have): upgrade, or set postgres.failover_slot: auto', current_setting('server_version');", FailoverSlotsSince)
+		}
+		p("-- On PostgreSQL %d and newer a failover slot, which a standby with sync_replication_slots keeps.\n", FailoverSlotsSince)
+		p("DO $outbox_cdc$\nBEGIN\n")
+		p("  IF EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots WHERE slot_name = %s) THEN RETURN; END IF;\n", quoteLiteral(n.Slot))
+		p("  IF current_setting('server_version_num')::int >= %d THEN\n", FailoverSlotsSince*10000)
+		p("    PERFORM pg_catalog.pg_create_logical_replication_slot(%s, 'pgoutput', false, false, true);\n", quoteLiteral(n.Slot))
+		p("  ELSE\n    %s\n  END IF;\nEND $outbox_cdc$;\n", older)
+	}
 	_, err = w.Write(b.Bytes())
 	return err
 }

@@ -65,6 +65,10 @@ type Names struct {
 	// DDLGuard is the setup's DDL guard mode: GuardAuto (default when
 	// empty), GuardOn or GuardOff.
 	DDLGuard string
+	// FailoverSlot is whether setup makes the slot a failover slot:
+	// FailoverAuto (default when empty: on PostgreSQL 17+), FailoverOn or
+	// FailoverOff.
+	FailoverSlot string
 }
 
 func (n Names) deadLetter() string {
@@ -105,6 +109,16 @@ func OutboxSQL(table string) (string, error) {
 // that rows written meanwhile need `outbox-cdc backfill`). It reports what it
 // did through say.
 func Setup(ctx context.Context, conn *pgx.Conn, n Names, createTables bool, say func(string)) error {
+	major, err := ServerVersion(ctx, conn)
+	if err != nil {
+		return err
+	}
+	if err := checkPrimary(ctx, conn, major); err != nil {
+		return err
+	}
+	if _, err := wantFailover(n.FailoverSlot, major); err != nil {
+		return err
+	}
 	if err := checkWALLevel(ctx, conn); err != nil {
 		return err
 	}
@@ -199,10 +213,9 @@ func Setup(ctx context.Context, conn *pgx.Conn, n Names, createTables bool, say 
 	err = conn.QueryRow(ctx, "SELECT plugin, database FROM pg_replication_slots WHERE slot_name = $1", n.Slot).Scan(&plugin, &slotDB)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
-		if _, err := conn.Exec(ctx, "SELECT pg_create_logical_replication_slot($1, 'pgoutput')", n.Slot); err != nil {
-			return fmt.Errorf("setup: create replication slot %s: %w", n.Slot, explain(err))
+		if err := createSlot(ctx, conn, n, major, say); err != nil {
+			return err
 		}
-		say("replication slot " + n.Slot + " created; it keeps WAL until outbox-cdc confirms it: run `outbox-cdc teardown --yes` if you remove outbox-cdc")
 	case err != nil:
 		return fmt.Errorf("setup: %w", explain(err))
 	case plugin == nil || *plugin != "pgoutput":
@@ -215,6 +228,9 @@ func Setup(ctx context.Context, conn *pgx.Conn, n Names, createTables bool, say 
 		if err := checkSlotUsable(ctx, conn, n.Slot); err != nil {
 			return fmt.Errorf("setup: %w", err)
 		}
+		if err := ensureFailover(ctx, conn, n, major, say); err != nil {
+			return err
+		}
 		say("replication slot " + n.Slot + " is ready")
 	}
 	return nil
@@ -225,6 +241,13 @@ func Setup(ctx context.Context, conn *pgx.Conn, n Names, createTables bool, say 
 // the publication, the slot and the outbox tables (by the identity setup
 // recorded, see Outboxes). warn receives findings that do not stop a start.
 func Check(ctx context.Context, conn *pgx.Conn, n Names, warn func(string)) error {
+	major, err := ServerVersion(ctx, conn)
+	if err != nil {
+		return err
+	}
+	if err := checkPrimary(ctx, conn, major); err != nil {
+		return err
+	}
 	if err := checkWALLevel(ctx, conn); err != nil {
 		return err
 	}
@@ -251,7 +274,7 @@ func Check(ctx context.Context, conn *pgx.Conn, n Names, warn func(string)) erro
 		return fmt.Errorf("postgres: publication %q does not exist: run `outbox-cdc setup`", n.Publication)
 	}
 	var plugin, db string
-	err := conn.QueryRow(ctx, "SELECT plugin, coalesce(database, '') FROM pg_replication_slots WHERE slot_name = $1", n.Slot).Scan(&plugin, &db)
+	err = conn.QueryRow(ctx, "SELECT plugin, coalesce(database, '') FROM pg_replication_slots WHERE slot_name = $1", n.Slot).Scan(&plugin, &db)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("postgres: replication slot %q does not exist: run `outbox-cdc setup`", n.Slot)
 	}
@@ -267,7 +290,13 @@ func Check(ctx context.Context, conn *pgx.Conn, n Names, warn func(string)) erro
 	if err := checkSlotUsable(ctx, conn, n.Slot); err != nil {
 		return fmt.Errorf("postgres: %w", err)
 	}
-	_, _, err = Outboxes(ctx, conn, n, warn)
+	if _, _, err = Outboxes(ctx, conn, n, warn); err != nil {
+		return err
+	}
+	ws, err := versionWarnings(ctx, conn, n, major)
+	for _, w := range ws {
+		warn(w)
+	}
 	return err
 }
 

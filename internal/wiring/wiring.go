@@ -35,7 +35,7 @@ func Postgres(cfg *config.Config) pgconn.Config {
 // Names returns the server objects cfg names.
 func Names(cfg *config.Config) schema.Names {
 	return schema.Names{Slot: cfg.Postgres.Slot, Publication: cfg.Postgres.Publication, Tables: cfg.TableNames(),
-		DeadLetter: cfg.DeadLetter.Table, DDLGuard: string(cfg.Postgres.DDLGuard)}
+		DeadLetter: cfg.DeadLetter.Table, DDLGuard: string(cfg.Postgres.DDLGuard), FailoverSlot: string(cfg.Postgres.FailoverSlot)}
 }
 
 // Replication returns the replication stream's configuration.

@@ -36,6 +36,7 @@ var (
 	txSize   = flag.Int("tx", 100, "rows per transaction in the throughput run")
 	runs     = flag.Int("runs", 3, "runs of each contender (medians are reported)")
 	bigTx    = flag.Int("bigtx", 1000000, "rows in the single-transaction memory run (0 skips)")
+	thruRun  = flag.Bool("throughput", true, "run the throughput comparison (false: only -bigtx and -latency)")
 	latRates = flag.String("latency", "1000x1,5000x10", "latency runs: events/s x rows per transaction, comma-separated (empty skips)")
 	latSecs  = flag.Int("latency-seconds", 10, "duration of each latency run")
 	binPath  = flag.String("bin", "bin/outbox-cdc", "outbox-cdc binary")
@@ -81,10 +82,12 @@ func run() error {
 		}
 	}()
 
-	fmt.Printf("outbox-cdc bench: %d events in transactions of %d rows, %d runs each, PostgreSQL %s\n",
-		*events, *txSize, *runs, filepath.Base(filepath.Dir(pg.BinDir())))
-	if err := b.throughput(ctx); err != nil {
-		return err
+	fmt.Printf("outbox-cdc bench: %d events in transactions of %d rows, %d runs each, PostgreSQL %d\n",
+		*events, *txSize, *runs, pg.Version())
+	if *thruRun {
+		if err := b.throughput(ctx); err != nil {
+			return err
+		}
 	}
 	if *bigTx > 0 {
 		if err := b.bigTransaction(ctx); err != nil {
@@ -227,7 +230,7 @@ func median(rs []result, f func(result) float64) float64 {
 }
 
 func (b *bench) recvlogical(ctx context.Context, db, slot, end string) (result, error) {
-	cmd := exec.CommandContext(ctx, filepath.Join(b.pg.BinDir(), "pg_recvlogical"),
+	cmd := exec.CommandContext(ctx, b.pg.Tool("pg_recvlogical"),
 		"-d", b.pg.URL(db), "--slot", slot, "--start", "--no-loop", "-E", end,
 		"-o", "proto_version=1", "-o", "publication_names=outbox_cdc", "-f", "/dev/null")
 	t0 := time.Now()
@@ -289,15 +292,71 @@ func (b *bench) outboxCDC(ctx context.Context, db, slot, end string, pool *pgxpo
 }
 
 func (b *bench) bigTransaction(ctx context.Context) error {
-	db, pool, err := b.database(ctx, "cdcbig", "recvbig")
+	db, pool, err := b.database(ctx, "cdcbig", "recvbig", "cdclive")
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	if _, err := pool.Exec(ctx, `INSERT INTO outbox (type, source, aggregate_id, data)
-		SELECT 'bench.big', '/bench', 'a' || (g % 20), jsonb_build_object('seq', g) FROM generate_series(1, $1::int) g`, *bigTx); err != nil {
+	// Live: outbox-cdc streams while the transaction is written. pgoutput
+	// sends nothing of it before its COMMIT (streaming of in-progress
+	// transactions is off), so what counts is the time from COMMIT to the
+	// first and the last event delivered, and outbox-cdc's peak memory.
+	liveOut := filepath.Join(b.work, "live.jsonl")
+	cfg, err := b.config(db, "cdclive", fmt.Sprintf("  - {name: file, type: file, path: %q}", liveOut))
+	if err != nil {
 		return err
 	}
+	live := exec.CommandContext(ctx, b.bin, "run", "--config", cfg)
+	var liveErr strings.Builder
+	live.Stderr = &liveErr
+	if err := live.Start(); err != nil {
+		return err
+	}
+	for active := false; !active; time.Sleep(20 * time.Millisecond) {
+		if err := pool.QueryRow(ctx, "SELECT active FROM pg_replication_slots WHERE slot_name = 'cdclive'").Scan(&active); err != nil {
+			live.Process.Kill()
+			return err
+		}
+	}
+	t0 := time.Now()
+	if _, err := pool.Exec(ctx, `INSERT INTO outbox (type, source, aggregate_id, data)
+		SELECT 'bench.big', '/bench', 'a' || (g % 20), jsonb_build_object('seq', g) FROM generate_series(1, $1::int) g`, *bigTx); err != nil {
+		live.Process.Kill()
+		return err
+	}
+	committed := time.Now()
+	var liveEnd string
+	if err := pool.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&liveEnd); err != nil {
+		live.Process.Kill()
+		return err
+	}
+	var first time.Duration
+	for {
+		if first == 0 {
+			if fi, err := os.Stat(liveOut); err == nil && fi.Size() > 0 {
+				first = time.Since(committed)
+			}
+		}
+		var done bool
+		if err := pool.QueryRow(ctx, "SELECT confirmed_flush_lsn >= $1::pg_lsn FROM pg_replication_slots WHERE slot_name = 'cdclive'", liveEnd).Scan(&done); err != nil {
+			live.Process.Kill()
+			return err
+		}
+		if done {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	last := time.Since(committed)
+	live.Process.Signal(syscall.SIGTERM)
+	if err := live.Wait(); err != nil {
+		return fmt.Errorf("outbox-cdc: %v: %s", err, liveErr.String())
+	}
+	lu := usage(last, live.ProcessState)
+	os.Remove(liveOut)
+	fmt.Printf("one %d-row transaction, live: INSERT+COMMIT %.2fs; from COMMIT, first event %.2fs, last event acknowledged %.2fs; outbox-cdc peak RSS %.1f MiB\n",
+		*bigTx, committed.Sub(t0).Seconds(), first.Seconds(), last.Seconds(), lu.rssMiB)
+
 	var end string
 	if _, err := pool.Exec(ctx, "CHECKPOINT"); err != nil {
 		return err
