@@ -160,6 +160,8 @@ type Engine[M any] struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	done   chan struct{}
+	// released is closed once Close's release returned.
+	released chan struct{}
 
 	// Engine goroutine only.
 	batch Batch[M]
@@ -200,6 +202,7 @@ func New[M any](cfg Config, ad Adapter[M]) *Engine[M] {
 		changed:  make(chan struct{}),
 		wake:     make(chan struct{}, 1),
 		done:     make(chan struct{}),
+		released: make(chan struct{}),
 	}
 	e.pool.New = func() any { return new(M) }
 	e.rec, _ = ad.(Recoverer[M])
@@ -325,31 +328,21 @@ func (e *Engine[M]) stateErrLocked() error {
 }
 
 // Flush blocks until every event taken by Publish was acknowledged. It
-// returns the permanent failure as soon as there is one, sink.ErrClosed
-// after Close, or ctx.Err() when ctx is done first.
+// returns the permanent failure once there is one (after acknowledging the
+// events before it that are stored), sink.ErrClosed after Close, or
+// ctx.Err() when ctx is done first.
 func (e *Engine[M]) Flush(ctx context.Context) error {
 	e.mu.Lock()
-	err := e.stateErrLocked()
+	done := e.flushDoneLocked()
 	empty := e.head == e.tail
 	e.mu.Unlock()
-	if err != nil || empty {
-		return err
-	}
-	if e.fl != nil {
+	if !done && !empty && e.fl != nil {
 		if err := e.fl.Flush(ctx); err != nil && ctx.Err() != nil {
 			return ctx.Err()
 		}
 	}
 	e.mu.Lock()
-	for {
-		if err := e.stateErrLocked(); err != nil {
-			e.mu.Unlock()
-			return err
-		}
-		if e.head == e.tail {
-			e.mu.Unlock()
-			return nil
-		}
+	for !e.flushDoneLocked() {
 		e.flushWait = true
 		ch := e.changed
 		e.mu.Unlock()
@@ -360,6 +353,23 @@ func (e *Engine[M]) Flush(ctx context.Context) error {
 		}
 		e.mu.Lock()
 	}
+	err := e.stateErrLocked()
+	e.mu.Unlock()
+	return err
+}
+
+// flushDoneLocked reports whether Flush may return: the engine is closed,
+// or it failed and has no stored events before the failed one left to
+// acknowledge, or every event is acknowledged.
+func (e *Engine[M]) flushDoneLocked() bool {
+	switch {
+	case e.closed:
+		return true
+	case e.failure != nil:
+		return !e.cfg.Ordered || e.head >= e.failSeq || e.head >= e.next ||
+			e.ring[e.head&e.mask].state != slotStored
+	}
+	return e.head == e.tail
 }
 
 // Failure returns the sink's permanent failure (a *sink.PermanentError), or
@@ -385,7 +395,7 @@ func (e *Engine[M]) InFlight() int {
 // on, nothing more is acknowledged, and events not acknowledged stay so.
 // It calls release (the adapter's client close, which must unblock a Send
 // in progress; it may be nil) once, then waits for the engine goroutine
-// until ctx is done. Close is idempotent; later calls only wait.
+// until ctx is done. Close is idempotent; later calls wait for the first.
 func (e *Engine[M]) Close(ctx context.Context, release func()) error {
 	e.mu.Lock()
 	first := !e.closed
@@ -397,13 +407,16 @@ func (e *Engine[M]) Close(ctx context.Context, release func()) error {
 		if release != nil {
 			release()
 		}
+		close(e.released)
 	}
-	select {
-	case <-e.done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("sink %s: the delivery goroutine did not stop: %w", e.cfg.Name, ctx.Err())
+	for _, c := range []chan struct{}{e.released, e.done} {
+		select {
+		case <-c:
+		case <-ctx.Done():
+			return fmt.Errorf("sink %s: the delivery goroutine did not stop: %w", e.cfg.Name, ctx.Err())
+		}
 	}
+	return nil
 }
 
 // Settle reports the outcome of the message t was taken for: stored (err
@@ -533,7 +546,7 @@ func (e *Engine[M]) releaseLocked(s *slot[M]) {
 func (e *Engine[M]) notifyLocked() {
 	stop := e.closed || e.failure != nil
 	wake := e.spaceWait && (stop || e.max-(e.tail-e.head) >= e.lowWater) ||
-		e.flushWait && (stop || e.head == e.tail)
+		e.flushWait && e.flushDoneLocked()
 	if wake {
 		close(e.changed)
 		e.changed = make(chan struct{})

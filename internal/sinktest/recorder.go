@@ -27,12 +27,30 @@ type Recorder struct {
 	lastErr  error
 	dups     int
 	others   []uint64
+	at       map[*event.Event]time.Time // with WithTimes
 	notified chan struct{}
 }
 
 // NewRecorder returns an empty Recorder.
 func NewRecorder() *Recorder {
 	return &Recorder{count: map[*event.Event]int{}, byID: map[string]int{}, notified: make(chan struct{}, 1)}
+}
+
+// WithTimes makes r also record when each event was acknowledged (AckTime),
+// for latency measurements, and returns r.
+func (r *Recorder) WithTimes() *Recorder {
+	r.mu.Lock()
+	r.at = map[*event.Event]time.Time{}
+	r.mu.Unlock()
+	return r
+}
+
+// AckTime returns when e was last acknowledged, with WithTimes.
+func (r *Recorder) AckTime(e *event.Event) (time.Time, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t, ok := r.at[e]
+	return t, ok
 }
 
 // Options returns the sink.Options a sink under test gets: its name,
@@ -53,6 +71,9 @@ func (r *Recorder) Ack(e *event.Event) {
 	r.order = append(r.order, e)
 	r.count[e]++
 	r.byID[e.ID]++
+	if r.at != nil {
+		r.at[e] = time.Now()
+	}
 	r.mu.Unlock()
 	select {
 	case r.notified <- struct{}{}:
