@@ -48,9 +48,10 @@ func (b *Batch[M]) Settle(i int, err error) { b.e.Settle(b.Ticket(i), err) }
 // Stored settles message i as stored with a note (see Engine.Stored).
 func (b *Batch[M]) Stored(i int, note uint64) { b.e.Stored(b.Ticket(i), note) }
 
-// Pending is the window a Recoverer looks at: every message from the oldest
-// unacknowledged one on that was sent at least once, in window order, each
-// now stored or failed. It is valid during the Recover call.
+// Pending is the window a Recoverer looks at: every message taken by
+// Publish from the oldest unacknowledged one on, in window order, each now
+// stored, failed, or queued (not sent since the last resend began). Nothing
+// of it is in flight. It is valid during the Recover call.
 type Pending[M any] struct {
 	e    *Engine[M]
 	from uint64

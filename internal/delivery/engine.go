@@ -34,6 +34,11 @@ type Config struct {
 	// Ordered acknowledges events in Publish order: an event only after
 	// every event before it. Default false: each as its broker confirms it.
 	Ordered bool
+	// EncodeErrorsStick makes an event that Adapter.Encode refuses the
+	// sink's permanent failure, as one the broker refused: Publish and Flush
+	// return it until the sink is reopened. Default false: Publish returns
+	// it and the sink stays usable.
+	EncodeErrorsStick bool
 	// Retry paces the resend rounds after a transient failure. The zero
 	// value is retry.Backoff's defaults (100ms doubling to 30s).
 	Retry retry.Backoff
@@ -272,11 +277,16 @@ func (e *Engine[M]) Publish(ctx context.Context, events []*event.Event) error {
 			if err := e.ad.Encode(ctx, ev, m); err != nil {
 				e.ad.Release(m)
 				e.pool.Put(m)
+				err = e.encodeError(ev, err)
 				e.mu.Lock()
 				e.commitLocked(base + i)
 				e.tail = base + i
+				var pe *sink.PermanentError
+				if e.cfg.EncodeErrorsStick && errors.As(err, &pe) {
+					e.stickLocked(base+i, pe)
+				}
 				e.mu.Unlock()
-				return e.encodeError(ev, err)
+				return err
 			}
 			e.ring[(base+i)&e.mask] = slot[M]{m: m, e: ev, seq: base + i, state: slotQueued}
 		}
@@ -499,12 +509,17 @@ func (e *Engine[M]) failLocked(s *slot[M], err error) {
 }
 
 func (e *Engine[M]) setFailureLocked(s *slot[M], err error) {
-	pe := e.permanentFor(s.e, err)
+	e.stickLocked(s.seq, e.permanentFor(s.e, err))
+}
+
+// stickLocked makes pe, the failure of the event at seq, the sink's
+// permanent failure unless an earlier event's is.
+func (e *Engine[M]) stickLocked(seq uint64, pe *sink.PermanentError) {
 	if e.failure == nil {
 		e.cfg.Logger.Error(msgStopped, "sink", e.cfg.Name, "event", pe.EventID, "err", pe.Err)
 	}
-	if e.failure == nil || s.seq < e.failSeq {
-		e.failure, e.failSeq = pe, s.seq
+	if e.failure == nil || seq < e.failSeq {
+		e.failure, e.failSeq = pe, seq
 	}
 	e.notifyLocked()
 }
@@ -560,16 +575,15 @@ func (e *Engine[M]) run() {
 	defer close(e.done)
 	e.mu.Lock()
 	for {
+		retry := e.hasFailed && (e.failure == nil || e.failedAt < e.failSeq)
 		switch {
 		case e.closed:
 			e.mu.Unlock()
 			return
 		case e.cfg.Ordered && e.ackRunLocked():
-		case e.failure != nil:
-			e.waitLocked()
-		case e.hasFailed && e.sent > 0:
+		case retry && e.sent > 0:
 			e.waitLocked() // let every message sent settle before resending
-		case e.hasFailed:
+		case retry:
 			e.recoverLocked()
 		case e.sendLocked():
 		default:
@@ -620,13 +634,20 @@ func (e *Engine[M]) ackRunLocked() bool {
 }
 
 // sendLocked hands the next run of queued slots to the adapter and reports
-// whether there was one.
+// whether there was one. After a permanent failure only the slots before
+// the failed one are sent.
 func (e *Engine[M]) sendLocked() bool {
-	for e.next < e.committed && e.ring[e.next&e.mask].state != slotQueued {
+	limit := e.committed
+	if e.failure != nil {
+		limit = min(limit, e.failSeq)
+	}
+	skipped := false
+	for e.next < limit && e.ring[e.next&e.mask].state != slotQueued {
 		e.next++ // stored while recovering: not sent again
+		skipped = true
 	}
 	start, end := e.next, e.next
-	for end < e.committed && end-start < uint64(e.cfg.MaxBatch) {
+	for end < limit && end-start < uint64(e.cfg.MaxBatch) {
 		s := &e.ring[end&e.mask]
 		if s.state != slotQueued {
 			break
@@ -636,7 +657,7 @@ func (e *Engine[M]) sendLocked() bool {
 		end++
 	}
 	if end == start {
-		return false
+		return skipped // the skipped ones may be acknowledged now
 	}
 	e.sent += int(end - start)
 	e.next = end
@@ -658,7 +679,7 @@ func (e *Engine[M]) recoverLocked() {
 	cause := failed.err
 	e.attempt++
 	attempt, unacked := e.attempt, e.tail-e.head
-	from, n := e.head, e.next-e.head
+	from, n := e.head, e.committed-e.head
 	e.mu.Unlock()
 
 	e.health.Failed("", cause, "unacknowledged", unacked)
@@ -670,15 +691,19 @@ func (e *Engine[M]) recoverLocked() {
 	}
 
 	e.mu.Lock()
-	if !ok || e.closed || e.failure != nil {
+	if !ok || e.closed {
 		return
+	}
+	limit := e.next
+	if e.failure != nil {
+		limit = min(limit, e.failSeq)
 	}
 	if rerr != nil {
 		if e.ctx.Err() != nil {
 			return
 		}
 		if sink.IsPermanent(rerr) {
-			for seq := e.head; seq < e.next; seq++ {
+			for seq := e.head; seq < limit; seq++ {
 				if s := &e.ring[seq&e.mask]; s.state == slotFailed {
 					e.setFailureLocked(s, rerr)
 					return
@@ -689,7 +714,7 @@ func (e *Engine[M]) recoverLocked() {
 		return
 	}
 	first := e.next
-	for seq := e.head; seq < e.next; seq++ {
+	for seq := e.head; seq < limit; seq++ {
 		if s := &e.ring[seq&e.mask]; s.state == slotFailed {
 			s.state, s.err = slotQueued, nil
 			first = min(first, seq)

@@ -560,3 +560,89 @@ func TestPrev(t *testing.T) {
 		t.Fatalf("prev %q, want %q", prevs, want)
 	}
 }
+
+// With EncodeErrorsStick an event Encode refuses is the sink's failure; the
+// events taken before it are still sent and acknowledged, none after.
+func TestEncodeErrorSticks(t *testing.T) {
+	t.Parallel()
+	f := &fake{encode: func(e *event.Event) error {
+		if e.ID == "e003" {
+			return errors.New("too large")
+		}
+		return nil
+	}}
+	e, a, _ := newEngine(t, f, Config{MaxInFlight: 64, Ordered: true, EncodeErrorsStick: true})
+	evs := events(6)
+	err := e.Publish(ctxT(t), evs)
+	var pe *sink.PermanentError
+	if !errors.As(err, &pe) || pe.EventID != "e003" {
+		t.Fatalf("Publish: %v", err)
+	}
+	if err := e.Publish(ctxT(t), evs[4:]); !errors.Is(err, pe) {
+		t.Fatalf("Publish after the failure: %v, want it again", err)
+	}
+	if err := e.Flush(ctxT(t)); !errors.Is(err, pe) {
+		t.Fatalf("Flush: %v, want the failure", err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		order, _, _ := a.snapshot()
+		if slices.Equal(order, []string{"e000", "e001", "e002"}) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("acknowledged %v, want e000..e002", order)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Recover may mark stored messages that were not sent in the round that
+// failed (queued behind the failure): they are acknowledged, not sent.
+func TestRecoverMarksQueued(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	failedOnce := false
+	f := &fake{}
+	f.send = func(m *msg) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if m.id == "e001" && !failedOnce {
+			failedOnce = true
+			return errors.New("refused: the last is e005")
+		}
+		return nil
+	}
+	f.recover = func(_ error, p *Pending[msg]) error {
+		if p.Len() != 5 { // e001..e005: e000 is acknowledged
+			return fmt.Errorf("pending %d, want 5", p.Len())
+		}
+		for i := range p.Len() {
+			p.MarkStored(i, 0)
+		}
+		return nil
+	}
+	// One message per Send, so that e002..e005 are still queued when e001
+	// fails.
+	e, a, _ := newEngine(t, f, Config{MaxInFlight: 16, MaxBatch: 1, Ordered: true})
+	f.mu.Lock()
+	send := f.send
+	f.send = func(m *msg) error {
+		err := send(m)
+		if err != nil {
+			time.Sleep(20 * time.Millisecond) // let the engine see it before sending more
+		}
+		return err
+	}
+	f.mu.Unlock()
+	evs := events(6)
+	if err := e.Publish(ctxT(t), evs); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Flush(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if order, _, _ := a.snapshot(); !slices.Equal(order, ids(evs)) {
+		t.Fatalf("acknowledged %v", order)
+	}
+}

@@ -45,13 +45,10 @@
 // after the duplicate window, and the sink counts the events up to that one
 // as stored instead of storing them twice.
 //
-// A message the server can never take (larger than max_payload, refused by
-// the stream for its size, a publish permission violation) makes the next
-// Publish or Flush return a *sink.PermanentError; the event is not
-// acknowledged and the sink stops taking events. An event whose subject is
-// invalid or outside the stream is refused by Publish with a
-// *sink.PermanentError, without taking it or the events after it; the sink
-// stays usable.
+// A message the server can never take (larger than max_payload, a subject
+// outside the stream, a publish permission violation) makes Publish (or the
+// next Publish or Flush) return a *sink.PermanentError; the event is not
+// acknowledged and the sink stops taking events.
 //
 // # CloudEvents binding
 //

@@ -95,11 +95,15 @@ func New(ctx context.Context, cfg Config, opts sink.Options) (*Sink, error) {
 		MaxInFlight: cfg.MaxInFlight,
 		MaxBatch:    sendBatch,
 		Ordered:     true,
-		Retry:       cfg.Retry,
-		Wake:        s.reconnected,
-		Ack:         opts.Ack,
-		Logger:      opts.Logger,
-		Observer:    opts.Observer,
+		// A message the server can never take stops the sink, whether
+		// the sink sees it before sending (an invalid subject, one outside
+		// the stream, over max_payload) or the server refuses it.
+		EncodeErrorsStick: true,
+		Retry:             cfg.Retry,
+		Wake:              s.reconnected,
+		Ack:               opts.Ack,
+		Logger:            opts.Logger,
+		Observer:          opts.Observer,
 	}, adapter{s})
 	stop := func() {
 		s.cancel()
@@ -151,10 +155,11 @@ const sendBatch = 256
 // asynchronously; Publish returns once all are taken, blocking while
 // MaxInFlight events await their acknowledgement. It returns ctx.Err() when
 // ctx is done (events taken before stay in flight), sink.ErrClosed after
-// Close, a *sink.PermanentError for an event whose subject is invalid or
-// outside the stream (that event and the ones after it are not taken; the
-// sink stays usable), and the sink's permanent failure (a message the
-// server can never take) then and on every later call.
+// Close, and a *sink.PermanentError for an event that cannot be delivered
+// (a subject that is invalid or outside the stream, or a message larger
+// than the server's max_payload, are found here, without taking that event
+// or the ones after it; a refusal by the server comes later), then and on
+// every later call.
 func (s *Sink) Publish(ctx context.Context, events []*event.Event) error {
 	return s.eng.Publish(ctx, events)
 }
@@ -217,14 +222,19 @@ func (s *Sink) chain(p *entry, prev string) {
 // adapter is the Sink as the delivery engine's Adapter.
 type adapter struct{ s *Sink }
 
-// Encode implements delivery.Adapter: it checks e's subject and builds its
-// message.
+// Encode implements delivery.Adapter: it checks e's subject, builds its
+// message and checks it against the server's max_payload, as nats.go would
+// when it is sent (the chain header added then may still push it over).
 func (a adapter) Encode(_ context.Context, e *event.Event, p *entry) error {
-	subject, err := a.s.subject(e)
+	s := a.s
+	subject, err := s.subject(e)
 	if err != nil {
 		return err
 	}
-	a.s.enc.encode(e, subject, p)
+	s.enc.encode(e, subject, p)
+	if max := s.nc.MaxPayload(); max > 0 && int64(msgSize(&p.msg)) > max {
+		return s.classify(p, nats.ErrMaxPayload)
+	}
 	return nil
 }
 

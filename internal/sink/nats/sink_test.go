@@ -423,15 +423,10 @@ func TestMaxPayloadIsPermanent(t *testing.T) {
 	big := evs[10]
 	big.DataKind, big.Data = event.DataBinary, make([]byte, 8000)
 
-	// The client refuses the message when it is sent, on the delivery
-	// engine's goroutine: Publish or the next Flush reports it.
 	err := s.Publish(ctxTimeout(t, 10*time.Second), evs)
-	if err == nil {
-		err = s.Flush(ctxTimeout(t, 10*time.Second))
-	}
 	var perr *sink.PermanentError
 	if !errors.As(err, &perr) {
-		t.Fatalf("Publish/Flush = %v, want a *sink.PermanentError", err)
+		t.Fatalf("Publish = %v, want a *sink.PermanentError", err)
 	}
 	if perr.Sink != "t1" || perr.EventID != big.ID || !errors.Is(err, nats.ErrMaxPayload) {
 		t.Fatalf("PermanentError = %+v (%v), want sink t1, event %s, wrapping nats.ErrMaxPayload", perr, err, big.ID)
