@@ -403,7 +403,7 @@ func TestFanoutPermanentError(t *testing.T) {
 	if !errors.As(err, &pe) || pe.EventID != "big-1" || pe.Sink != "k" {
 		t.Fatalf("Run = %v, want a *sink.PermanentError for big-1", err)
 	}
-	if !errors.Is(err, cause) || !sink.Permanent(err) {
+	if !errors.Is(err, cause) || !sink.IsPermanent(err) {
 		t.Errorf("Run = %v: does not wrap the cause or is not Permanent", err)
 	}
 	if !strings.Contains(err.Error(), "sink k") || !strings.Contains(err.Error(), "big-1") {
@@ -428,7 +428,7 @@ func TestFanoutPermanentErrorWithOtherSinksRunning(t *testing.T) {
 	f.Flush()
 	select {
 	case err := <-errc:
-		if !sink.Permanent(err) {
+		if !sink.IsPermanent(err) {
 			t.Errorf("Run = %v, want a permanent error", err)
 		}
 	case <-time.After(5 * time.Second):

@@ -47,8 +47,24 @@ func (e *PermanentError) Error() string {
 
 func (e *PermanentError) Unwrap() error { return e.Err }
 
-// Permanent reports whether err is, or wraps, a PermanentError.
-func Permanent(err error) bool {
-	var p *PermanentError
-	return errors.As(err, &p)
+// Permanent reports true: retrying cannot deliver the event (see
+// IsPermanent).
+func (e *PermanentError) Permanent() bool { return true }
+
+// IsPermanent reports whether retrying cannot fix err: errors.As finds in its
+// chain an error with a Permanent() bool method, and that method returns
+// true. It is the one predicate for "retrying will not help" across
+// outbox-cdc, for sinks and for the errors of PostgreSQL, the catalog, the
+// decoder and the dead-letter store alike, each mapped where it enters (as
+// pgconn.SafeToRetry does the opposite question for pgx). An error without
+// such a method is not permanent. nil, and an error that is or wraps
+// context.Canceled or context.DeadlineExceeded, are never permanent: a
+// cancelled operation says nothing about the next attempt, and is not
+// retried either.
+func IsPermanent(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var p interface{ Permanent() bool }
+	return errors.As(err, &p) && p.Permanent()
 }

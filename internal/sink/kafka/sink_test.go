@@ -348,7 +348,7 @@ func TestDynamicTopics(t *testing.T) {
 
 		// An invalid topic name from the template is refused locally.
 		bad := makeEvents(1, "bad type!", []string{"x"})
-		if err := s2.Publish(ctx, bad); !sink.Permanent(err) || !errors.Is(err, kerr.InvalidTopicException) {
+		if err := s2.Publish(ctx, bad); !sink.IsPermanent(err) || !errors.Is(err, kerr.InvalidTopicException) {
 			t.Fatalf("Publish with invalid topic name: %v", err)
 		}
 	})
