@@ -3,10 +3,8 @@ package event_test
 import (
 	"bytes"
 	"encoding/json"
-	"os"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -15,42 +13,14 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/outbox-cdc/outbox-cdc/event"
+	"github.com/outbox-cdc/outbox-cdc/internal/sinktest"
 )
 
-var (
-	schemaOnce sync.Once
-	schema     *jsonschema.Schema
-	schemaErr  error
-)
-
-// cloudEventsSchema compiles testdata/cloudevents.json (the CloudEvents 1.0
-// JSON Schema) with format assertions on.
+// cloudEventsSchema is the CloudEvents 1.0 JSON Schema with format
+// assertions on.
 func cloudEventsSchema(t *testing.T) *jsonschema.Schema {
 	t.Helper()
-	schemaOnce.Do(func() {
-		f, err := os.Open("testdata/cloudevents.json")
-		if err != nil {
-			schemaErr = err
-			return
-		}
-		defer f.Close()
-		doc, err := jsonschema.UnmarshalJSON(f)
-		if err != nil {
-			schemaErr = err
-			return
-		}
-		c := jsonschema.NewCompiler()
-		c.DefaultDraft(jsonschema.Draft7)
-		c.AssertFormat()
-		if schemaErr = c.AddResource("cloudevents.json", doc); schemaErr != nil {
-			return
-		}
-		schema, schemaErr = c.Compile("cloudevents.json")
-	})
-	if schemaErr != nil {
-		t.Fatalf("CloudEvents schema: %v", schemaErr)
-	}
-	return schema
+	return sinktest.Schema(t)
 }
 
 func validate(t *testing.T, out []byte) error {

@@ -3,35 +3,20 @@ package test
 import (
 	"bytes"
 	"encoding/json"
-	"os"
 	"testing"
 	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2/event"
 	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/outbox-cdc/outbox-cdc/internal/sinktest"
 )
 
+// cloudEventsSchema is the CloudEvents 1.0 JSON Schema with format
+// assertions on.
 func cloudEventsSchema(t *testing.T) *jsonschema.Schema {
 	t.Helper()
-	f, err := os.Open("testdata/cloudevents.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	doc, err := jsonschema.UnmarshalJSON(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := jsonschema.NewCompiler()
-	c.AssertFormat()
-	if err := c.AddResource("cloudevents.json", doc); err != nil {
-		t.Fatal(err)
-	}
-	s, err := c.Compile("cloudevents.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return sinktest.Schema(t)
 }
 
 // validateCloudEvent checks one structured-mode event against the CloudEvents

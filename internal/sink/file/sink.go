@@ -14,13 +14,17 @@ import (
 var _ sink.Sink = (*Sink)(nil)
 
 // Sink writes events as JSON lines. Publish is synchronous: it returns after
-// the batch was written (and synced, with Config.Sync) and acknowledged.
+// the batch was written (and synced, with Config.Sync) and acknowledged, so
+// the sink needs none of the delivery engine's window, resend or
+// goroutine (internal/delivery): they would only add a hand-off per batch.
+// Publish, Flush and Close are called from one goroutine.
 type Sink struct {
-	opts sink.Options
-	cfg  Config
-	w    io.Writer
-	f    *os.File // nil for standard output
-	buf  []byte
+	opts   sink.Options
+	cfg    Config
+	w      io.Writer
+	f      *os.File // nil for standard output
+	buf    []byte
+	closed bool
 }
 
 // Open opens the file (or standard output) for appending.
@@ -57,7 +61,11 @@ func NewWriter(name string, w io.Writer) *Sink {
 // Publish writes the batch, then acknowledges every event in it. A failed
 // write is retried with backoff until it succeeds or ctx is done; a partly
 // written batch is written again whole, so a line may repeat after an error.
+// After Close it returns sink.ErrClosed.
 func (s *Sink) Publish(ctx context.Context, events []*event.Event) error {
+	if s.closed {
+		return sink.ErrClosed
+	}
 	buf := s.buf[:0]
 	for _, e := range events {
 		buf = e.AppendJSON(buf)
@@ -93,11 +101,21 @@ func (s *Sink) write(b []byte) error {
 	return nil
 }
 
-// Flush returns at once: Publish acknowledges before it returns.
-func (s *Sink) Flush(context.Context) error { return nil }
+// Flush returns at once: Publish acknowledges before it returns. After
+// Close it returns sink.ErrClosed.
+func (s *Sink) Flush(context.Context) error {
+	if s.closed {
+		return sink.ErrClosed
+	}
+	return nil
+}
 
-// Close closes the file.
+// Close closes the file. It is idempotent.
 func (s *Sink) Close() error {
+	if s.closed {
+		return nil
+	}
+	s.closed = true
 	if s.f != nil {
 		return s.f.Close()
 	}

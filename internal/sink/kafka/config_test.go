@@ -73,8 +73,7 @@ func TestBinaryHeaders(t *testing.T) {
 		AggregateID: "agg-9",
 	}
 	var ext extHeaders
-	r := getRec()
-	defer putRec(r)
+	r := &rec{}
 	r.build(e, "topic", false, time.Unix(0, 0), &ext)
 	want := []string{
 		"ce_specversion=1.0", "ce_id=id-1", "ce_source=/src", "ce_type=com.example.t", "ce_subject=sub",

@@ -20,6 +20,13 @@
 //
 // # Delivery, order and retries
 //
+// The sink is the Kafka adapter of the shared delivery engine
+// (internal/delivery): it builds records, produces them and maps franz-go's
+// errors (by Kafka's own error table, kerr); the engine owns the in-flight
+// window (Config.MaxInFlight), the sticky failure, Flush and Close. Its
+// acknowledgements are not ordered across partitions: franz-go keeps the
+// order within each.
+//
 // The producer is idempotent with acks=all. franz-go keeps up to five produce
 // requests in flight per broker and retries every retriable failure
 // (connection refused, timeouts, leader changes, a broker down for minutes)

@@ -1,12 +1,12 @@
 package kafka
 
 import (
-	"context"
 	"errors"
 	"fmt"
 
 	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/outbox-cdc/outbox-cdc/internal/delivery"
 )
 
 var errMessageTooLarge error = kerr.MessageTooLarge
@@ -54,19 +54,26 @@ func hint(err error) string {
 	return ""
 }
 
-// abandoned reports whether a record failed only because the sink is
-// closing: neither acknowledged nor a permanent failure.
-func abandoned(err error) bool {
-	return errors.Is(err, kgo.ErrClientClosed) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+// produceError maps franz-go's failure of a record, once, at the boundary.
+// franz-go retries every retriable failure itself, without a limit, so what
+// reaches a promise is, by Kafka's own error table (kerr), an error retrying
+// cannot fix: it is marked permanent, with the topic and a hint. Should a
+// retriable one ever arrive, it is left transient and the engine sends the
+// record again. A client closing fails records with kgo.ErrClientClosed
+// after the engine stopped, which ignores them.
+func produceError(topic string, err error) error {
+	perr := &ProduceError{Topic: topic, Err: err}
+	if kerr.IsRetriable(err) {
+		return perr
+	}
+	return delivery.Permanent(perr)
 }
 
-// permanentAdmin reports whether an admin (create/describe/list topics)
-// error cannot be fixed by retrying. The broker's own error codes say; a
-// request that never got an answer (network, timeout) is transient.
-func permanentAdmin(err error) bool {
+// nonRetriable reports whether the broker answered with an error code that
+// Kafka's error table marks non-retriable (kerr), so that retrying an admin
+// request (create, describe, list topics) cannot help. A request that never
+// got an answer (network, timeout) is retriable.
+func nonRetriable(err error) bool {
 	var ke *kerr.Error
-	if errors.As(err, &ke) {
-		return !ke.Retriable
-	}
-	return false
+	return errors.As(err, &ke) && !ke.Retriable
 }

@@ -41,13 +41,11 @@ func TestBrokerDown(t *testing.T) {
 	cfg := c.config(topic)
 	cfg.MaxInFlight = 100
 	cfg.Retry.Max = 200 * time.Millisecond
-	opts, obs, logs := testOptions(t)
+	opts, rec, logs := testOptions(t)
 	s := newSink(t, cfg, opts)
-
-	tr := newTracker()
-	evs := makeEvents(tr, 250, "order", []string{"a", "b", "c", "d", "e"})
+	evs := makeEvents(250, "order", []string{"a", "b", "c", "d", "e"})
 	publishAll(t, s, evs[:50], 10)
-	tr.checkExactlyOnce(t, evs[:50])
+	rec.CheckEach(t, evs[:50])
 
 	fc.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -62,10 +60,10 @@ func TestBrokerDown(t *testing.T) {
 	if err := s.Flush(ctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Flush while down: %v, want deadline exceeded", err)
 	}
-	if n := tr.n.Load(); n != 50 {
+	if n := int64(rec.Acks()); n != 50 {
 		t.Fatalf("%d events acknowledged while the broker was down, want 50", n)
 	}
-	if obs.retried.Load() == 0 {
+	if retries(rec) == 0 {
 		t.Fatal("no Retried signal while the broker was down")
 	}
 	if s.Failure() != nil {
@@ -82,12 +80,12 @@ func TestBrokerDown(t *testing.T) {
 	if err := s.Flush(ctx2); err != nil {
 		t.Fatalf("Flush after restart: %v", err)
 	}
-	tr.checkExactlyOnce(t, evs)
-	if n := logs.count("broker unreachable"); n != 1 {
-		t.Fatalf("%d 'unreachable' log lines, want 1:\n%s", n, logs)
+	rec.CheckEach(t, evs)
+	if n := logs.Count("sink cannot deliver"); n != 1 {
+		t.Fatalf("%d 'cannot deliver' log lines, want 1:\n%s", n, logs)
 	}
-	if n := logs.count("reachable again"); n != 1 {
-		t.Fatalf("%d 'reachable again' log lines, want 1:\n%s", n, logs)
+	if n := logs.Count("sink recovered"); n != 1 {
+		t.Fatalf("%d 'recovered' log lines, want 1:\n%s", n, logs)
 	}
 	t.Logf("log:\n%s", logs)
 	c2 := newCluster(t, "kfake", fc.ListenAddrs(), fc)
@@ -104,14 +102,13 @@ func TestTransientErrors(t *testing.T) {
 	for _, code := range faultCodes {
 		c.fake.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: topic, Err: code, Count: 3})
 	}
-	opts, obs, _ := testOptions(t)
+	opts, rec, _ := testOptions(t)
 	s := newSink(t, c.config(topic), opts)
-	tr := newTracker()
-	evs := makeEvents(tr, 300, "order", []string{"a", "b", "c", "d"})
+	evs := makeEvents(300, "order", []string{"a", "b", "c", "d"})
 	publishAll(t, s, evs, 25)
-	tr.checkExactlyOnce(t, evs)
+	rec.CheckEach(t, evs)
 	checkRecords(t, c.consume(t, len(evs), false, topic), evs, false)
-	if obs.dups.Load() != 0 {
+	if int64(rec.Duplicates()) != 0 {
 		t.Fatal("Duplicate signalled")
 	}
 }
@@ -136,10 +133,9 @@ func TestTopicAuthorization(t *testing.T) {
 	)
 	cfg := c.config(topic)
 	cfg.SASL = SASLConfig{Mechanism: "PLAIN", Username: "reader", Password: "reader-secret"}
-	opts, _, _ := testOptions(t)
+	opts, rec, _ := testOptions(t)
 	s := newSink(t, cfg, opts)
-	tr := newTracker()
-	evs := makeEvents(tr, 10, "order", []string{"a"})
+	evs := makeEvents(10, "order", []string{"a"})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if err := s.Publish(ctx, evs); err != nil {
@@ -153,7 +149,7 @@ func TestTopicAuthorization(t *testing.T) {
 	if pe.Sink != "kafka-test" {
 		t.Fatalf("PermanentError names sink %q", pe.Sink)
 	}
-	if n := tr.n.Load(); n != 0 {
+	if n := int64(rec.Acks()); n != 0 {
 		t.Fatalf("%d events acknowledged", n)
 	}
 }
@@ -166,14 +162,13 @@ func TestCloseLeavesUnacked(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := newCluster(t, "kfake", fc.ListenAddrs(), fc)
-	opts, _, logs := testOptions(t)
+	opts, rec, logs := testOptions(t)
 	s, err := New(context.Background(), c.config("t"), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	fc.Close()
-	tr := newTracker()
-	evs := makeEvents(tr, 20, "x", []string{"a"})
+	evs := makeEvents(20, "x", []string{"a"})
 	if err := s.Publish(context.Background(), evs); err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +179,7 @@ func TestCloseLeavesUnacked(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Close hangs")
 	}
-	if n := tr.n.Load(); n != 0 {
+	if n := int64(rec.Acks()); n != 0 {
 		t.Fatalf("%d events acknowledged after Close", n)
 	}
 	if err := s.Publish(context.Background(), evs); !errors.Is(err, sink.ErrClosed) {

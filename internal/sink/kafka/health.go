@@ -5,82 +5,24 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/outbox-cdc/outbox-cdc/sink"
+	"github.com/outbox-cdc/outbox-cdc/internal/delivery"
 )
-
-// health turns franz-go's per-connection and per-request signals into
-// per-broker up/down state: one log line when a broker becomes unreachable,
-// one when a connection to it or a produce request through it succeeds
-// again, and Observer.Retried for every failed attempt in between. Keyed by
-// address, so one dead broker of three does not make the others' traffic
-// flap the state. franz-go itself retries; health only watches.
-type health struct {
-	name     string
-	logger   *slog.Logger
-	observer sink.Observer
-	muted    atomic.Bool // during startup checks (their error is returned) and after Close
-
-	ndown atomic.Int32 // len(down), for a lock-free fast path in ok
-	mu    sync.Mutex
-	down  map[string]*outage
-}
-
-type outage struct {
-	since    time.Time
-	failures int
-}
 
 func brokerAddr(m kgo.BrokerMetadata) string {
 	return net.JoinHostPort(m.Host, strconv.Itoa(int(m.Port)))
 }
 
-// failed records a failed attempt; broker is "" when the failure is not tied
-// to one broker (an admin request that got no answer).
-func (h *health) failed(broker string, err error) {
-	if h.muted.Load() || err == nil {
-		return
-	}
-	h.observer.Retried(h.name, err)
-	if broker == "" {
-		return
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if o := h.down[broker]; o != nil {
-		o.failures++
-		return
-	}
-	if h.down == nil {
-		h.down = map[string]*outage{}
-	}
-	h.down[broker] = &outage{since: time.Now(), failures: 1}
-	h.ndown.Add(1)
-	h.logger.Warn("kafka broker unreachable; holding acknowledgements and retrying", "sink", h.name, "broker", broker, "err", err)
-}
-
-func (h *health) ok(broker string) {
-	if h.ndown.Load() == 0 {
-		return
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	o := h.down[broker]
-	if o == nil {
-		return
-	}
-	delete(h.down, broker)
-	h.ndown.Add(-1)
-	h.logger.Info("kafka broker reachable again", "sink", h.name, "broker", broker, "down_for", time.Since(o.since).Round(time.Millisecond), "failed_attempts", o.failures)
-}
-
-// hooks feeds health from franz-go's hooks.
-type hooks struct{ h *health }
+// hooks feeds the sink's delivery.Health from franz-go's per-connection and
+// per-request signals, keyed by broker address: one log line when a broker
+// becomes unreachable, one when a connection to it or a produce request
+// through it succeeds again, and Observer.Retried for every failed attempt
+// in between, so that one dead broker of three does not make the others'
+// traffic flap the state. franz-go itself retries; the hooks only watch.
+type hooks struct{ h *delivery.Health }
 
 var (
 	_ kgo.HookBrokerConnect       = hooks{}
@@ -91,26 +33,26 @@ var (
 
 func (k hooks) OnBrokerConnect(m kgo.BrokerMetadata, _ time.Duration, _ net.Conn, err error) {
 	if err != nil {
-		k.h.failed(brokerAddr(m), err)
+		k.h.Failed(brokerAddr(m), err)
 		return
 	}
-	k.h.ok(brokerAddr(m))
+	k.h.OK(brokerAddr(m))
 }
 
 func (k hooks) OnBrokerWrite(m kgo.BrokerMetadata, _ int16, _ int, _, _ time.Duration, err error) {
 	if err != nil {
-		k.h.failed(brokerAddr(m), err)
+		k.h.Failed(brokerAddr(m), err)
 	}
 }
 
 func (k hooks) OnBrokerRead(m kgo.BrokerMetadata, _ int16, _ int, _, _ time.Duration, err error) {
 	if err != nil {
-		k.h.failed(brokerAddr(m), err)
+		k.h.Failed(brokerAddr(m), err)
 	}
 }
 
 func (k hooks) OnProduceBatchWritten(m kgo.BrokerMetadata, _ string, _ int32, _ kgo.ProduceBatchMetrics) {
-	k.h.ok(brokerAddr(m))
+	k.h.OK(brokerAddr(m))
 }
 
 // kgoLogger passes franz-go's own log lines to the sink's logger: errors

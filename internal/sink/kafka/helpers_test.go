@@ -1,16 +1,13 @@
 package kafka
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
 	"log/slog"
 	"os"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,7 +17,7 @@ import (
 
 	"github.com/outbox-cdc/outbox-cdc/event"
 	"github.com/outbox-cdc/outbox-cdc/internal/harness"
-	"github.com/outbox-cdc/outbox-cdc/internal/sink/acktest"
+	"github.com/outbox-cdc/outbox-cdc/internal/sinktest"
 	"github.com/outbox-cdc/outbox-cdc/sink"
 )
 
@@ -181,91 +178,16 @@ func (c *cluster) config(topic string) Config {
 	}
 }
 
-// tracker records every event's completion (all routed sinks acked).
-type tracker struct {
-	mu    sync.Mutex
-	done  map[*event.Event]int
-	order []*event.Event
-	n     atomic.Int64
+func testOptions(t *testing.T) (sink.Options, *sinktest.Recorder, *sinktest.Log) {
+	rec := sinktest.NewRecorder()
+	logs := &sinktest.Log{}
+	return sinktest.Options("kafka-test", rec, logs.Logger(slog.LevelInfo)), rec, logs
 }
 
-func newTracker() *tracker { return &tracker{done: map[*event.Event]int{}} }
-
-func (tr *tracker) Done(e *event.Event) {
-	tr.mu.Lock()
-	tr.done[e]++
-	tr.order = append(tr.order, e)
-	tr.mu.Unlock()
-	tr.n.Add(1)
-}
-
-func (tr *tracker) count(e *event.Event) int {
-	tr.mu.Lock()
-	defer tr.mu.Unlock()
-	return tr.done[e]
-}
-
-// waitAcked waits until n completions were seen.
-func (tr *tracker) waitAcked(t *testing.T, n int, within time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for tr.n.Load() < int64(n) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d events acknowledged after %s", tr.n.Load(), n, within)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-// checkExactlyOnce fails unless each event in evs was acknowledged once.
-func (tr *tracker) checkExactlyOnce(t *testing.T, evs []*event.Event) {
-	t.Helper()
-	tr.mu.Lock()
-	defer tr.mu.Unlock()
-	for _, e := range evs {
-		if n := tr.done[e]; n != 1 {
-			t.Fatalf("event %s acknowledged %d times, want 1", e.ID, n)
-		}
-	}
-}
-
-// observer counts a sink's signals.
-type observer struct {
-	acked, retried, dups atomic.Int64
-}
-
-func (o *observer) Acked(string, *event.Event)     { o.acked.Add(1) }
-func (o *observer) Retried(string, error)          { o.retried.Add(1) }
-func (o *observer) Duplicate(string, *event.Event) { o.dups.Add(1) }
-
-// logBuf is a concurrency-safe log capture.
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func (l *logBuf) count(sub string) int { return strings.Count(l.String(), sub) }
-
-func testOptions(t *testing.T) (sink.Options, *observer, *logBuf) {
-	obs := &observer{}
-	lb := &logBuf{}
-	return acktest.Handle(sink.Options{
-		Name:     "kafka-test",
-		Logger:   slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelInfo})),
-		Observer: obs,
-	}), obs, lb
+// retries returns the failed attempts rec saw.
+func retries(rec *sinktest.Recorder) int64 {
+	n, _ := rec.Retries()
+	return int64(n)
 }
 
 func newSink(t *testing.T, cfg Config, opts sink.Options) *Sink {
@@ -280,54 +202,10 @@ func newSink(t *testing.T, cfg Config, opts sink.Options) *Sink {
 	return s
 }
 
-// makeEvents builds n events spread over the aggregates (round robin), with
-// every kind of data and attribute, tracked by tr.
-func makeEvents(tr *tracker, n int, aggregateType string, aggregates []string) []*event.Event {
-	evs := make([]*event.Event, n)
-	base := time.Date(2024, 5, 6, 7, 8, 9, 123456000, time.UTC)
-	for i := range evs {
-		agg := aggregates[i%len(aggregates)]
-		e := &event.Event{
-			ID:            fmt.Sprintf("evt-%05d", i),
-			Source:        "/outbox-cdc/test/public.outbox",
-			Type:          "com.example." + aggregateType + ".changed",
-			Time:          base.Add(time.Duration(i) * time.Millisecond),
-			AggregateType: aggregateType,
-			AggregateID:   agg,
-			Seq:           i,
-			CommitLSN:     uint64(1000 + i),
-		}
-		switch i % 5 {
-		case 0:
-			e.DataKind, e.DataContentType = event.DataJSON, "application/json"
-			e.Data = []byte(fmt.Sprintf(`{"n":%d,"agg":%q,"s":"ünïcødé \"q\""}`, i, agg))
-			e.Subject = "subject-" + agg
-		case 1:
-			e.DataKind, e.DataContentType = event.DataText, "text/plain; charset=utf-8"
-			e.Data = []byte(fmt.Sprintf("plain text %d\nline two", i))
-			e.DataSchema = "https://example.com/schema/v1"
-		case 2:
-			e.DataKind, e.DataContentType = event.DataBinary, "application/octet-stream"
-			e.Data = []byte{0, 1, 2, 0xff, byte(i)}
-		case 3:
-			e.DataKind = event.DataNone
-		case 4:
-			e.DataKind = event.DataJSON // no content type: JSON by default
-			e.Data = []byte(fmt.Sprintf(`[%d]`, i))
-		}
-		pk := e.PartitionKey()
-		e.Extensions = []event.Extension{
-			{Name: "partitionkey", Value: pk},
-			{Name: "pglsn", Value: fmt.Sprintf("0/%X", 1000+i)},
-		}
-		if i%3 == 0 {
-			e.Extensions = append(e.Extensions, event.Extension{Name: "traceparent", Value: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"})
-		}
-		e.Size = len(e.Data) + 200
-		acktest.Track(e, tr)
-		evs[i] = e
-	}
-	return evs
+// makeEvents returns n test events (sinktest.Events) of one aggregate
+// type, spread over the aggregates round robin.
+func makeEvents(n int, aggregateType string, aggregates []string) []*event.Event {
+	return sinktest.Events{Keys: aggregates, Types: []string{aggregateType}}.Make(0, n)
 }
 
 // publishAll publishes evs in chunks and flushes.

@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/outbox-cdc/outbox-cdc/event"
+	"github.com/outbox-cdc/outbox-cdc/internal/delivery"
 )
 
 // Header names of the CloudEvents Kafka protocol binding 1.0.
@@ -32,15 +33,16 @@ var (
 	structuredTypeValue = []byte(structuredContentType)
 )
 
-// rec is one event in flight: the kgo.Record handed to Produce plus the
-// storage its fields point into, so that building a record allocates
-// nothing. A rec is its record's Context (a context that is never done,
-// which franz-go treats as not cancelable), which is how the promise finds
-// its way back from the *kgo.Record to the event.
+// rec is one event in flight, the engine's message: the kgo.Record handed
+// to Produce plus the storage its fields point into, so that building a
+// record allocates nothing (the engine pools recs). A rec is its record's
+// Context (a context that is never done, which franz-go treats as not
+// cancelable), which is how the promise finds its way back from the
+// *kgo.Record to the event and its ticket.
 type rec struct {
 	kr   kgo.Record
 	e    *event.Event
-	seq  uint64 // position in the sink's stream of events, for "first failure"
+	t    delivery.Ticket // the engine's ticket for the record's send
 	hdrs [12]kgo.RecordHeader
 	tbuf [40]byte // ce_time value
 	vbuf []byte   // structured-mode value
@@ -54,20 +56,16 @@ func (*rec) Value(any) any               { return nil }
 
 var _ context.Context = (*rec)(nil)
 
+// maxPooledValue is the largest structured-mode buffer a rec keeps.
 const maxPooledValue = 64 << 10
 
-var recPool = sync.Pool{New: func() any { return new(rec) }}
-
-func getRec() *rec { return recPool.Get().(*rec) }
-
-func putRec(r *rec) {
+// reset drops every reference into the event before the rec is reused.
+func (r *rec) reset() {
 	vbuf := r.vbuf
 	if cap(vbuf) > maxPooledValue {
 		vbuf = nil
 	}
-	// Drop every reference into the event before pooling.
 	*r = rec{vbuf: vbuf[:0]}
-	recPool.Put(r)
 }
 
 // bytesOf returns the bytes of s without copying. franz-go only reads record

@@ -40,8 +40,7 @@ func TestSASL(t *testing.T) {
 					if err != nil {
 						t.Fatalf("New: %v", err)
 					}
-					tr := newTracker()
-					publishAll(t, s, makeEvents(tr, 5, "x", []string{"a"}), 5)
+					publishAll(t, s, makeEvents(5, "x", []string{"a"}), 5)
 					s.Close()
 					continue
 				}
@@ -109,8 +108,7 @@ func TestTLS(t *testing.T) {
 				if err != nil {
 					t.Fatalf("New: %v", err)
 				}
-				tr := newTracker()
-				publishAll(t, s, makeEvents(tr, 5, "x", []string{"a"}), 5)
+				publishAll(t, s, makeEvents(5, "x", []string{"a"}), 5)
 				s.Close()
 				return
 			}

@@ -8,7 +8,6 @@ import (
 	"io"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -19,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/outbox-cdc/outbox-cdc/event"
+	"github.com/outbox-cdc/outbox-cdc/internal/delivery"
 	"github.com/outbox-cdc/outbox-cdc/sink"
 )
 
@@ -26,7 +26,10 @@ var _ sink.Sink = (*Sink)(nil)
 
 // Sink publishes events to Kafka with an idempotent franz-go producer
 // (acks=all, up to 5 requests in flight per broker, order kept per
-// partition across retries).
+// partition across retries). It is the Kafka adapter of the delivery engine
+// (internal/delivery): it encodes events into records, produces them, and
+// maps franz-go's errors; the engine owns the in-flight window, the sticky
+// failure, Flush and Close.
 //
 // Publish and Flush are called from one goroutine; acknowledgements arrive
 // on franz-go's promise goroutine. Close may be called from any goroutine
@@ -39,28 +42,13 @@ type Sink struct {
 
 	client *kgo.Client
 	admin  *kadm.Client
-	health *health
+	health *delivery.Health
 	ext    extHeaders
+	eng    *delivery.Engine[rec]
 
 	topics     sync.Map // topic name -> *topicInfo
 	structured bool
 	promise    func(*kgo.Record, error)
-
-	seq       uint64       // events handed to Produce so far; Publish's goroutine only
-	inflight  atomic.Int64 // events produced and not yet promised
-	maxFlight int64
-	lowWater  int64
-	wantSpace atomic.Bool
-	space     chan struct{}
-
-	failMu    sync.Mutex
-	failure   *sink.PermanentError // first (lowest seq) record the brokers rejected
-	failSeq   uint64
-	hasFailed atomic.Bool
-
-	closeOnce sync.Once
-	closed    atomic.Bool
-	done      chan struct{}
 }
 
 // New validates cfg, connects to the brokers and checks what can be known at
@@ -85,14 +73,10 @@ func New(ctx context.Context, cfg Config, opts sink.Options) (*Sink, error) {
 		opts:       opts,
 		tmpl:       tmpl,
 		structured: cfg.ContentMode == ModeStructured,
-		maxFlight:  int64(cfg.MaxInFlight),
-		lowWater:   int64(cfg.MaxInFlight) * 3 / 4,
-		space:      make(chan struct{}, 1),
-		done:       make(chan struct{}),
-		health:     &health{name: opts.Name, logger: opts.Logger, observer: opts.Observer},
+		health:     delivery.NewHealth(opts.Name, opts.Logger, opts.Observer),
 	}
 	s.promise = s.onPromise
-	s.health.muted.Store(true)
+	s.health.Mute(true)
 
 	kopts, err := s.clientOptions()
 	if err != nil {
@@ -124,7 +108,16 @@ func New(ctx context.Context, cfg Config, opts sink.Options) (*Sink, error) {
 		s.topics.Store(name, ti)
 		s.fixed = ti
 	}
-	s.health.muted.Store(false)
+	s.health.Mute(false)
+	s.eng = delivery.New(delivery.Config{
+		Name:        opts.Name,
+		MaxInFlight: cfg.MaxInFlight,
+		Retry:       cfg.Retry,
+		Ack:         opts.Ack,
+		Logger:      opts.Logger,
+		Observer:    opts.Observer,
+		Health:      s.health,
+	}, adapter{s})
 	opts.Logger.Info("kafka sink connected", "sink", opts.Name, "brokers", strings.Join(cfg.Brokers, ","), "topic", cfg.Topic,
 		"content_mode", cfg.ContentMode, "compression", cfg.Compression)
 	return s, nil
@@ -255,44 +248,7 @@ func saslMechanism(c SASLConfig) sasl.Mechanism {
 // done while Publish waits for room, it returns ctx's error; the events
 // before the one waiting were taken.
 func (s *Sink) Publish(ctx context.Context, events []*event.Event) error {
-	if s.closed.Load() {
-		return sink.ErrClosed
-	}
-	if err := s.Failure(); err != nil {
-		return err
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	now := time.Now()
-	for _, e := range events {
-		if s.inflight.Load() >= s.maxFlight {
-			if err := s.waitSpace(ctx); err != nil {
-				return err
-			}
-			if err := s.Failure(); err != nil {
-				return err
-			}
-		}
-		ti := s.fixed
-		if ti == nil {
-			var err error
-			if ti, err = s.topicFor(ctx, e); err != nil {
-				return err
-			}
-		}
-		r := getRec()
-		r.build(e, ti.name, s.structured, now, &s.ext)
-		if size := recordWireSize(&r.kr) + batchOverhead; size > int(ti.maxBatch) {
-			putRec(r)
-			return s.permanent(e, &tooLargeError{Topic: ti.name, Size: size, Max: ti.maxBatch})
-		}
-		s.seq++
-		r.seq = s.seq
-		s.inflight.Add(1)
-		s.client.Produce(context.Background(), &r.kr, s.promise)
-	}
-	return nil
+	return s.eng.Publish(ctx, events)
 }
 
 // topicFor routes e through the template, preparing a topic on first use.
@@ -331,94 +287,73 @@ func (s *Sink) permanent(e *event.Event, err error) *sink.PermanentError {
 	return &sink.PermanentError{Sink: s.opts.Name, EventID: e.ID, Err: err}
 }
 
-// waitSpace blocks until in-flight events drop to the low-water mark.
-func (s *Sink) waitSpace(ctx context.Context) error {
-	for s.inflight.Load() >= s.maxFlight {
-		s.wantSpace.Store(true)
-		if s.inflight.Load() < s.maxFlight {
-			return nil
+// adapter is the Sink as the delivery engine's Adapter.
+type adapter struct{ s *Sink }
+
+// Encode implements delivery.Adapter: it routes e to its topic (preparing
+// the topic on first use) and builds its record, refusing one that cannot
+// fit in a record batch of the topic.
+func (a adapter) Encode(ctx context.Context, e *event.Event, r *rec) error {
+	s := a.s
+	ti := s.fixed
+	if ti == nil {
+		var err error
+		if ti, err = s.topicFor(ctx, e); err != nil {
+			return err
 		}
-		select {
-		case <-s.space:
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-s.done:
-			return sink.ErrClosed
-		}
+	}
+	r.build(e, ti.name, s.structured, time.Now(), &s.ext)
+	if size := recordWireSize(&r.kr) + batchOverhead; size > int(ti.maxBatch) {
+		return s.permanent(e, &tooLargeError{Topic: ti.name, Size: size, Max: ti.maxBatch})
 	}
 	return nil
 }
 
-// onPromise is franz-go's promise for every record: it runs on franz-go's
-// promise goroutine, in order per partition, and must not block.
-func (s *Sink) onPromise(kr *kgo.Record, err error) {
-	r := kr.Context.(*rec)
-	switch {
-	case err == nil:
-		s.opts.Ack(r.e)
-	case abandoned(err):
-		// Closing: the event stays unacknowledged, so the slot keeps it.
-	default:
-		s.recordFailure(r, err)
-	}
-	putRec(r)
-	if n := s.inflight.Add(-1); n <= s.lowWater && s.wantSpace.Load() && s.wantSpace.CompareAndSwap(true, false) {
-		select {
-		case s.space <- struct{}{}:
-		default:
-		}
+// Send implements delivery.Adapter: it hands the records to franz-go, which
+// never blocks here (its buffer is larger than the window) and calls the
+// promise of each.
+func (a adapter) Send(_ context.Context, b *delivery.Batch[rec]) {
+	for i := range b.Len() {
+		r := b.Msg(i)
+		r.t = b.Ticket(i)
+		a.s.client.Produce(context.Background(), &r.kr, a.s.promise)
 	}
 }
 
-// recordFailure keeps the brokers' rejection of the earliest record. franz-go
-// fails every record buffered behind a rejected one in the same partition,
-// with the same error, so the earliest is the one to name.
-func (s *Sink) recordFailure(r *rec, err error) {
-	pe := s.permanent(r.e, &ProduceError{Topic: r.kr.Topic, Err: err})
-	s.failMu.Lock()
-	defer s.failMu.Unlock()
-	if s.failure == nil {
-		s.opts.Logger.Error("kafka rejected an event for good; the sink takes no more events", "sink", s.opts.Name, "event_id", r.e.ID, "topic", r.kr.Topic, "err", err)
+// Release implements delivery.Adapter.
+func (adapter) Release(r *rec) { r.reset() }
+
+// Flush implements delivery.Flusher: it sends what is lingering at once
+// and waits for franz-go's buffered records.
+func (a adapter) Flush(ctx context.Context) error { return a.s.client.Flush(ctx) }
+
+// onPromise is franz-go's promise for every record: it runs on franz-go's
+// promise goroutine, in order per partition, and must not block. Records
+// franz-go fails because the client is closing reach the engine after
+// Close, which ignores them: they stay unacknowledged.
+func (s *Sink) onPromise(kr *kgo.Record, err error) {
+	r := kr.Context.(*rec)
+	if err != nil {
+		err = produceError(r.kr.Topic, err)
 	}
-	if s.failure == nil || r.seq < s.failSeq {
-		s.failure, s.failSeq = pe, r.seq
-	}
-	s.hasFailed.Store(true)
+	s.eng.Settle(r.t, err)
 }
 
 // Failure returns the PermanentError of the earliest event the brokers
 // rejected for good, or nil. Safe for concurrent use.
-func (s *Sink) Failure() error {
-	if !s.hasFailed.Load() {
-		return nil
-	}
-	s.failMu.Lock()
-	defer s.failMu.Unlock()
-	return s.failure
-}
+func (s *Sink) Failure() error { return s.eng.Failure() }
 
 // Flush sends whatever is lingering and blocks until every event handed to
-// Publish has been acknowledged or rejected, or ctx is done. It returns the
-// first rejection as a *sink.PermanentError: that event and the ones franz-go
+// Publish has been acknowledged, or ctx is done. It returns the first
+// rejection as a *sink.PermanentError: that event and the ones franz-go
 // failed behind it in its partition stay unacknowledged.
-func (s *Sink) Flush(ctx context.Context) error {
-	if s.closed.Load() {
-		return sink.ErrClosed
-	}
-	if err := s.client.Flush(ctx); err != nil {
-		return err
-	}
-	return s.Failure()
-}
+func (s *Sink) Flush(ctx context.Context) error { return s.eng.Flush(ctx) }
 
 // Close stops the client without flushing: events not yet acknowledged stay
 // unacknowledged, so the replication slot keeps them. Idempotent.
 func (s *Sink) Close() error {
-	s.closeOnce.Do(func() {
-		s.closed.Store(true)
-		s.health.muted.Store(true)
-		close(s.done)
+	return s.eng.Close(context.Background(), func() {
+		s.health.Mute(true)
 		s.client.Close()
 	})
-	return nil
 }

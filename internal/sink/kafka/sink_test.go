@@ -18,7 +18,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/outbox-cdc/outbox-cdc/event"
-	"github.com/outbox-cdc/outbox-cdc/internal/sink/acktest"
 	"github.com/outbox-cdc/outbox-cdc/sink"
 )
 
@@ -43,29 +42,27 @@ func TestRoundTrip(t *testing.T) {
 				topic := c.createTopic(t, 3, nil)
 				cfg := c.config(topic)
 				cfg.ContentMode, cfg.Compression = tc.mode, tc.compression
-				opts, obs, logs := testOptions(t)
+				opts, rec, logs := testOptions(t)
 				s := newSink(t, cfg, opts)
-
-				tr := newTracker()
 				aggs := []string{"order-1", "order-2", "order-3", "order-4", "order-5", "order-6", "order-7"}
-				evs := makeEvents(tr, 700, "order", aggs)
+				evs := makeEvents(700, "order", aggs)
 				for i := 0; i < len(evs); i += 11 {
 					evs[i].AggregateID = "" // unordered events keyed by their id
 					evs[i].Extensions[0].Value = evs[i].ID
 				}
 				publishAll(t, s, evs, 37)
-				tr.checkExactlyOnce(t, evs)
-				if got := obs.acked.Load(); got != int64(len(evs)) {
+				rec.CheckEach(t, evs)
+				if got := int64(rec.Acks()); got != int64(len(evs)) {
 					t.Fatalf("observer saw %d acks, want %d", got, len(evs))
 				}
 
 				recs := c.consume(t, len(evs), true, topic)
 				checkRecords(t, recs, evs, tc.mode == ModeStructured)
-				if n := logs.count("level="); n != 1 || logs.count("kafka sink connected") != 1 {
+				if n := logs.Count("level="); n != 1 || logs.Count("kafka sink connected") != 1 {
 					t.Fatalf("want only the connected line in the log:\n%s", logs)
 				}
-				if obs.retried.Load() != 0 {
-					t.Fatalf("%d retries on a healthy broker", obs.retried.Load())
+				if retries(rec) != 0 {
+					t.Fatalf("%d retries on a healthy broker", retries(rec))
 				}
 			})
 		}
@@ -271,9 +268,7 @@ func TestNoDataIsTombstone(t *testing.T) {
 		cfg.ContentMode = mode
 		opts, _, _ := testOptions(t)
 		s := newSink(t, cfg, opts)
-		tr := newTracker()
 		e := &event.Event{ID: "x", Source: "/s", Type: "t", AggregateID: "a", DataKind: event.DataNone}
-		acktest.Track(e, tr)
 		publishAll(t, s, []*event.Event{e}, 1)
 		r := c.consume(t, 1, false, topic)[0]
 		if mode == ModeBinary && r.Value != nil {
@@ -295,12 +290,10 @@ func TestDynamicTopics(t *testing.T) {
 
 		cfg := c.config(prefix + ".{{.AggregateType}}")
 		cfg.CreateTopics, cfg.Partitions = true, 2
-		opts, _, logs := testOptions(t)
+		opts, rec, logs := testOptions(t)
 		s := newSink(t, cfg, opts)
-
-		tr := newTracker()
-		orders := makeEvents(tr, 50, "order", []string{"o1", "o2", "o3"})
-		invoices := makeEvents(tr, 30, "invoice", []string{"i1", "i2"})
+		orders := makeEvents(50, "order", []string{"o1", "o2", "o3"})
+		invoices := makeEvents(30, "invoice", []string{"i1", "i2"})
 		var all []*event.Event
 		for i := range 50 {
 			all = append(all, orders[i])
@@ -309,8 +302,8 @@ func TestDynamicTopics(t *testing.T) {
 			}
 		}
 		publishAll(t, s, all, 16)
-		tr.checkExactlyOnce(t, all)
-		if n := logs.count("kafka topic created"); n != 2 {
+		rec.CheckEach(t, all)
+		if n := logs.Count("kafka topic created"); n != 2 {
 			t.Fatalf("%d topic-created log lines, want 2:\n%s", n, logs)
 		}
 
@@ -332,9 +325,8 @@ func TestDynamicTopics(t *testing.T) {
 		// and the sink keeps working for topics that exist.
 		cfg.CreateTopics, cfg.Partitions = false, 0
 		s2 := newSink(t, cfg, opts)
-		tr2 := newTracker()
-		ok := makeEvents(tr2, 3, "order", []string{"o1"})
-		missing := makeEvents(tr2, 1, "nosuchtype", []string{"x"})
+		ok := makeEvents(3, "order", []string{"o1"})
+		missing := makeEvents(1, "nosuchtype", []string{"x"})
 		err = s2.Publish(ctx, []*event.Event{ok[0], ok[1], missing[0], ok[2]})
 		var pe *sink.PermanentError
 		if !errors.As(err, &pe) || pe.EventID != missing[0].ID || !errors.Is(err, kerr.UnknownTopicOrPartition) {
@@ -349,13 +341,13 @@ func TestDynamicTopics(t *testing.T) {
 		if err := s2.Flush(ctx); err != nil {
 			t.Fatalf("Flush: %v", err)
 		}
-		tr2.checkExactlyOnce(t, ok)
-		if tr2.count(missing[0]) != 0 {
+		rec.CheckEach(t, ok)
+		if rec.AckCount(missing[0]) != 0 {
 			t.Fatal("refused event acknowledged")
 		}
 
 		// An invalid topic name from the template is refused locally.
-		bad := makeEvents(tr2, 1, "bad type!", []string{"x"})
+		bad := makeEvents(1, "bad type!", []string{"x"})
 		if err := s2.Publish(ctx, bad); !sink.IsPermanent(err) || !errors.Is(err, kerr.InvalidTopicException) {
 			t.Fatalf("Publish with invalid topic name: %v", err)
 		}
@@ -381,7 +373,7 @@ func TestStartupErrors(t *testing.T) {
 				[]string{"sink kafka-test:", "brokers", "Nope"}},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
-				opts, obs, logs := testOptions(t)
+				opts, rec, logs := testOptions(t)
 				start := time.Now()
 				s, err := New(context.Background(), tc.cfg, opts)
 				if err == nil {
@@ -397,7 +389,7 @@ func TestStartupErrors(t *testing.T) {
 					}
 				}
 				// The error is the report; no retry noise besides it.
-				if logs.String() != "" || obs.retried.Load() != 0 {
+				if logs.String() != "" || retries(rec) != 0 {
 					t.Fatalf("startup failure logged or counted retries:\n%s", logs)
 				}
 			})
@@ -412,10 +404,9 @@ func TestStartupErrors(t *testing.T) {
 // Flush and then from every Publish).
 func TestTooLarge(t *testing.T) {
 	eachCluster(t, func(t *testing.T, c *cluster) {
-		big := func(tr *tracker, id string, n int) *event.Event {
+		big := func(id string, n int) *event.Event {
 			e := &event.Event{ID: id, Source: "/s", Type: "t", AggregateID: "agg", DataKind: event.DataBinary,
 				Data: randomBytes(n)}
-			acktest.Track(e, tr)
 			return e
 		}
 		ctx := context.Background()
@@ -432,18 +423,17 @@ func TestTooLarge(t *testing.T) {
 				topic := c.createTopic(t, 1, tc.topicConfig)
 				cfg := c.config(topic)
 				cfg.BatchMaxBytes = tc.batchMax
-				opts, _, _ := testOptions(t)
+				opts, rec, _ := testOptions(t)
 				s := newSink(t, cfg, opts)
-				tr := newTracker()
-				small := makeEvents(tr, 3, "x", []string{"agg"})
-				tooBig := big(tr, "too-big", 8192)
+				small := makeEvents(3, "x", []string{"agg"})
+				tooBig := big("too-big", 8192)
 				err := s.Publish(ctx, []*event.Event{small[0], tooBig, small[1]})
 				var pe *sink.PermanentError
 				if !errors.As(err, &pe) || pe.EventID != "too-big" || !errors.Is(err, kerr.MessageTooLarge) {
 					t.Fatalf("Publish: %v, want PermanentError for too-big wrapping MESSAGE_TOO_LARGE", err)
 				}
 				// Fits exactly: the size check matches franz-go's.
-				fit := big(tr, "fits", 0)
+				fit := big("fits", 0)
 				fit.Data = randomBytes(largestFitting(s, fit, topic, 4096))
 				if err := s.Publish(ctx, []*event.Event{small[1], fit, small[2]}); err != nil {
 					t.Fatalf("Publish after refusal: %v", err)
@@ -451,8 +441,8 @@ func TestTooLarge(t *testing.T) {
 				if err := s.Flush(ctx); err != nil {
 					t.Fatalf("Flush: %v", err)
 				}
-				tr.checkExactlyOnce(t, append(small, fit))
-				if tr.count(tooBig) != 0 {
+				rec.CheckEach(t, append(small, fit))
+				if rec.AckCount(tooBig) != 0 {
 					t.Fatal("too large event acknowledged")
 				}
 			})
@@ -460,15 +450,14 @@ func TestTooLarge(t *testing.T) {
 
 		t.Run("broker rejects", func(t *testing.T) {
 			topic := c.createTopic(t, 1, nil)
-			opts, _, logs := testOptions(t)
+			opts, rec, logs := testOptions(t)
 			s := newSink(t, c.config(topic), opts)
-			tr := newTracker()
-			before := makeEvents(tr, 5, "x", []string{"agg"})
+			before := makeEvents(5, "x", []string{"agg"})
 			publishAll(t, s, before, 5)
 
 			alterTopic(t, c, topic, "max.message.bytes", "2048")
-			tooBig := big(tr, "too-big", 8192)
-			after := makeEvents(tr, 5, "x", []string{"agg"})
+			tooBig := big("too-big", 8192)
+			after := makeEvents(5, "x", []string{"agg"})
 			for _, e := range after {
 				e.ID = "after-" + e.ID
 			}
@@ -482,20 +471,20 @@ func TestTooLarge(t *testing.T) {
 			if !errors.As(err, &pe) || pe.EventID != "too-big" || !errors.Is(err, kerr.MessageTooLarge) {
 				t.Fatalf("Flush: %v, want PermanentError for too-big wrapping MESSAGE_TOO_LARGE", err)
 			}
-			if tr.count(tooBig) != 0 {
+			if rec.AckCount(tooBig) != 0 {
 				t.Fatal("rejected event acknowledged")
 			}
 			// The same key's later events were failed with it: none may be
 			// acknowledged (or stored) ahead of it.
 			for _, e := range after {
-				if tr.count(e) != 0 {
+				if rec.AckCount(e) != 0 {
 					t.Fatalf("event %s after the rejected one was acknowledged", e.ID)
 				}
 			}
-			if err := s.Publish(ctx, makeEvents(tr, 1, "x", []string{"agg"})); !errors.As(err, &pe) || pe.EventID != "too-big" {
+			if err := s.Publish(ctx, makeEvents(1, "x", []string{"agg"})); !errors.As(err, &pe) || pe.EventID != "too-big" {
 				t.Fatalf("Publish after rejection: %v, want the same PermanentError", err)
 			}
-			if n := logs.count("rejected an event for good"); n != 1 {
+			if n := logs.Count("rejected an event for good"); n != 1 {
 				t.Fatalf("%d rejection log lines, want 1", n)
 			}
 			recs := c.consume(t, 5, false, topic)
@@ -523,10 +512,9 @@ func largestFitting(s *Sink, e *event.Event, topic string, max int) int {
 	best := -1
 	for n := max - 400; n < max; n++ {
 		e.Data = make([]byte, n)
-		r := getRec()
+		var r rec
 		r.build(e, topic, s.structured, time.Now(), &s.ext)
 		size := recordWireSize(&r.kr) + batchOverhead
-		putRec(r)
 		if size <= max {
 			best = n
 		}

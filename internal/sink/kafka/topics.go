@@ -41,7 +41,7 @@ func (s *Sink) defaultBatchMax() int32 {
 
 // prepareTopicOnce creates topic name (CreateTopics) or checks that it
 // exists, then reads its max.message.bytes. It makes one attempt bounded by
-// ConnectTimeout. The error is permanent when permanentAdmin says so or
+// ConnectTimeout. The error is permanent when nonRetriable says so or
 // when it is a *TopicError.
 func (s *Sink) prepareTopicOnce(ctx context.Context, name string) (*topicInfo, error) {
 	if err := validTopicName(name); err != nil {
@@ -73,7 +73,7 @@ func (s *Sink) prepareTopicOnce(ctx context.Context, name string) (*topicInfo, e
 		case err == nil:
 			s.opts.Logger.Info("kafka topic created", "sink", s.opts.Name, "topic", name, "partitions", resp.NumPartitions, "replication_factor", resp.ReplicationFactor)
 		case errors.Is(err, kerr.TopicAlreadyExists):
-		case permanentAdmin(err):
+		case nonRetriable(err):
 			return nil, &TopicError{Topic: name, Err: err, Op: "create"}
 		default:
 			return nil, err
@@ -87,7 +87,7 @@ func (s *Sink) prepareTopicOnce(ctx context.Context, name string) (*topicInfo, e
 		switch {
 		case !ok || errors.Is(td.Err, kerr.UnknownTopicOrPartition):
 			return nil, &TopicError{Topic: name, Err: kerr.UnknownTopicOrPartition, Op: "find"}
-		case td.Err != nil && permanentAdmin(td.Err):
+		case td.Err != nil && nonRetriable(td.Err):
 			return nil, &TopicError{Topic: name, Err: td.Err, Op: "find"}
 		case td.Err != nil:
 			return nil, td.Err
@@ -143,7 +143,7 @@ func (s *Sink) prepareTopic(ctx context.Context, name string) (*topicInfo, error
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		s.health.failed("", err)
+		s.health.Retried(err)
 		if err := s.cfg.Retry.Sleep(ctx, attempt); err != nil {
 			return nil, err
 		}

@@ -21,8 +21,7 @@ import (
 	"github.com/nats-io/nkeys"
 
 	"github.com/outbox-cdc/outbox-cdc/internal/harness"
-	"github.com/outbox-cdc/outbox-cdc/internal/sink/acktest"
-	"github.com/outbox-cdc/outbox-cdc/sink"
+	"github.com/outbox-cdc/outbox-cdc/internal/sinktest"
 )
 
 // Every authentication method gets a sink through to an acknowledged
@@ -68,8 +67,8 @@ func TestAuthentication(t *testing.T) {
 			tc.cfg(&cfg)
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			rec := newRecorder()
-			s, err := New(ctx, cfg, acktest.Handle(sink.Options{Name: "t1", Observer: rec, Logger: testLogger(t)}))
+			rec := sinktest.NewRecorder()
+			s, err := New(ctx, cfg, sinktest.Options("t1", rec, sinktest.Logger()))
 			if tc.wantErr != "" {
 				if err == nil {
 					s.Close()
@@ -89,14 +88,14 @@ func TestAuthentication(t *testing.T) {
 				t.Fatalf("New: %v", err)
 			}
 			defer s.Close()
-			evs := makeEvents(rec, 0, 5, 2)
+			evs := makeEvents(0, 5, 2)
 			if err := s.Publish(ctx, evs); err != nil {
 				t.Fatal(err)
 			}
 			if err := s.Flush(ctx); err != nil {
 				t.Fatal(err)
 			}
-			rec.checkAcked(t, evs)
+			rec.CheckInOrder(t, evs)
 		})
 	}
 }

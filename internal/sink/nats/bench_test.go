@@ -10,7 +10,7 @@ import (
 
 	"github.com/outbox-cdc/outbox-cdc/event"
 	"github.com/outbox-cdc/outbox-cdc/internal/harness"
-	"github.com/outbox-cdc/outbox-cdc/internal/sink/acktest"
+	"github.com/outbox-cdc/outbox-cdc/internal/sinktest"
 )
 
 // benchEvents returns a pool of events shaped like outbox rows: a JSON
@@ -93,23 +93,17 @@ func BenchmarkPublish(b *testing.B) {
 	}
 }
 
-// latencyTracker records when each event (numbered by Seq) is done.
-type latencyTracker struct{ done []time.Time }
-
-func (l *latencyTracker) Done(e *event.Event) { l.done[e.Seq] = time.Now() }
-
 // BenchmarkAckLatency publishes at 5,000 events/s in batches of 5 every
 // millisecond and reports the latency from Publish to acknowledgement.
 func BenchmarkAckLatency(b *testing.B) {
 	srv := startNATS(b, harness.NATSOptions{})
-	s := newSink(b, baseConfig(srv.URL()), nil)
+	rec := sinktest.NewRecorder().WithTimes()
+	s := newSink(b, baseConfig(srv.URL()), rec)
 	evs := benchEvents(b.N)
-	tr := &latencyTracker{done: make([]time.Time, b.N)}
 	sent := make([]time.Time, b.N)
 	for i, e := range evs {
 		e.ID = fmt.Sprintf("lat-%d-%09d", time.Now().UnixNano(), i)
 		e.Seq = i
-		acktest.Track(e, tr)
 	}
 	ctx := context.Background()
 	b.ResetTimer()
@@ -132,7 +126,8 @@ func BenchmarkAckLatency(b *testing.B) {
 	b.StopTimer()
 	lat := make([]time.Duration, b.N)
 	for i := range lat {
-		lat[i] = tr.done[i].Sub(sent[i])
+		at, _ := rec.AckTime(evs[i])
+		lat[i] = at.Sub(sent[i])
 	}
 	slices.Sort(lat)
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
@@ -151,8 +146,9 @@ func BenchmarkEncode(b *testing.B) {
 			}
 			b.ReportAllocs()
 			b.ResetTimer()
+			var p entry
 			for i := 0; i < b.N; i++ {
-				enc.encode(pool[i&1023], "outbox.orders")
+				enc.encode(pool[i&1023], "outbox.orders", &p)
 			}
 		})
 	}

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/outbox-cdc/outbox-cdc/internal/delivery"
 )
 
 // Connection settings that are not worth a configuration key.
@@ -105,11 +107,12 @@ func (s *Sink) onReconnect(nc *nats.Conn) {
 	signal(s.reconnected)
 }
 
-// denial is a publish permission violation the server reported.
+// denial is a publish permission violation the server reported: every
+// message on subject is dropped, until a message on it is acknowledged
+// again.
 type denial struct {
 	subject string
 	err     error
-	seq     uint64 // Sink.sends when it arrived: it covers sends up to it
 }
 
 func (s *Sink) onAsyncError(_ *nats.Conn, _ *nats.Subscription, err error) {
@@ -122,11 +125,13 @@ func (s *Sink) onAsyncError(_ *nats.Conn, _ *nats.Subscription, err error) {
 		msg := err.Error()
 		if _, rest, ok := strings.Cut(msg, "Publish to \""); ok {
 			if subj, _, ok := strings.Cut(rest, "\""); ok {
-				old := s.deny.Swap(&denial{subject: subj, err: err, seq: s.sends.Load()})
-				signal(s.denied)
+				old := s.deny.Swap(&denial{subject: subj, err: err})
 				if old == nil || old.subject != subj {
 					s.log.Error("nats sink: publish permission denied", "sink", s.opts.Name, "subject", subj)
 				}
+				// The server will never acknowledge them: fail the
+				// messages on that subject now rather than at AckTimeout.
+				s.eng.FailSent(func(p *entry) bool { return p.msg.Subject == subj }, delivery.Permanent(err))
 				return
 			}
 		}

@@ -14,31 +14,31 @@ import (
 	"github.com/outbox-cdc/outbox-cdc/sink"
 )
 
-// dupReader is the collector's state for reading the stored copies of
-// duplicates.
+// dupReader is the engine goroutine's state for reading the stored copies
+// of duplicates.
 type dupReader struct {
 	failing bool      // the last read failed; logged once
 	retryAt time.Time // no reads before then after a failure
 }
 
 // storedLSN returns the commit LSN of the message the stream holds in place
-// of a duplicate: pa.Sequence names it, and its pglsn attribute (the
-// ce-pglsn header, or the pglsn member of a structured payload) gives the
-// LSN. It returns 0 when the LSN cannot be known: pa came from no server
-// reply (the sink found the copies stored by other means), the message is
+// of a duplicate: seq (the PubAck's sequence) names it, and its pglsn
+// attribute (the ce-pglsn header, or the pglsn member of a structured
+// payload) gives the LSN. It returns 0 when the LSN cannot be known: seq is
+// 0 (the sink found the copies stored by other means), the message is
 // gone (deleted, or aged out), it has no pglsn (another publisher's), or it
 // cannot be read. A failed read is logged once and reads pause for
 // AckTimeout, so a server that does not answer delays acknowledgements by
 // at most one AckTimeout per AckTimeout.
 //
-// Called by the collector only, for duplicates: one request each.
-func (s *Sink) storedLSN(pa *jetstream.PubAck) uint64 {
+// Called on the engine goroutine only, for duplicates: one request each.
+func (s *Sink) storedLSN(seq uint64) uint64 {
 	r := &s.dupRead
-	if pa.Sequence == 0 || s.stream == nil || time.Now().Before(r.retryAt) {
+	if seq == 0 || s.stream == nil || time.Now().Before(r.retryAt) {
 		return 0
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.AckTimeout)
-	m, err := s.stream.GetMsg(ctx, pa.Sequence)
+	m, err := s.stream.GetMsg(ctx, seq)
 	cancel()
 	switch {
 	case err == nil:
@@ -51,7 +51,7 @@ func (s *Sink) storedLSN(pa *jetstream.PubAck) uint64 {
 			s.log.Warn("nats sink: cannot read the stored copy of a duplicate, so duplicates from another commit "+
 				"cannot be told from resends and count as resends until it works again; "+
 				"the sink needs permission to publish to $JS.API.STREAM.MSG.GET.<stream> (or $JS.API.DIRECT.GET.<stream> with allow_direct)",
-				"sink", s.opts.Name, "stream", s.cfg.Stream.Name, "seq", pa.Sequence, "err", err)
+				"sink", s.opts.Name, "stream", s.cfg.Stream.Name, "seq", seq, "err", err)
 		}
 		return 0
 	}

@@ -13,12 +13,12 @@ import (
 
 	"github.com/outbox-cdc/outbox-cdc/event"
 	"github.com/outbox-cdc/outbox-cdc/internal/harness"
-	"github.com/outbox-cdc/outbox-cdc/internal/sink/acktest"
+	"github.com/outbox-cdc/outbox-cdc/internal/sinktest"
 )
 
 // dedupEvent is an event as the decoder makes it: identity source + id,
 // committed at lsn.
-func dedupEvent(rec *recorder, source, id string, lsn uint64) *event.Event {
+func dedupEvent(source, id string, lsn uint64) *event.Event {
 	e := &event.Event{
 		ID: id, Source: source, Type: "com.example.a", AggregateType: "orders",
 		Time:      testBaseTime,
@@ -28,7 +28,6 @@ func dedupEvent(rec *recorder, source, id string, lsn uint64) *event.Event {
 		},
 		Data: []byte(`{"source":"` + source + `"}`), DataKind: event.DataJSON, DataContentType: "application/json",
 	}
-	acktest.Track(e, rec)
 	return e
 }
 
@@ -69,36 +68,36 @@ func TestDedupIdentityIsSourceAndID(t *testing.T) {
 	for _, mode := range []string{ModeBinary, ModeStructured} {
 		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
-			var logs logBuffer
+			var logs sinktest.Log
 			cfg := baseConfig(srv.URL())
 			cfg.ContentMode = mode
 			cfg.Stream.Name = "DEDUP_" + strings.ToUpper(mode)
 			cfg.Subject = "dedup" + mode + ".{{.AggregateType}}"
-			rec := newRecorder()
+			rec := sinktest.NewRecorder()
 			s := newSinkLog(t, cfg, rec, slog.New(slog.NewTextHandler(&logs, nil)))
 
-			shipping := dedupEvent(rec, "/shipping", "1001", 0x1000100)
-			returns := dedupEvent(rec, "/returns", "1001", 0x1000200)
+			shipping := dedupEvent("/shipping", "1001", 0x1000100)
+			returns := dedupEvent("/returns", "1001", 0x1000200)
 			publishFlush(t, s, shipping, returns)
 			if got := storedIdentities(t, srv.URL(), cfg.Stream.Name); len(got) != 2 {
 				t.Fatalf("stream holds %q after two events with id 1001 from /shipping and /returns; want both", got)
 			}
-			if d, o := rec.dups.Load(), rec.other.Load(); d != 0 || o != 0 {
+			if d, o := int64(rec.Duplicates()), int64(len(rec.OtherCommits())); d != 0 || o != 0 {
 				t.Fatalf("%d duplicates, %d from another commit; want 0 and 0", d, o)
 			}
 
 			// A true resend: the same events again, as after a restart.
-			publishFlush(t, s, dedupEvent(rec, "/shipping", "1001", 0x1000100), dedupEvent(rec, "/returns", "1001", 0x1000200))
-			if d, o := rec.dups.Load(), rec.other.Load(); d != 2 || o != 0 {
+			publishFlush(t, s, dedupEvent("/shipping", "1001", 0x1000100), dedupEvent("/returns", "1001", 0x1000200))
+			if d, o := int64(rec.Duplicates()), int64(len(rec.OtherCommits())); d != 2 || o != 0 {
 				t.Fatalf("resend of both: %d duplicates, %d from another commit; want 2 and 0", d, o)
 			}
 
 			// The identity of /shipping 1001 again, from a later commit.
-			publishFlush(t, s, dedupEvent(rec, "/shipping", "1001", 0x1000300))
-			if d, o := rec.dups.Load(), rec.other.Load(); d != 2 || o != 1 {
+			publishFlush(t, s, dedupEvent("/shipping", "1001", 0x1000300))
+			if d, o := int64(rec.Duplicates()), int64(len(rec.OtherCommits())); d != 2 || o != 1 {
 				t.Fatalf("same identity from another commit: %d duplicates, %d from another commit; want 2 and 1", d, o)
 			}
-			if got := rec.otherLSNs(); len(got) != 1 || got[0] != 0x1000100 {
+			if got := rec.OtherCommits(); len(got) != 1 || got[0] != 0x1000100 {
 				t.Fatalf("stored LSNs reported %x, want [1000100]", got)
 			}
 			log := logs.String()
@@ -109,13 +108,13 @@ func TestDedupIdentityIsSourceAndID(t *testing.T) {
 			}
 
 			// Delivery goes on after it.
-			publishFlush(t, s, dedupEvent(rec, "/shipping", "1002", 0x1000400))
+			publishFlush(t, s, dedupEvent("/shipping", "1002", 0x1000400))
 			got := storedIdentities(t, srv.URL(), cfg.Stream.Name)
 			want := []string{"/shipping 1001", "/returns 1001", "/shipping 1002"}
 			if strings.Join(got, ",") != strings.Join(want, ",") {
 				t.Fatalf("stream holds %q, want %q", got, want)
 			}
-			if n := rec.done.Load(); n != 6 {
+			if n := int64(rec.Acks()); n != 6 {
 				t.Fatalf("%d events acknowledged, want 6", n)
 			}
 		})
@@ -130,7 +129,7 @@ func TestDuplicateOfForeignMessage(t *testing.T) {
 	srv := startNATS(t, harness.NATSOptions{})
 	cfg := baseConfig(srv.URL())
 	cfg.Subject = "outbox.{{.AggregateType}}"
-	rec := newRecorder()
+	rec := sinktest.NewRecorder()
 	s := newSink(t, cfg, rec)
 	nc, err := nats.Connect(srv.URL())
 	if err != nil {
@@ -143,8 +142,8 @@ func TestDuplicateOfForeignMessage(t *testing.T) {
 	if _, err := js.Publish(ctx, "outbox.orders", []byte("x"), jetstream.WithMsgID("/foreign|1")); err != nil {
 		t.Fatal(err)
 	}
-	publishFlush(t, s, dedupEvent(rec, "/foreign", "1", 0x2000000), dedupEvent(rec, "/foreign", "2", 0x2000000))
-	if d, o := rec.dups.Load(), rec.other.Load(); d != 1 || o != 0 {
+	publishFlush(t, s, dedupEvent("/foreign", "1", 0x2000000), dedupEvent("/foreign", "2", 0x2000000))
+	if d, o := int64(rec.Duplicates()), int64(len(rec.OtherCommits())); d != 1 || o != 0 {
 		t.Fatalf("%d duplicates, %d from another commit; want 1 and 0", d, o)
 	}
 	if n := len(readStream(t, srv.URL(), "OUTBOX")); n != 2 {

@@ -19,16 +19,20 @@
 // A stored copy that is gone, has no pglsn, or cannot be read (the sink
 // needs to publish to $JS.API.STREAM.MSG.GET.<stream>, or
 // $JS.API.DIRECT.GET.<stream> with allow_direct) counts as a resend; a read
-// failure is logged once. Publishes are pipelined up to
-// Config.MaxInFlight; one collector goroutine reads their futures in the
-// order they were sent and acknowledges the events in that order.
+// failure is logged once.
+//
+// The sink is the NATS adapter of the shared delivery engine
+// (internal/delivery). Publishes are pipelined up to Config.MaxInFlight;
+// nats.go's acknowledgement and error handlers settle them, and the engine
+// acknowledges the events in the order they were published.
 //
 // When a publish fails for a transient reason (the connection dropped, the
 // acknowledgement timed out, no responders while a server restarts or a
-// leader is elected), the collector stops new sends, waits until every
-// outstanding publish has settled, backs off, waits for the connection and
-// resends the failed event and every later one not known to be stored, in
-// order, forever. Events already stored come back as duplicates.
+// leader is elected), the engine stops new sends, waits until every
+// outstanding publish has settled, backs off (a reconnection cuts that
+// short), the sink waits for the connection, and the engine resends the
+// failed event and every later one not known to be stored, in order,
+// forever. Events already stored come back as duplicates.
 //
 // By default (Config.RelaxedOrder false) each message also carries
 // Nats-Expected-Last-Msg-Id = the id of the message sent before it, so the

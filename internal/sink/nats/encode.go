@@ -3,11 +3,13 @@ package nats
 import (
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/outbox-cdc/outbox-cdc/event"
+	"github.com/outbox-cdc/outbox-cdc/internal/delivery"
 )
 
 // Header names of the CloudEvents NATS protocol binding (binary mode): every
@@ -35,18 +37,25 @@ const (
 	hdrExpectLast = jetstream.ExpectedLastMsgIDHeader // Nats-Expected-Last-Msg-Id
 )
 
-// entry is one event on its way: its message, built once, and the state of
-// its latest send.
+// entry is one event on its way, the engine's message: its NATS message,
+// built once, and the ticket of its latest send.
+//
+// msg is the first field, so that nats.go's acknowledgement and error
+// handlers, which are given the *nats.Msg that was published, find the
+// entry (entryOf). The engine pools entries, so the pointer is stable while
+// the event is in flight.
 type entry struct {
+	msg nats.Msg
 	e   *event.Event
-	msg *nats.Msg
 	id  string   // Nats-Msg-Id: the event's dedup key, source and id
 	exp []string // value slot of the Nats-Expected-Last-Msg-Id header
+	t   delivery.Ticket
+}
 
-	seq     uint64                 // number of the latest send (Sink.sends)
-	fut     jetstream.PubAckFuture // latest send, nil when not sent
-	sendErr error                  // the latest send failed before reaching the wire
-	ack     *jetstream.PubAck      // stored, seen while draining after a failure
+// entryOf returns the entry whose msg m is. Every message the sink's
+// JetStream context publishes is the msg field of an entry.
+func entryOf(m *nats.Msg) *entry {
+	return (*entry)(unsafe.Pointer(m))
 }
 
 // encoder builds NATS messages. It is used by the Publish goroutine only.
@@ -67,12 +76,13 @@ func newEncoder(structured bool) *encoder {
 	return &encoder{structured: structured, extKeys: make(map[string]string)}
 }
 
-// encode builds the message for e on subject. It allocates the message, its
+// encode builds the message for e on subject into p. It allocates the
 // header map and one backing array for the header values; computed values
 // (times, percent-encoded strings) share one more string.
-func (enc *encoder) encode(e *event.Event, subject string) entry {
+func (enc *encoder) encode(e *event.Event, subject string, p *entry) {
 	if enc.structured {
-		return enc.encodeStructured(e, subject)
+		enc.encodeStructured(e, subject, p)
+		return
 	}
 	n := 6 + len(e.Extensions) // specversion id source type time msgid + extensions
 	if e.Subject != "" {
@@ -84,8 +94,7 @@ func (enc *encoder) encode(e *event.Event, subject string) entry {
 	if e.DataSchema != "" {
 		n++
 	}
-	msg, vals := newMsg(n + 1) // + the Nats-Expected-Last-Msg-Id slot
-	h := msg.Header
+	h, vals := newHeader(n + 1) // + the Nats-Expected-Last-Msg-Id slot
 	b := hdrBuilder{h: h, vals: vals, buf: enc.buf[:0], fix: enc.fix[:0]}
 	b.raw(hdrSpecVersion, event.SpecVersion)
 	b.pct(hdrID, e.ID)
@@ -124,18 +133,16 @@ func (enc *encoder) encode(e *event.Event, subject string) entry {
 	if e.DataKind != event.DataNone {
 		data = e.Data
 	}
-	msg.Subject, msg.Data = subject, data
-	return entry{
+	*p = entry{
+		msg: nats.Msg{Subject: subject, Data: data, Header: h},
 		e:   e,
-		msg: msg,
 		id:  vals[keyIdx],
 		exp: vals[n : n+1 : n+1],
 	}
 }
 
-func (enc *encoder) encodeStructured(e *event.Event, subject string) entry {
-	msg, vals := newMsg(3)
-	h := msg.Header
+func (enc *encoder) encodeStructured(e *event.Event, subject string, p *entry) {
+	h, vals := newHeader(3)
 	vals[0] = structuredContentType
 	h[hdrContentType] = vals[0:1:1]
 	enc.buf = event.AppendDedupKey(enc.buf[:0], e.Source, e.ID)
@@ -157,20 +164,19 @@ func (enc *encoder) encodeStructured(e *event.Event, subject string) entry {
 	start := len(enc.arena)
 	enc.arena = e.AppendJSON(enc.arena)
 	end := len(enc.arena)
-	msg.Subject, msg.Data = subject, enc.arena[start:end:end]
-	return entry{
+	*p = entry{
+		msg: nats.Msg{Subject: subject, Data: enc.arena[start:end:end], Header: h},
 		e:   e,
-		msg: msg,
 		id:  id,
 		exp: vals[2:3:3],
 	}
 }
 
-// newMsg returns a message with a header map and n value slots. (Recycling
+// newHeader returns a header map and n value slots. (Recycling the maps of
 // acknowledged messages was measured: clearing a cold map costs about what
-// allocating a new one does, so messages are not pooled.)
-func newMsg(n int) (*nats.Msg, []string) {
-	return &nats.Msg{Header: make(nats.Header, n)}, make([]string, n)
+// allocating a new one does, so they are not reused.)
+func newHeader(n int) (nats.Header, []string) {
+	return make(nats.Header, n), make([]string, n)
 }
 
 func (enc *encoder) extKey(name string) string {

@@ -7,7 +7,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/outbox-cdc/outbox-cdc/sink"
+	"github.com/outbox-cdc/outbox-cdc/internal/delivery"
 )
 
 // JetStream API error codes the sink tells apart (nats-server errors.json).
@@ -17,13 +17,10 @@ const (
 	errCodeHeaderTooLarge  = 10097 // header size exceeds maximum allowed of 64k
 )
 
-// errNotSent marks an entry that was never sent; it is resent like any
-// failure.
-var errNotSent = errors.New("nats: event was not sent")
-
-// permanent returns the *sink.PermanentError for p when err, a failure to
-// publish it, cannot be fixed by sending it again, and nil when it is
-// transient.
+// classify maps a failure to publish p, once, at the boundary: it returns
+// err marked permanent (delivery.Permanent, for sink.IsPermanent) when
+// sending p again cannot help, with what to know about it, and err as it is
+// when it is transient.
 //
 // Permanent: a message larger than the server's max_payload or the stream's
 // max_msg_size, a header over 64 KiB, a subject or header the client
@@ -33,30 +30,30 @@ var errNotSent = errors.New("nats: event was not sent")
 // a deleted stream is found out separately), "wrong last msg id" (the
 // strict-order chain broke because an earlier message failed), insufficient
 // resources and cluster errors.
-func (s *Sink) permanent(p *entry, err error) *sink.PermanentError {
+func (s *Sink) classify(p *entry, err error) error {
 	var apiErr *jetstream.APIError
 	switch {
 	case errors.Is(err, nats.ErrMaxPayload):
 		err = fmt.Errorf("message of %d bytes (payload %d) is larger than the server's max_payload of %d bytes: %w",
-			msgSize(p.msg), len(p.msg.Data), s.nc.MaxPayload(), err)
+			msgSize(&p.msg), len(p.msg.Data), s.nc.MaxPayload(), err)
 	case errors.Is(err, nats.ErrBadSubject):
 		err = fmt.Errorf("subject %q: %w", p.msg.Subject, err)
 	case errors.Is(err, nats.ErrHeadersNotSupported), errors.Is(err, nats.ErrBadHeaderMsg),
 		errors.Is(err, nats.ErrInvalidMsg), errors.Is(err, nats.ErrPermissionViolation):
 	case errors.As(err, &apiErr) && (apiErr.ErrorCode == errCodeMessageTooLarge || apiErr.ErrorCode == errCodeHeaderTooLarge):
-		err = fmt.Errorf("stream %q refused a message of %d bytes: %w", s.cfg.Stream.Name, msgSize(p.msg), err)
+		err = fmt.Errorf("stream %q refused a message of %d bytes: %w", s.cfg.Stream.Name, msgSize(&p.msg), err)
 	case errors.Is(err, jetstream.ErrAsyncPublishTimeout):
 		// A publish the server refused for lack of permission is dropped
 		// without a reply and times out; the -ERR came separately.
 		d := s.deniedFor(p)
 		if d == nil {
-			return nil
+			return err
 		}
 		err = d.err
 	default:
-		return nil
+		return err
 	}
-	return &sink.PermanentError{Sink: s.opts.Name, EventID: p.e.ID, Err: err}
+	return delivery.Permanent(err)
 }
 
 // msgSize approximates the bytes m takes on the wire: payload and headers.

@@ -8,22 +8,18 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/outbox-cdc/outbox-cdc/event"
 	"github.com/outbox-cdc/outbox-cdc/internal/harness"
-	"github.com/outbox-cdc/outbox-cdc/internal/sink/acktest"
-	"github.com/outbox-cdc/outbox-cdc/sink"
+	"github.com/outbox-cdc/outbox-cdc/internal/sinktest"
 )
 
 // startNATS starts a nats-server with JetStream through the test harness and
@@ -43,122 +39,22 @@ func startNATS(t testing.TB, opts harness.NATSOptions) *harness.NATS {
 	return srv
 }
 
-// recorder is the sink's Observer and the events' Tracker: it counts
-// acknowledgements per event (to catch double acks), duplicates and
-// retries, and records the order of acknowledgements.
-type recorder struct {
-	mu     sync.Mutex
-	acks   map[string]int
-	order  []string
-	done   atomic.Int64
-	dups   atomic.Int64
-	retr   atomic.Int64
-	other  atomic.Int64 // duplicates from another commit
-	stored []uint64     // their stored LSNs, under mu
-	notify chan struct{}
+// retries returns the failed attempts rec saw.
+func retries(rec *sinktest.Recorder) int64 {
+	n, _ := rec.Retries()
+	return int64(n)
 }
 
-func newRecorder() *recorder {
-	return &recorder{acks: make(map[string]int), notify: make(chan struct{}, 1)}
-}
-
-func (r *recorder) Acked(_ string, e *event.Event) {
-	r.mu.Lock()
-	r.acks[e.ID]++
-	r.order = append(r.order, e.ID)
-	r.mu.Unlock()
-}
-func (r *recorder) Retried(string, error)          { r.retr.Add(1) }
-func (r *recorder) Duplicate(string, *event.Event) { r.dups.Add(1) }
-
-// DuplicateOtherCommit implements sink.OtherCommitObserver.
-func (r *recorder) DuplicateOtherCommit(_ string, _ *event.Event, storedLSN uint64) {
-	r.mu.Lock()
-	r.stored = append(r.stored, storedLSN)
-	r.mu.Unlock()
-	r.other.Add(1)
-}
-
-func (r *recorder) otherLSNs() []uint64 {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]uint64(nil), r.stored...)
-}
-func (r *recorder) Done(*event.Event) {
-	r.done.Add(1)
-	select {
-	case r.notify <- struct{}{}:
-	default:
-	}
-}
-
-func (r *recorder) acked(id string) int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.acks[id]
-}
-
-// checkAcked fails unless exactly the events in evs were acknowledged, each
-// once, in the order given.
-func (r *recorder) checkAcked(t *testing.T, evs []*event.Event) {
+func newSink(t testing.TB, cfg Config, rec *sinktest.Recorder) *Sink {
 	t.Helper()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.order) != len(evs) {
-		t.Fatalf("%d acknowledgements, want %d", len(r.order), len(evs))
-	}
-	for i, e := range evs {
-		if n := r.acks[e.ID]; n != 1 {
-			t.Fatalf("event %s acknowledged %d times", e.ID, n)
-		}
-		if r.order[i] != e.ID {
-			t.Fatalf("acknowledgement %d is %s, want %s", i, r.order[i], e.ID)
-		}
-	}
+	return newSinkLog(t, cfg, rec, sinktest.Logger())
 }
 
-func testLogger(t testing.TB) *slog.Logger {
-	if testing.Verbose() {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
-}
-
-// logBuffer collects log lines for tests that check them.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if testing.Verbose() {
-		os.Stderr.Write(p)
-	}
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func newSink(t testing.TB, cfg Config, rec *recorder) *Sink {
-	t.Helper()
-	return newSinkLog(t, cfg, rec, testLogger(t))
-}
-
-func newSinkLog(t testing.TB, cfg Config, rec *recorder, log *slog.Logger) *Sink {
+func newSinkLog(t testing.TB, cfg Config, rec *sinktest.Recorder, log *slog.Logger) *Sink {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	opts := sink.Options{Name: "t1", Logger: log}
-	if rec != nil {
-		opts.Observer = rec
-	}
-	s, err := New(ctx, cfg, acktest.Handle(opts))
+	s, err := New(ctx, cfg, sinktest.Options("t1", rec, log))
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -168,69 +64,11 @@ func newSinkLog(t testing.TB, cfg Config, rec *recorder, log *slog.Logger) *Sink
 
 var testBaseTime = time.Date(2026, 3, 4, 5, 6, 7, 891011000, time.UTC)
 
-// makeEvents returns events from..to-1 spread over aggregates aggregates of
-// two aggregate types, with every data kind and attributes that need
-// percent-encoding. Each is tracked by rec.
-func makeEvents(rec *recorder, from, to, aggregates int) []*event.Event {
-	evs := make([]*event.Event, 0, to-from)
-	for i := from; i < to; i++ {
-		agg := fmt.Sprintf("agg-%d", i%aggregates)
-		typ := "orders"
-		if i%aggregates%2 == 1 {
-			typ = "users"
-		}
-		e := &event.Event{
-			ID:            fmt.Sprintf("evt-%07d", i),
-			Source:        "/pg/app/public.outbox",
-			Type:          typ + ".changed",
-			Time:          testBaseTime.Add(time.Duration(i) * time.Millisecond),
-			AggregateType: typ,
-			AggregateID:   agg,
-			Extensions: []event.Extension{
-				{Name: "partitionkey", Value: agg},
-				{Name: "pglsn", Value: fmt.Sprintf("0/%X", 0x16B0000+i*64)},
-			},
-		}
-		switch i % 5 {
-		case 0:
-			e.DataKind, e.DataContentType = event.DataJSON, "application/json"
-			e.Data = fmt.Appendf(nil, `{"n":%d,"agg":%q}`, i, agg)
-		case 1:
-			e.DataKind, e.DataContentType = event.DataJSON, ""
-			e.Data = fmt.Appendf(nil, `[%d,"x y"]`, i)
-			e.Subject = fmt.Sprintf(`order %d: "100%%" caf\u00e9 \u20ac\U0001F600`, i)
-		case 2:
-			e.DataKind, e.DataContentType = event.DataText, "text/plain; charset=utf-8"
-			e.Data = fmt.Appendf(nil, "line %d\nsecond line", i)
-			e.Extensions = append(e.Extensions, event.Extension{Name: "tenant", Value: "ACME Corp"})
-		case 3:
-			e.DataKind, e.DataContentType = event.DataBinary, "application/octet-stream"
-			e.Data = []byte{0, 1, 2, 0xff, byte(i)}
-			e.DataSchema = "https://example.com/schemas/bin.json"
-		case 4:
-			e.DataKind = event.DataNone
-		}
-		e.Size = len(e.Data) + 200
-		if rec != nil {
-			acktest.Track(e, rec)
-		}
-		evs = append(evs, e)
-	}
-	return evs
-}
-
-// waitAcked waits until rec has seen n events done.
-func waitAcked(t *testing.T, rec *recorder, n int64, timeout time.Duration) {
-	t.Helper()
-	deadline := time.After(timeout)
-	for rec.done.Load() < n {
-		select {
-		case <-rec.notify:
-		case <-time.After(50 * time.Millisecond):
-		case <-deadline:
-			t.Fatalf("%d of %d events acknowledged after %v", rec.done.Load(), n, timeout)
-		}
-	}
+// makeEvents returns test events (sinktest.Events) from..to-1 spread over
+// aggregates aggregates of two aggregate types, "orders" and "users", with
+// every data kind and attributes that need percent-encoding.
+func makeEvents(from, to, aggregates int) []*event.Event {
+	return sinktest.Events{Keys: sinktest.Keys(aggregates), Types: []string{"orders", "users"}}.Make(from, to)
 }
 
 // readStream reads every message of the stream with an independent
@@ -407,51 +245,11 @@ func checkEvent(t *testing.T, got cloudevents.Event, want *event.Event) {
 	}
 }
 
-var (
-	schemaOnce sync.Once
-	schema     *jsonschema.Schema
-	schemaErr  error
-)
-
-// validateSchema checks a CloudEvent in the JSON format against
-// testdata/cloudevents.json, the CloudEvents 1.0 JSON schema. The schema
-// allows only an object or a string as data; other JSON values are
-// checked by the SDK decoding alone.
+// validateSchema checks a CloudEvent in the JSON format against the
+// CloudEvents 1.0 JSON schema (see sinktest.ValidateJSON).
 func validateSchema(t *testing.T, raw []byte) {
 	t.Helper()
-	schemaOnce.Do(func() {
-		f, err := os.Open("testdata/cloudevents.json")
-		if err != nil {
-			schemaErr = err
-			return
-		}
-		defer f.Close()
-		doc, err := jsonschema.UnmarshalJSON(f)
-		if err != nil {
-			schemaErr = err
-			return
-		}
-		c := jsonschema.NewCompiler()
-		c.AssertFormat()
-		if schemaErr = c.AddResource("cloudevents.json", doc); schemaErr == nil {
-			schema, schemaErr = c.Compile("cloudevents.json")
-		}
-	})
-	if schemaErr != nil {
-		t.Fatalf("schema: %v", schemaErr)
-	}
-	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
-	if err != nil {
-		t.Fatalf("%s: %v", raw, err)
-	}
-	if m, ok := inst.(map[string]any); ok {
-		switch m["data"].(type) {
-		case nil, string, map[string]any:
-		default:
-			return
-		}
-	}
-	if err := schema.Validate(inst); err != nil {
+	if err := sinktest.ValidateJSON(t, raw); err != nil {
 		t.Fatalf("%s does not match the CloudEvents schema: %v", raw, err)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/outbox-cdc/outbox-cdc/event"
 	"github.com/outbox-cdc/outbox-cdc/internal/harness"
 	"github.com/outbox-cdc/outbox-cdc/internal/retry"
+	"github.com/outbox-cdc/outbox-cdc/internal/sinktest"
 	"github.com/outbox-cdc/outbox-cdc/sink"
 )
 
@@ -63,18 +64,18 @@ func TestPublishRoundTrip(t *testing.T) {
 			cfg.ContentMode, cfg.RelaxedOrder = tc.mode, tc.relaxed
 			cfg.Stream.Name = stream
 			cfg.MaxInFlight = 256 // smaller than the run, so Publish blocks on it
-			rec := newRecorder()
+			rec := sinktest.NewRecorder()
 			s := newSink(t, cfg, rec)
-			evs := makeEvents(rec, 0, 3000, 7)
+			evs := makeEvents(0, 3000, 7)
 			publishAll(t, s, evs, 500)
 			if err := s.Flush(ctxTimeout(t, 30*time.Second)); err != nil {
 				t.Fatalf("Flush: %v", err)
 			}
-			rec.checkAcked(t, evs)
-			if rec.done.Load() != int64(len(evs)) {
-				t.Fatalf("tracker saw %d events done, want %d", rec.done.Load(), len(evs))
+			rec.CheckInOrder(t, evs)
+			if int64(rec.Acks()) != int64(len(evs)) {
+				t.Fatalf("tracker saw %d events done, want %d", int64(rec.Acks()), len(evs))
 			}
-			if d, r := rec.dups.Load(), rec.retr.Load(); d != 0 || r != 0 {
+			if d, r := int64(rec.Duplicates()), retries(rec); d != 0 || r != 0 {
 				t.Errorf("%d duplicates and %d retries on a healthy server", d, r)
 			}
 			msgs := checkStream(t, srv.URL(), stream, evs)
@@ -103,11 +104,11 @@ func TestPublishRoundTrip(t *testing.T) {
 func TestServerStoppedAndRestarted(t *testing.T) {
 	t.Parallel()
 	srv := startNATS(t, harness.NATSOptions{})
-	var logs logBuffer
-	rec := newRecorder()
+	var logs sinktest.Log
+	rec := sinktest.NewRecorder()
 	s := newSinkLog(t, baseConfig(srv.URL()), rec, slog.New(slog.NewTextHandler(&logs, nil)))
 
-	evs := makeEvents(rec, 0, 1500, 5)
+	evs := makeEvents(0, 1500, 5)
 	publishAll(t, s, evs[:500], 100)
 	if err := s.Flush(ctxTimeout(t, 30*time.Second)); err != nil {
 		t.Fatalf("Flush: %v", err)
@@ -117,7 +118,7 @@ func TestServerStoppedAndRestarted(t *testing.T) {
 	}
 	publishAll(t, s, evs[500:], 100) // taken: in-flight room is 4096
 	time.Sleep(2 * time.Second)
-	if n := rec.done.Load(); n != 500 {
+	if n := int64(rec.Acks()); n != 500 {
 		t.Fatalf("%d events acknowledged while the server was down, want 500", n)
 	}
 	if err := s.Flush(ctxTimeout(t, 200*time.Millisecond)); !errors.Is(err, context.DeadlineExceeded) {
@@ -129,8 +130,8 @@ func TestServerStoppedAndRestarted(t *testing.T) {
 	if err := s.Flush(ctxTimeout(t, 60*time.Second)); err != nil {
 		t.Fatalf("Flush after restart: %v", err)
 	}
-	rec.checkAcked(t, evs)
-	if rec.retr.Load() == 0 {
+	rec.CheckInOrder(t, evs)
+	if retries(rec) == 0 {
 		t.Error("no retry reported to the observer")
 	}
 	checkStream(t, srv.URL(), "OUTBOX", evs)
@@ -138,7 +139,7 @@ func TestServerStoppedAndRestarted(t *testing.T) {
 	// One line when it went down, one when it came back; none per event.
 	out := logs.String()
 	for _, want := range []string{`msg="nats sink disconnected`, `msg="nats sink reconnected`,
-		`msg="nats sink: publish failed`, `msg="nats sink recovered`} {
+		`msg="sink cannot deliver`, `msg="sink recovered`} {
 		if strings.Count(out, want) != 1 {
 			t.Errorf("log has %d lines with %q, want 1:\n%s", strings.Count(out, want), want, out)
 		}
@@ -150,9 +151,9 @@ func TestServerStoppedAndRestarted(t *testing.T) {
 func TestServerKilledMidStream(t *testing.T) {
 	t.Parallel()
 	srv := startNATS(t, harness.NATSOptions{})
-	rec := newRecorder()
+	rec := sinktest.NewRecorder()
 	s := newSink(t, baseConfig(srv.URL()), rec)
-	evs := makeEvents(rec, 0, 20000, 11)
+	evs := makeEvents(0, 20000, 11)
 
 	errc := make(chan error, 1)
 	go func() {
@@ -167,16 +168,16 @@ func TestServerKilledMidStream(t *testing.T) {
 		}
 		errc <- s.Flush(ctx)
 	}()
-	waitAcked(t, rec, 3000, 30*time.Second)
+	rec.WaitAcks(t, 3000, 30*time.Second)
 	if err := srv.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	// Acknowledgements the server sent before it died may still be on
 	// their way through the client; after that, none may come.
 	time.Sleep(300 * time.Millisecond)
-	acked := rec.done.Load()
+	acked := int64(rec.Acks())
 	time.Sleep(time.Second)
-	if n := rec.done.Load(); n != acked {
+	if n := int64(rec.Acks()); n != acked {
 		t.Fatalf("%d events acknowledged while the server was dead", n-acked)
 	}
 	if err := srv.Start(ctxTimeout(t, 60*time.Second)); err != nil {
@@ -188,7 +189,7 @@ func TestServerKilledMidStream(t *testing.T) {
 	if acked == int64(len(evs)) {
 		t.Fatal("everything was acknowledged before the kill; the test proves nothing")
 	}
-	rec.checkAcked(t, evs)
+	rec.CheckInOrder(t, evs)
 	checkStream(t, srv.URL(), "OUTBOX", evs)
 }
 
@@ -202,9 +203,9 @@ func TestResendsAreDeduplicated(t *testing.T) {
 	px := newProxy(t, srv.Addr())
 	cfg := baseConfig(px.url())
 	cfg.AckTimeout = 300 * time.Millisecond
-	rec := newRecorder()
+	rec := sinktest.NewRecorder()
 	s := newSink(t, cfg, rec)
-	evs := makeEvents(rec, 0, 3000, 4)
+	evs := makeEvents(0, 3000, 4)
 
 	publishAll(t, s, evs[:200], 100)
 	if err := s.Flush(ctxTimeout(t, 30*time.Second)); err != nil {
@@ -214,19 +215,19 @@ func TestResendsAreDeduplicated(t *testing.T) {
 	px.hold(true)
 	publishAll(t, s, evs[200:1200], 100)
 	time.Sleep(1500 * time.Millisecond) // several ack timeouts and resend rounds
-	if n := rec.done.Load(); n != 200 {
+	if n := int64(rec.Acks()); n != 200 {
 		t.Fatalf("%d events acknowledged while acknowledgements were held back, want 200", n)
 	}
 	px.hold(false)
 	if err := s.Flush(ctxTimeout(t, 30*time.Second)); err != nil {
 		t.Fatalf("Flush: %v", err)
 	}
-	if rec.dups.Load() == 0 {
+	if int64(rec.Duplicates()) == 0 {
 		t.Fatal("no duplicate acknowledgements: the resends did not happen or were stored twice")
 	}
 
 	// Cut the connection repeatedly while publishing (for about 1.8s).
-	retries := rec.retr.Load()
+	retried := retries(rec)
 	errc := make(chan error, 1)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -247,12 +248,12 @@ func TestResendsAreDeduplicated(t *testing.T) {
 	if err := <-errc; err != nil {
 		t.Fatalf("publisher: %v", err)
 	}
-	if rec.retr.Load() == retries {
+	if retries(rec) == retried {
 		t.Fatal("cutting the connection caused no resend")
 	}
-	rec.checkAcked(t, evs)
+	rec.CheckInOrder(t, evs)
 	checkStream(t, srv.URL(), "OUTBOX", evs)
-	t.Logf("%d duplicate acknowledgements, %d retry rounds", rec.dups.Load(), rec.retr.Load())
+	t.Logf("%d duplicate acknowledgements, %d retry rounds", int64(rec.Duplicates()), retries(rec))
 }
 
 // Acknowledgements are lost for longer than the stream's duplicate window,
@@ -272,9 +273,9 @@ func TestLostAcksBeyondDuplicateWindow(t *testing.T) {
 			cfg.RelaxedOrder = relaxed
 			cfg.Stream.DuplicateWindow = 500 * time.Millisecond
 			cfg.AckTimeout = 300 * time.Millisecond
-			rec := newRecorder()
+			rec := sinktest.NewRecorder()
 			s := newSink(t, cfg, rec)
-			evs := makeEvents(rec, 0, 400, 3)
+			evs := makeEvents(0, 400, 3)
 			publishAll(t, s, evs[:100], 100)
 			if err := s.Flush(ctxTimeout(t, 30*time.Second)); err != nil {
 				t.Fatal(err)
@@ -286,7 +287,7 @@ func TestLostAcksBeyondDuplicateWindow(t *testing.T) {
 			if err := s.Flush(ctxTimeout(t, 30*time.Second)); err != nil {
 				t.Fatal(err)
 			}
-			rec.checkAcked(t, evs)
+			rec.CheckInOrder(t, evs)
 			if relaxed {
 				// This proves the scenario happened: copies outlived the window.
 				if n := len(readStream(t, srv.URL(), "OUTBOX")); n <= len(evs) {
@@ -311,9 +312,9 @@ func TestForeignPublisher(t *testing.T) {
 			cfg := baseConfig(srv.URL())
 			cfg.Stream.Name, cfg.RelaxedOrder = stream, relaxed
 			cfg.Subject = "foreign" + stream + ".{{.AggregateType}}"
-			rec := newRecorder()
+			rec := sinktest.NewRecorder()
 			s := newSink(t, cfg, rec)
-			evs := makeEvents(rec, 0, 40, 3)
+			evs := makeEvents(0, 40, 3)
 
 			nc, err := nats.Connect(srv.URL())
 			if err != nil {
@@ -331,12 +332,12 @@ func TestForeignPublisher(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			rec.checkAcked(t, evs)
-			if relaxed && rec.retr.Load() != 0 {
-				t.Errorf("%d retries with relaxed order", rec.retr.Load())
+			rec.CheckInOrder(t, evs)
+			if relaxed && retries(rec) != 0 {
+				t.Errorf("%d retries with relaxed order", retries(rec))
 			}
-			if !relaxed && rec.retr.Load() != 3 {
-				t.Errorf("%d retry rounds with strict order, want 3 (one per foreign message)", rec.retr.Load())
+			if !relaxed && retries(rec) != 3 {
+				t.Errorf("%d retry rounds with strict order, want 3 (one per foreign message)", retries(rec))
 			}
 		})
 	}
@@ -376,15 +377,15 @@ func TestOrderWhenAnEarlierPublishFails(t *testing.T) {
 			cfg.Subject = subj + ".{{.AggregateType}}"
 			cfg.Stream = StreamConfig{Name: name}
 			cfg.RelaxedOrder = relaxed
-			rec := newRecorder()
+			rec := sinktest.NewRecorder()
 			s := newSink(t, cfg, rec)
-			evs := makeEvents(rec, 0, 2, 2)
+			evs := makeEvents(0, 2, 2)
 			evs[0].AggregateType, evs[1].AggregateType = "a", "b"
 			if err := s.Publish(ctx, evs); err != nil {
 				t.Fatal(err)
 			}
 			time.Sleep(time.Second)
-			if n := rec.done.Load(); n != 0 {
+			if n := int64(rec.Acks()); n != 0 {
 				t.Fatalf("%d events acknowledged while the first cannot be stored", n)
 			}
 			info, _ := st.Info(ctx)
@@ -397,7 +398,7 @@ func TestOrderWhenAnEarlierPublishFails(t *testing.T) {
 			if err := s.Flush(ctx); err != nil {
 				t.Fatal(err)
 			}
-			rec.checkAcked(t, evs)
+			rec.CheckInOrder(t, evs)
 			var order []string
 			for _, m := range readStream(t, srv.URL(), name) {
 				order = append(order, m.Headers().Get("Nats-Msg-Id"))
@@ -416,9 +417,9 @@ func TestOrderWhenAnEarlierPublishFails(t *testing.T) {
 func TestMaxPayloadIsPermanent(t *testing.T) {
 	t.Parallel()
 	srv := startNATS(t, harness.NATSOptions{MaxPayload: 4096})
-	rec := newRecorder()
+	rec := sinktest.NewRecorder()
 	s := newSink(t, baseConfig(srv.URL()), rec)
-	evs := makeEvents(rec, 0, 30, 3)
+	evs := makeEvents(0, 30, 3)
 	big := evs[10]
 	big.DataKind, big.Data = event.DataBinary, make([]byte, 8000)
 
@@ -437,12 +438,12 @@ func TestMaxPayloadIsPermanent(t *testing.T) {
 	if ferr := s.Flush(ctxTimeout(t, 10*time.Second)); !errors.Is(ferr, perr) {
 		t.Fatalf("Flush = %v, want the permanent error", ferr)
 	}
-	waitAcked(t, rec, 10, 10*time.Second)
+	rec.WaitAcks(t, 10, 10*time.Second)
 	time.Sleep(100 * time.Millisecond)
-	if n := rec.done.Load(); n != 10 {
+	if n := int64(rec.Acks()); n != 10 {
 		t.Fatalf("%d events acknowledged, want the 10 before the large one", n)
 	}
-	if rec.acked(big.ID) != 0 {
+	if rec.AckCountID(big.ID) != 0 {
 		t.Fatal("the event that cannot be delivered was acknowledged")
 	}
 	if err2 := s.Publish(ctxTimeout(t, time.Second), evs[20:]); !errors.Is(err2, perr) {
@@ -471,16 +472,16 @@ func TestSubjectErrorsArePermanent(t *testing.T) {
 			if tc.want == ErrSubjectNotInStream {
 				cfg.Stream.Subjects = []string{"s" + cfg.Stream.Name + ".orders"}
 			}
-			rec := newRecorder()
+			rec := sinktest.NewRecorder()
 			s := newSink(t, cfg, rec)
-			evs := makeEvents(rec, 0, 3, 1)
+			evs := makeEvents(0, 3, 1)
 			evs[2].AggregateType = tc.aggType
 			err := s.Publish(ctxTimeout(t, 10*time.Second), evs)
 			var perr *sink.PermanentError
 			if !errors.As(err, &perr) || perr.EventID != evs[2].ID || !errors.Is(err, tc.want) {
 				t.Fatalf("Publish = %v, want a PermanentError for %s wrapping %v", err, evs[2].ID, tc.want)
 			}
-			waitAcked(t, rec, 2, 10*time.Second)
+			rec.WaitAcks(t, 2, 10*time.Second)
 		})
 	}
 }
@@ -493,9 +494,9 @@ func TestPermissionViolationIsPermanent(t *testing.T) {
 	cfg := baseConfig(srv.URL())
 	cfg.User, cfg.Password = "pub", "pw"
 	cfg.AckTimeout = time.Minute // the violation must be found without waiting for it
-	rec := newRecorder()
+	rec := sinktest.NewRecorder()
 	s := newSink(t, cfg, rec)
-	evs := makeEvents(rec, 0, 20, 2)
+	evs := makeEvents(0, 20, 2)
 	evs[5].AggregateType = "secret"
 	start := time.Now()
 	// The violation comes back asynchronously: from Publish if it arrives
@@ -511,8 +512,8 @@ func TestPermissionViolationIsPermanent(t *testing.T) {
 	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("the violation took %v to surface", d)
 	}
-	waitAcked(t, rec, 5, 10*time.Second)
-	if rec.acked(evs[5].ID) != 0 {
+	rec.WaitAcks(t, 5, 10*time.Second)
+	if rec.AckCountID(evs[5].ID) != 0 {
 		t.Fatal("the refused event was acknowledged")
 	}
 }
@@ -539,9 +540,9 @@ func TestStreamDeleted(t *testing.T) {
 			cfg := baseConfig(srv.URL())
 			cfg.Subject = subj + ".{{.AggregateType}}"
 			cfg.Stream = StreamConfig{Name: name, Create: create}
-			rec := newRecorder()
+			rec := sinktest.NewRecorder()
 			s := newSink(t, cfg, rec)
-			evs := makeEvents(rec, 0, 20, 2)
+			evs := makeEvents(0, 20, 2)
 			publishAll(t, s, evs[:10], 10)
 			if err := s.Flush(ctx); err != nil {
 				t.Fatal(err)
@@ -564,7 +565,7 @@ func TestStreamDeleted(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Flush = %v", err)
 			}
-			rec.checkAcked(t, evs)
+			rec.CheckInOrder(t, evs)
 			st, err := js.Stream(ctx, name)
 			if err != nil {
 				t.Fatal(err)
@@ -582,21 +583,18 @@ func TestBackpressure(t *testing.T) {
 	srv := startNATS(t, harness.NATSOptions{})
 	cfg := baseConfig(srv.URL())
 	cfg.MaxInFlight = 16
-	rec := newRecorder()
+	rec := sinktest.NewRecorder()
 	s := newSink(t, cfg, rec)
 	if err := srv.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	evs := makeEvents(rec, 0, 40, 2)
+	evs := makeEvents(0, 40, 2)
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
 	if err := s.Publish(ctx, evs); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Publish = %v, want context.DeadlineExceeded", err)
 	}
-	s.mu.Lock()
-	n := s.count
-	s.mu.Unlock()
-	if n != 16 {
+	if n := s.eng.InFlight(); n != 16 {
 		t.Fatalf("%d events in flight, want 16", n)
 	}
 	if err := srv.Start(ctxTimeout(t, 60*time.Second)); err != nil {
@@ -608,13 +606,13 @@ func TestBackpressure(t *testing.T) {
 	if err := s.Flush(ctxTimeout(t, 30*time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	rec.checkAcked(t, evs)
+	rec.CheckInOrder(t, evs)
 }
 
 func TestClose(t *testing.T) {
 	t.Parallel()
 	srv := startNATS(t, harness.NATSOptions{})
-	rec := newRecorder()
+	rec := sinktest.NewRecorder()
 	s := newSink(t, baseConfig(srv.URL()), rec)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
@@ -622,7 +620,7 @@ func TestClose(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
-	if err := s.Publish(context.Background(), makeEvents(rec, 0, 1, 1)); !errors.Is(err, sink.ErrClosed) {
+	if err := s.Publish(context.Background(), makeEvents(0, 1, 1)); !errors.Is(err, sink.ErrClosed) {
 		t.Fatalf("Publish after Close = %v, want sink.ErrClosed", err)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -14,6 +13,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/outbox-cdc/outbox-cdc/event"
+	"github.com/outbox-cdc/outbox-cdc/internal/sinktest"
 	"github.com/outbox-cdc/outbox-cdc/sink"
 )
 
@@ -49,7 +49,7 @@ func BenchmarkPublish(b *testing.B) {
 				Dedup:       bc.dedup,
 				ContentMode: bc.mode,
 				BatchSize:   bc.batch,
-			}, sink.NopObserver{}, nil)
+			}, nil, nil)
 			benchPublish(b, s, srv)
 		})
 	}
@@ -145,20 +145,6 @@ func redisCPU(b *testing.B, c *goredis.Client) time.Duration {
 	return time.Duration(total * float64(time.Second))
 }
 
-// latencyObserver records when each event was acknowledged.
-type latencyObserver struct {
-	sink.NopObserver
-	mu    sync.Mutex
-	acked map[*event.Event]time.Time
-}
-
-func (o *latencyObserver) Acked(_ string, e *event.Event) {
-	now := time.Now()
-	o.mu.Lock()
-	o.acked[e] = now
-	o.mu.Unlock()
-}
-
 // BenchmarkAckLatency publishes 5,000 events/s (25 every 5 ms) for a second
 // per b.N and reports the Publish-to-acknowledgement latency percentiles.
 //
@@ -167,7 +153,7 @@ func BenchmarkAckLatency(b *testing.B) {
 	for _, dedup := range []string{DedupEntryID, DedupGuard} {
 		b.Run(dedup, func(b *testing.B) {
 			srv := startServer(b)
-			obs := &latencyObserver{acked: make(map[*event.Event]time.Time)}
+			obs := sinktest.NewRecorder().WithTimes()
 			s := newSink(b, srv, Config{Stream: "lat", Dedup: dedup}, obs, nil)
 			published := make(map[*event.Event]time.Time)
 			tick := time.NewTicker(5 * time.Millisecond)
@@ -194,15 +180,45 @@ func BenchmarkAckLatency(b *testing.B) {
 				b.Fatal(err)
 			}
 			lat := make([]time.Duration, 0, len(published))
-			obs.mu.Lock()
 			for e, t0 := range published {
-				lat = append(lat, obs.acked[e].Sub(t0))
+				at, _ := obs.AckTime(e)
+				lat = append(lat, at.Sub(t0))
 			}
-			obs.mu.Unlock()
 			slices.Sort(lat)
 			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 			b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max-ms")
+		})
+	}
+}
+
+// BenchmarkEncode measures encoding one event into its record and releasing
+// it, as the engine does for each event: no allocation once warm.
+func BenchmarkEncode(b *testing.B) {
+	tmpl, err := sink.ParseTemplate("outbox:{{.AggregateType}}")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, bc := range []struct {
+		name string
+		enc  encoder
+	}{
+		{"entryid/binary", encoder{stream: tmpl, entryID: true}},
+		{"entryid/structured", encoder{stream: tmpl, entryID: true, structured: true}},
+		{"guard/binary", encoder{stream: tmpl, guard: true}},
+		{"idmp/binary", encoder{stream: tmpl, idmp: true}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			evs := makeEvents("bench", 1024, 100, []string{"order"})
+			var r record
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if err := bc.enc.encode(evs[i&1023], &r); err != nil {
+					b.Fatal(err)
+				}
+				r.reset()
+			}
 		})
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/outbox-cdc/outbox-cdc/event"
+	"github.com/outbox-cdc/outbox-cdc/internal/sinktest"
 	"github.com/outbox-cdc/outbox-cdc/sink"
 )
 
@@ -64,8 +65,8 @@ func TestDedupIdentityIsSourceAndID(t *testing.T) {
 		for _, dedup := range []string{DedupGuard, DedupEntryID} {
 			t.Run(dedup+"/"+layout, func(t *testing.T) {
 				stream := "ident:" + dedup + ":" + layout
-				var logs logBuffer
-				obs := newObserver()
+				var logs sinktest.Log
+				obs := sinktest.NewRecorder()
 				s := newSink(t, srv, Config{Stream: stream, Dedup: dedup, ContentMode: layout}, obs, &logs)
 				structured := layout == ContentStructured
 
@@ -73,14 +74,14 @@ func TestDedupIdentityIsSourceAndID(t *testing.T) {
 				if got := storedIdentities(t, srv, stream, structured); len(got) != 2 {
 					t.Fatalf("stream holds %q after two events with id 1001 from /shipping and /returns; want both", got)
 				}
-				if _, d, _ := obs.stats(); d != 0 || obs.otherCount() != 0 {
-					t.Fatalf("%d duplicates, %d from another commit; want 0 and 0", d, obs.otherCount())
+				if _, d, _ := stats(obs); d != 0 || len(obs.OtherCommits()) != 0 {
+					t.Fatalf("%d duplicates, %d from another commit; want 0 and 0", d, len(obs.OtherCommits()))
 				}
 
 				// A true resend: the same events again, as after a restart.
 				publishFlush(t, s, dedupEvent("/shipping", "1001", 0x1000100), dedupEvent("/returns", "1001", 0x1000200))
-				if _, d, _ := obs.stats(); d != 2 || obs.otherCount() != 0 {
-					t.Fatalf("resend of both: %d duplicates, %d from another commit; want 2 and 0", d, obs.otherCount())
+				if _, d, _ := stats(obs); d != 2 || len(obs.OtherCommits()) != 0 {
+					t.Fatalf("resend of both: %d duplicates, %d from another commit; want 2 and 0", d, len(obs.OtherCommits()))
 				}
 				if dedup != DedupGuard {
 					return // entry ids are commit positions: another commit is another entry
@@ -92,10 +93,10 @@ func TestDedupIdentityIsSourceAndID(t *testing.T) {
 
 				// The identity of /shipping 1001 again, from a later commit.
 				publishFlush(t, s, dedupEvent("/shipping", "1001", 0x1000300))
-				if _, d, _ := obs.stats(); d != 2 || obs.otherCount() != 1 {
-					t.Fatalf("same identity from another commit: %d duplicates, %d from another commit; want 2 and 1", d, obs.otherCount())
+				if _, d, _ := stats(obs); d != 2 || len(obs.OtherCommits()) != 1 {
+					t.Fatalf("same identity from another commit: %d duplicates, %d from another commit; want 2 and 1", d, len(obs.OtherCommits()))
 				}
-				if got := obs.otherLSNs(); len(got) != 1 || got[0] != 0x1000100 {
+				if got := obs.OtherCommits(); len(got) != 1 || got[0] != 0x1000100 {
 					t.Fatalf("stored LSNs reported %x, want [1000100]", got)
 				}
 				log := logs.String()
@@ -110,7 +111,7 @@ func TestDedupIdentityIsSourceAndID(t *testing.T) {
 				if strings.Join(got, ",") != strings.Join(want, ",") {
 					t.Fatalf("stream holds %q, want %q", got, want)
 				}
-				if acks, _, _ := obs.stats(); acks != 6 {
+				if acks, _, _ := stats(obs); acks != 6 {
 					t.Fatalf("%d acknowledgements, want 6", acks)
 				}
 			})
@@ -126,22 +127,22 @@ func TestGuardWithoutLSN(t *testing.T) {
 	t.Parallel()
 	srv := startServer(t)
 	srv.do(t, "SET", "{old}"+guardInfix+"/s|1", "1")
-	var logs logBuffer
-	obs := newObserver()
+	var logs sinktest.Log
+	obs := sinktest.NewRecorder()
 	s := newSink(t, srv, Config{Stream: "old", Dedup: DedupGuard}, obs, &logs)
 	publishFlush(t, s, dedupEvent("/s", "1", 0x10), dedupEvent("/s", "2", 0x10))
-	if acks, d, _ := obs.stats(); acks != 2 || d != 1 || obs.otherCount() != 0 {
-		t.Fatalf("%d acknowledgements, %d duplicates, %d from another commit; want 2, 1, 0", acks, d, obs.otherCount())
+	if acks, d, _ := stats(obs); acks != 2 || d != 1 || len(obs.OtherCommits()) != 0 {
+		t.Fatalf("%d acknowledgements, %d duplicates, %d from another commit; want 2, 1, 0", acks, d, len(obs.OtherCommits()))
 	}
 
 	srv.do(t, "ACL", "SETUSER", "noget", "on", ">pw", "~*", "+@all", "-get")
-	obs = newObserver()
+	obs = sinktest.NewRecorder()
 	s = newSink(t, srv, Config{Stream: "old", Dedup: DedupGuard, Username: "noget", Password: "pw"}, obs, &logs)
 	publishFlush(t, s, dedupEvent("/s", "2", 0x20), dedupEvent("/s", "2", 0x20), dedupEvent("/s", "3", 0x20))
-	if acks, d, _ := obs.stats(); acks != 3 || d != 2 || obs.otherCount() != 0 {
-		t.Fatalf("without GET: %d acknowledgements, %d duplicates, %d from another commit; want 3, 2, 0", acks, d, obs.otherCount())
+	if acks, d, _ := stats(obs); acks != 3 || d != 2 || len(obs.OtherCommits()) != 0 {
+		t.Fatalf("without GET: %d acknowledgements, %d duplicates, %d from another commit; want 3, 2, 0", acks, d, len(obs.OtherCommits()))
 	}
-	if n := logs.count("cannot read"); n != 1 {
+	if n := logs.Count("cannot read"); n != 1 {
 		t.Errorf("%d log lines about the unreadable guard, want 1:\n%s", n, logs.String())
 	}
 	if !strings.Contains(logs.String(), "+get") {
@@ -156,7 +157,7 @@ func TestEntryIDConflictOtherSource(t *testing.T) {
 	srv := startServer(t)
 	e := dedupEvent("/shipping", "1001", 0x1000100)
 	srv.do(t, "XADD", "confsrc", string(appendEntryID(nil, e)), FieldID, "1001", FieldSource, "/returns")
-	obs := newObserver()
+	obs := sinktest.NewRecorder()
 	s := newSink(t, srv, Config{Stream: "confsrc", Dedup: DedupEntryID}, obs, nil)
 	if err := s.Publish(context.Background(), []*event.Event{e}); err != nil {
 		t.Fatal(err)
@@ -166,7 +167,7 @@ func TestEntryIDConflictOtherSource(t *testing.T) {
 	if !errors.As(err, &perr) || !strings.Contains(err.Error(), "IDCONFLICT") || !strings.Contains(err.Error(), "/returns") {
 		t.Fatalf("Flush: %v, want an IDCONFLICT PermanentError naming source /returns", err)
 	}
-	if acks, d, _ := obs.stats(); acks != 0 || d != 0 {
+	if acks, d, _ := stats(obs); acks != 0 || d != 0 {
 		t.Errorf("%d acknowledgements, %d duplicates; want none", acks, d)
 	}
 }

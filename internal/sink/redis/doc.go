@@ -45,13 +45,16 @@
 //
 // # Delivery, order and duplicates
 //
-// Publish encodes the events and queues them; one sender goroutine sends
+// The sink is the Redis adapter of the shared delivery engine
+// (internal/delivery), which owns the in-flight window (Config.MaxInFlight),
+// the order of acknowledgements, the sticky failure and the resends.
+// Publish encodes the events and queues them; the engine's goroutine sends
 // them in order, one round trip at a time, each carrying up to
 // Config.BatchSize events. Events are acknowledged only after Redis replied
 // for them, in order. When a round trip fails transiently (connection
 // refused or lost, timeout, LOADING, BUSY, TRYAGAIN, CLUSTERDOWN,
 // MASTERDOWN, READONLY, NOREPLICAS, MISCONF, OOM, NOAUTH/WRONGPASS after a
-// reconnect), the sender waits (Config.Retry) and sends again the first
+// reconnect), the engine waits (Config.Retry) and sends again the first
 // unacknowledged event and everything after it, forever, logging one line
 // when deliveries start failing and one when they work again. Out-of-memory
 // is retried rather than reported: an operator can free memory or raise
@@ -136,10 +139,13 @@
 //
 // WRONGTYPE (the stream key holds another type), NOPERM (the ACL user may
 // not write that key), NOSTREAM (NoMkStream and the stream is missing),
-// IDCONFLICT, CROSSSLOT and other ERR replies, and an event that cannot be
-// encoded, stop the sink: Publish and Flush return a *sink.PermanentError
-// naming the event, whose Err unwraps to a *ServerError with the reply's
-// code. Neither that event nor any after it is acknowledged.
+// IDCONFLICT, CROSSSLOT and other ERR replies stop the sink: Publish and
+// Flush return a *sink.PermanentError naming the event, whose Err unwraps
+// to a *ServerError with the reply's code (ServerError.Permanent says which
+// replies are permanent, for sink.IsPermanent). Neither that event nor any
+// after it is acknowledged. An event that cannot be encoded is refused by
+// Publish with a *sink.PermanentError, without taking it or the events
+// after it; the sink stays usable.
 //
 // # Connection and permissions
 //

@@ -40,10 +40,12 @@ const (
 	guardInfixIn = ":outbox-cdc-guard-in:"
 )
 
-// record is one event as the sender needs it. Every string the XADD
-// arguments point to lives either in the event (read-only once published) or
-// in the record, and the arguments hold *string, which go-redis writes as the
-// string and which boxes without allocating.
+// record is one event as Send needs it. Every string the XADD arguments
+// point to lives either in the event (read-only once published) or in the
+// record's arena, and the arguments hold *string, which go-redis writes as
+// the string and which boxes without allocating. A record is reused once
+// its event is acknowledged: vals and arena keep their capacity, so
+// encoding allocates nothing once the records in use are warm.
 type record struct {
 	e      *event.Event
 	stream string
@@ -55,6 +57,20 @@ type record struct {
 	data   string
 	body   string // structured layout
 	vals   []any  // field/value pairs of the entry
+	arena  []byte // the bytes of key, guard, lsn, id, time and body
+}
+
+// maxKeptArena is the largest arena a record keeps for its next event.
+const maxKeptArena = 64 << 10
+
+// reset drops the record's references to its event and keeps its buffers.
+func (r *record) reset() {
+	clear(r.vals)
+	vals, arena := r.vals[:0], r.arena[:0]
+	if cap(arena) > maxKeptArena {
+		arena = nil
+	}
+	*r = record{vals: vals, arena: arena}
 }
 
 // encoder turns events into records. It belongs to the Publish goroutine.
@@ -70,110 +86,98 @@ type streamNamer interface {
 	Destination(e *event.Event) (string, error)
 }
 
-// encodeError is an event that cannot be written; it becomes a
-// sink.PermanentError.
-type encodeError struct {
-	e   *event.Event
-	err error
-}
-
-// encode fills recs[i] for events[i]. It allocates a few slabs per call, not
-// per event. It stops at the first event that cannot be encoded.
-func (c *encoder) encode(events []*event.Event, recs []record) *encodeError {
-	nvals := 0
-	nbytes := 0
-	for _, e := range events {
-		if c.structured {
-			nvals += 2
-			nbytes += 256 + len(e.Data)*4/3 + len(e.ID) + len(e.Source) + len(e.Type) + len(e.Subject) + len(e.DataSchema)
-			for _, x := range e.Extensions {
-				nbytes += len(x.Name) + len(x.Value) + 6
-			}
-		} else {
-			nvals += 18 + 2*len(e.Extensions)
-			nbytes += 32
-		}
-		if c.guard {
-			nbytes += 2 * (64 + len(e.ID) + len(e.Source))
-		}
-		if c.idmp {
-			nbytes += 8 + len(e.ID) + len(e.Source)
-		}
-		if c.entryID {
-			nbytes += 42
+// encode fills r, a reset record, for e. It returns an error for an event
+// that cannot be written; the engine reports it as a sink.PermanentError.
+func (c *encoder) encode(e *event.Event, r *record) error {
+	stream, err := c.stream.Destination(e)
+	if err != nil {
+		return err
+	}
+	if stream == "" {
+		return errors.New("the stream template gave an empty stream name")
+	}
+	nbytes := 32
+	if c.structured {
+		nbytes += 256 + len(e.Data)*4/3 + len(e.ID) + len(e.Source) + len(e.Type) + len(e.Subject) + len(e.DataSchema)
+		for _, x := range e.Extensions {
+			nbytes += len(x.Name) + len(x.Value) + 6
 		}
 	}
-	vals := make([]any, 0, nvals)
-	arena := make([]byte, 0, nbytes)
-	for i, e := range events {
-		r := &recs[i]
-		r.e = e
-		stream, err := c.stream.Destination(e)
-		if err != nil {
-			return &encodeError{e, err}
+	if c.guard {
+		nbytes += 2 * (64 + len(e.ID) + len(e.Source) + len(stream))
+	}
+	if c.idmp {
+		nbytes += 8 + len(e.ID) + len(e.Source)
+	}
+	if c.entryID {
+		nbytes += 42
+	}
+	arena := r.arena[:0]
+	if cap(arena) < nbytes {
+		arena = make([]byte, 0, nbytes)
+	}
+	vals := r.vals[:0]
+	r.e = e
+	r.stream = stream
+	if c.structured {
+		n := len(arena)
+		arena = e.AppendJSON(arena)
+		r.body = bytesString(arena[n:])
+		vals = append(vals, FieldEvent, &r.body)
+	} else {
+		vals = append(vals, FieldSpecVersion, event.SpecVersion, FieldID, &e.ID, FieldSource, &e.Source, FieldType, &e.Type)
+		if e.Subject != "" {
+			vals = append(vals, FieldSubject, &e.Subject)
 		}
-		if stream == "" {
-			return &encodeError{e, errors.New("the stream template gave an empty stream name")}
-		}
-		r.stream = stream
-		start := len(vals)
-		if c.structured {
+		if !e.Time.IsZero() {
 			n := len(arena)
-			arena = e.AppendJSON(arena)
-			r.body = bytesString(arena[n:])
-			vals = append(vals, FieldEvent, &r.body)
-		} else {
-			vals = append(vals, FieldSpecVersion, event.SpecVersion, FieldID, &e.ID, FieldSource, &e.Source, FieldType, &e.Type)
-			if e.Subject != "" {
-				vals = append(vals, FieldSubject, &e.Subject)
-			}
-			if !e.Time.IsZero() {
-				n := len(arena)
-				arena = event.AppendTime(arena, e.Time)
-				r.time = bytesString(arena[n:])
-				vals = append(vals, FieldTime, &r.time)
-			}
-			if e.DataContentType != "" {
-				vals = append(vals, FieldDataContentType, &e.DataContentType)
-			}
-			if e.DataSchema != "" {
-				vals = append(vals, FieldDataSchema, &e.DataSchema)
-			}
-			for j := range e.Extensions {
-				x := &e.Extensions[j]
-				if reservedField(x.Name) {
-					return &encodeError{e, fmt.Errorf("extension %q collides with an entry field of the binary layout", x.Name)}
-				}
-				vals = append(vals, &x.Name, &x.Value)
-			}
-			if e.DataKind != event.DataNone {
-				r.data = bytesString(e.Data)
-				vals = append(vals, FieldData, &r.data)
-			}
+			arena = event.AppendTime(arena, e.Time)
+			r.time = bytesString(arena[n:])
+			vals = append(vals, FieldTime, &r.time)
 		}
-		r.vals = vals[start:len(vals):len(vals)]
-		if c.guard || c.idmp {
-			n := len(arena)
-			arena = event.AppendDedupKey(arena, e.Source, e.ID)
-			r.key = bytesString(arena[n:])
+		if e.DataContentType != "" {
+			vals = append(vals, FieldDataContentType, &e.DataContentType)
 		}
-		if c.guard {
-			n := len(arena)
-			arena = appendGuardKey(arena, stream, r.key)
-			r.guard = bytesString(arena[n:])
-			n = len(arena)
-			arena = event.AppendLSN(arena, sink.EventLSN(e))
-			r.lsn = bytesString(arena[n:])
+		if e.DataSchema != "" {
+			vals = append(vals, FieldDataSchema, &e.DataSchema)
 		}
-		if c.entryID {
-			if e.CommitLSN == 0 || e.Seq < 0 {
-				return &encodeError{e, fmt.Errorf("dedup entryid needs a commit LSN and a sequence number; the event has %d/%d", e.CommitLSN, e.Seq)}
+		for j := range e.Extensions {
+			x := &e.Extensions[j]
+			if reservedField(x.Name) {
+				r.vals, r.arena = vals, arena
+				return fmt.Errorf("extension %q collides with an entry field of the binary layout", x.Name)
 			}
-			n := len(arena)
-			arena = appendEntryID(arena, e)
-			r.id = bytesString(arena[n:])
+			vals = append(vals, &x.Name, &x.Value)
+		}
+		if e.DataKind != event.DataNone {
+			r.data = bytesString(e.Data)
+			vals = append(vals, FieldData, &r.data)
 		}
 	}
+	r.vals = vals
+	if c.guard || c.idmp {
+		n := len(arena)
+		arena = event.AppendDedupKey(arena, e.Source, e.ID)
+		r.key = bytesString(arena[n:])
+	}
+	if c.guard {
+		n := len(arena)
+		arena = appendGuardKey(arena, stream, r.key)
+		r.guard = bytesString(arena[n:])
+		n = len(arena)
+		arena = event.AppendLSN(arena, sink.EventLSN(e))
+		r.lsn = bytesString(arena[n:])
+	}
+	if c.entryID {
+		if e.CommitLSN == 0 || e.Seq < 0 {
+			r.arena = arena
+			return fmt.Errorf("dedup entryid needs a commit LSN and a sequence number; the event has %d/%d", e.CommitLSN, e.Seq)
+		}
+		n := len(arena)
+		arena = appendEntryID(arena, e)
+		r.id = bytesString(arena[n:])
+	}
+	r.arena = arena
 	return nil
 }
 
@@ -196,8 +200,9 @@ func reservedField(name string) bool {
 }
 
 // bytesString returns b as a string without copying. The caller guarantees
-// b is never written again: arena bytes are appended once and the slab is
-// never reused, and event data is read-only once published.
+// b is not written while the string is in use: a record's arena is written
+// again only after its event was acknowledged (when nothing holds the
+// record's strings any more), and event data is read-only once published.
 func bytesString(b []byte) string {
 	if len(b) == 0 {
 		return ""

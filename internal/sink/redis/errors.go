@@ -1,7 +1,6 @@
 package redis
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -27,59 +26,54 @@ func newServerError(msg string, err error) *ServerError {
 	return &ServerError{Code: code, Msg: msg, err: err}
 }
 
-// Temporary reports whether retrying the same command can succeed without
-// anyone changing the data: the server is loading, busy, failing over, out of
-// memory (an operator can free it; the sink waits), or rejected our
-// credentials on a reconnect (an operator restores them; the events are not
-// at fault). WRONGTYPE, NOPERM, NOSTREAM, CROSSSLOT, MOVED and other ERR
-// replies are permanent.
-func (e *ServerError) Temporary() bool {
+// Permanent reports whether retrying the same command cannot succeed
+// without someone changing the data or the configuration (for
+// sink.IsPermanent): WRONGTYPE, NOPERM, NOSTREAM, IDCONFLICT, CROSSSLOT,
+// MOVED and other ERR replies. Not permanent: the server is loading, busy,
+// failing over, out of memory (an operator can free it; the sink waits),
+// rejected our credentials on a reconnect (an operator restores them; the
+// events are not at fault), lost its scripts (NOSCRIPT: the sink loads the
+// script again), or has too many clients.
+func (e *ServerError) Permanent() bool {
 	switch e.Code {
 	case "LOADING", "BUSY", "TRYAGAIN", "CLUSTERDOWN", "MASTERDOWN", "READONLY",
 		"NOREPLICAS", "OOM", "MISCONF", "NOAUTH", "WRONGPASS", "NOSCRIPT":
-		return true
+		return false
 	case "ERR":
-		return e.Msg == "ERR max number of clients reached"
+		return e.Msg != "ERR max number of clients reached"
 	}
-	return false
+	return true
 }
 
 // errNoStream is the reply of XADD NOMKSTREAM on a missing stream.
 var errNoStream = newServerError("NOSTREAM the stream does not exist and nomkstream is set", nil)
 
-// failure classes of a round trip.
-type failure uint8
-
-const (
-	transient failure = iota // retry with backoff
-	permanent                // *sink.PermanentError, stop
-	noScript                 // load the script, then retry
-	stopped                  // the sink is closing
-)
-
-// classify sorts a round trip's error.
-func classify(err error) (failure, error) {
-	if errors.Is(err, context.Canceled) || errors.Is(err, goredis.ErrClosed) {
-		return stopped, err
-	}
+// classify maps an error of a round trip to the sink's vocabulary, once, at
+// the boundary: a reply from Redis becomes a *ServerError (permanent or not,
+// see ServerError.Permanent); anything else (network, timeout, a closed
+// client) is transient and returned as it is.
+func classify(err error) error {
 	if errors.Is(err, goredis.Nil) {
-		return permanent, errNoStream
+		return errNoStream
 	}
 	var se *ServerError
-	if !errors.As(err, &se) {
-		var re goredis.Error
-		if !errors.As(err, &re) {
-			return transient, err // network, timeout, pool
-		}
-		se = newServerError(re.Error(), err)
+	if errors.As(err, &se) {
+		return se
 	}
-	switch {
-	case se.Code == "NOSCRIPT":
-		return noScript, se
-	case se.Temporary():
-		return transient, se
+	var re goredis.Error
+	if errors.As(err, &re) {
+		return newServerError(re.Error(), err)
 	}
-	return permanent, se
+	return err
+}
+
+// isNoScript reports a NOSCRIPT reply: the server lost the guard script.
+func isNoScript(err error) bool {
+	var se *ServerError
+	if errors.As(classify(err), &se) {
+		return se.Code == "NOSCRIPT"
+	}
+	return false
 }
 
 // startupError turns an error of the startup checks into one naming the sink

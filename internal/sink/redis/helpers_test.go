@@ -6,9 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"strconv"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,134 +14,27 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/outbox-cdc/outbox-cdc/event"
-	"github.com/outbox-cdc/outbox-cdc/internal/sink/acktest"
-	"github.com/outbox-cdc/outbox-cdc/sink"
+	"github.com/outbox-cdc/outbox-cdc/internal/sinktest"
 )
 
-// observer counts acknowledgements per event id (to catch double acks),
-// duplicates and retries.
-type observer struct {
-	mu      sync.Mutex
-	acked   map[string]int
-	order   []string // ids in acknowledgement order
-	dups    int
-	retried int
-	lastErr error
-	stored  []uint64 // stored LSNs of duplicates from another commit
+// stats returns the acknowledgements, duplicates and retries rec saw.
+func stats(rec *sinktest.Recorder) (acks, dups, retried int) {
+	retried, _ = rec.Retries()
+	return rec.Acks(), rec.Duplicates(), retried
 }
 
-func newObserver() *observer { return &observer{acked: make(map[string]int)} }
-
-func (o *observer) Acked(_ string, e *event.Event) {
-	o.mu.Lock()
-	o.acked[e.ID]++
-	o.order = append(o.order, e.ID)
-	o.mu.Unlock()
-}
-
-func (o *observer) Retried(_ string, err error) {
-	o.mu.Lock()
-	o.retried++
-	o.lastErr = err
-	o.mu.Unlock()
-}
-
-func (o *observer) Duplicate(string, *event.Event) {
-	o.mu.Lock()
-	o.dups++
-	o.mu.Unlock()
-}
-
-// DuplicateOtherCommit implements sink.OtherCommitObserver.
-func (o *observer) DuplicateOtherCommit(_ string, _ *event.Event, storedLSN uint64) {
-	o.mu.Lock()
-	o.stored = append(o.stored, storedLSN)
-	o.mu.Unlock()
-}
-
-func (o *observer) otherCount() int { return len(o.otherLSNs()) }
-
-func (o *observer) otherLSNs() []uint64 {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return append([]uint64(nil), o.stored...)
-}
-
-func (o *observer) ackCount() int {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return len(o.order)
-}
-
-func (o *observer) stats() (acks, dups, retried int) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return len(o.order), o.dups, o.retried
-}
-
-// checkAckedOnce fails unless exactly the events evs were acknowledged, each
-// once.
-func (o *observer) checkAckedOnce(t *testing.T, evs []*event.Event) {
-	t.Helper()
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	for _, e := range evs {
-		if n := o.acked[e.ID]; n != 1 {
-			t.Errorf("event %s acknowledged %d times, want 1", e.ID, n)
-		}
-	}
-	if len(o.acked) != len(evs) {
-		t.Errorf("%d distinct events acknowledged, want %d", len(o.acked), len(evs))
-	}
-}
-
-// tracker records the events whose acknowledgements are all in.
-type tracker struct {
-	mu   sync.Mutex
-	done map[*event.Event]int
-}
-
-func (tr *tracker) Done(e *event.Event) {
-	tr.mu.Lock()
-	tr.done[e]++
-	tr.mu.Unlock()
-}
-
-// logBuffer collects log lines for assertions on state-change logging.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) count(s string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Count(l.b.String(), s)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// newSink starts a sink against srv with cfg (Address filled in).
-func newSink(t testing.TB, srv *testServer, cfg Config, obs sink.Observer, logs *logBuffer) *Sink {
+// newSink starts a sink against srv with cfg (Address filled in), reporting
+// to rec and logging to logs (either may be nil).
+func newSink(t testing.TB, srv *testServer, cfg Config, rec *sinktest.Recorder, logs *sinktest.Log) *Sink {
 	t.Helper()
 	if cfg.Address == "" {
 		cfg.Address = srv.addr()
 	}
-	opts := sink.Options{Name: "test", Observer: obs}
+	var logger *slog.Logger
 	if logs != nil {
-		opts.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		logger = logs.Logger(slog.LevelDebug)
 	}
-	s, err := New(context.Background(), cfg, acktest.Handle(opts))
+	s, err := New(context.Background(), cfg, sinktest.Options("test", rec, logger))
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -152,52 +42,11 @@ func newSink(t testing.TB, srv *testServer, cfg Config, obs sink.Observer, logs 
 	return s
 }
 
-// makeEvents returns n events spread round-robin over aggregates ids
-// "agg-0".."agg-<aggs-1>", whose aggregate type is types[id % len(types)],
-// with every data kind and optional attribute represented. prefix makes the
-// ids unique per test.
+// makeEvents returns n test events (sinktest.Events) spread round-robin
+// over aggregates "agg-0".."agg-<aggs-1>", whose aggregate type is
+// aggTypes[id % len(aggTypes)]. prefix makes the ids unique per test.
 func makeEvents(prefix string, n, aggs int, aggTypes []string) []*event.Event {
-	base := time.Date(2026, 3, 4, 5, 6, 7, 891234000, time.UTC)
-	evs := make([]*event.Event, n)
-	for i := range n {
-		a := i % aggs
-		aggID := "agg-" + strconv.Itoa(a)
-		e := &event.Event{
-			ID:            fmt.Sprintf("%s-%06d", prefix, i),
-			Source:        "/outbox-cdc/testdb/public.outbox",
-			Type:          "order.updated",
-			Time:          base.Add(time.Duration(i) * time.Millisecond),
-			AggregateType: aggTypes[a%len(aggTypes)],
-			AggregateID:   aggID,
-			CommitLSN:     uint64(0x16B3748 + i*64),
-			Seq:           i % 3,
-			Extensions: []event.Extension{
-				{Name: "partitionkey", Value: aggID},
-				{Name: "pglsn", Value: fmt.Sprintf("0/%X", 0x16B3748+i*64)},
-			},
-		}
-		switch i % 4 {
-		case 0:
-			e.DataContentType = "application/json"
-			e.Data = []byte(fmt.Sprintf(`{"n":%d,"agg":%q,"note":"caf\u00e9 \"q\""}`, i, aggID))
-			e.DataKind = event.DataJSON
-			e.Subject = "orders/" + aggID
-		case 1:
-			e.DataContentType = "text/plain; charset=utf-8"
-			e.Data = []byte(fmt.Sprintf("line one %d\nline two\t\"quoted\"", i))
-			e.DataKind = event.DataText
-			e.DataSchema = "https://example.com/schemas/text"
-		case 2:
-			e.DataContentType = "application/octet-stream"
-			e.Data = []byte{0, 1, 2, 0xff, 0xfe, byte(i), '\n', 0}
-			e.DataKind = event.DataBinary
-		case 3:
-			e.DataKind = event.DataNone
-			e.Extensions = append(e.Extensions, event.Extension{Name: "traceparent", Value: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"})
-		}
-		evs[i] = e
-	}
-	return evs
+	return sinktest.Events{Prefix: prefix, Keys: sinktest.Keys(aggs), Types: aggTypes}.Make(0, n)
 }
 
 // entry is one stream entry with its fields in stored order.

@@ -2,138 +2,92 @@ package redis
 
 import (
 	"cmp"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/outbox-cdc/outbox-cdc/event"
+	"github.com/outbox-cdc/outbox-cdc/internal/delivery"
 	"github.com/outbox-cdc/outbox-cdc/sink"
 )
 
-// run is the sender: one round trip at a time, in order. A round trip carries
-// up to Config.BatchSize events from the front of the queue. The events it
-// acknowledges are a prefix of the round; the rest (from the first failure)
-// stay at the front and are sent again, before anything newer, so the order
-// in every stream is the order of Publish.
-func (s *Sink) run() {
-	defer close(s.done)
-	var (
-		pending   []*record // taken from the queue, not yet acknowledged, in order
-		attempt   int       // consecutive failed round trips
-		isolate   int       // rounds still to send one event at a time
-		downSince time.Time
-	)
-	for {
-		if len(pending) < s.cfg.BatchSize {
-			s.mu.Lock()
-			n := min(len(s.queue), s.cfg.BatchSize-len(pending))
-			pending = append(pending, s.queue[:n]...)
-			clear(s.queue[:n])
-			s.queue = s.queue[n:]
-			if len(s.queue) == 0 {
-				s.queue = s.queue[:0:0] // let the old array go
-			}
-			s.mu.Unlock()
+// adapter is the Sink as the delivery engine's Adapter.
+type adapter struct{ s *Sink }
+
+// Encode implements delivery.Adapter.
+func (a adapter) Encode(_ context.Context, e *event.Event, r *record) error {
+	return a.s.enc.encode(e, r)
+}
+
+// Release implements delivery.Adapter: the record keeps its argument and
+// byte buffers (a large one is dropped) and lets go of the event.
+func (adapter) Release(r *record) { r.reset() }
+
+// Send implements delivery.Adapter: it sends the batch (at most
+// Config.BatchSize events) in one round trip and settles the events Redis
+// stored (or already held), in order, up to the first failure, which it
+// classifies; the events after it are not stored and are sent again. When
+// Redis refused the round as a whole with a permanent error (the guard
+// script did not run), it sends the events one by one to find the one at
+// fault and deliver those before it. A NOSCRIPT reply (a restart or SCRIPT
+// FLUSH emptied the script cache) loads the script and sends again at once.
+func (a adapter) Send(ctx context.Context, b *delivery.Batch[record]) {
+	s := a.s
+	round := s.round[:0]
+	for i := range b.Len() {
+		round = append(round, b.Msg(i))
+	}
+	s.round = round
+	defer clear(s.round)
+
+	done, err := s.roundTrip(ctx, round)
+	if err != nil && isNoScript(err) {
+		if lerr := s.client.ScriptLoad(ctx, guardScript).Err(); lerr != nil {
+			err = lerr
+		} else {
+			var n int
+			n, err = s.roundTrip(ctx, round[done:])
+			done += n
 		}
-		if len(pending) == 0 {
-			select {
-			case <-s.wake:
-				continue
-			case <-s.ctx.Done():
-				return
-			}
+	}
+	var whole *roundError
+	if err != nil && errors.As(err, &whole) && len(round)-done > 1 && sink.IsPermanent(classify(err)) {
+		// Redis refused the round as a whole: one event at a time.
+		for err = nil; err == nil && done < len(round); {
+			var n int
+			n, err = s.roundTrip(ctx, round[done:done+1])
+			done += n
 		}
-		size := s.cfg.BatchSize
-		if isolate > 0 {
-			size = 1
-			isolate--
-		}
-		round := pending[:min(len(pending), size)]
-		done, err := s.roundTrip(round)
-		if done > 0 {
-			clear(pending[:done])
-			pending = pending[done:]
-			if len(pending) == 0 {
-				pending = nil
-			}
-			s.mu.Lock()
-			s.inflight -= done
-			s.broadcast()
-			s.mu.Unlock()
-		}
-		if err == nil {
-			if attempt > 0 {
-				s.opts.Logger.Info("redis sink recovered", "sink", s.opts.Name, "address", s.cfg.Address,
-					"attempts", attempt, "down_for", time.Since(downSince).Round(time.Millisecond))
-				attempt = 0
-			}
-			continue
-		}
-		class, cause := classify(err)
-		if s.ctx.Err() != nil {
-			return
-		}
-		switch class {
-		case stopped:
-			return
-		case permanent:
-			var whole *roundError
-			if errors.As(err, &whole) && len(round) > 1 {
-				// Redis refused the round as a whole (the guard script did
-				// not run): send its events one by one to find the one at
-				// fault and deliver those before it.
-				isolate = len(round)
-				continue
-			}
-			e := round[done].e
-			perr := &sink.PermanentError{Sink: s.opts.Name, EventID: e.ID, Err: cause}
-			s.opts.Logger.Error("redis sink stopped: an event cannot be delivered", "sink", s.opts.Name,
-				"event_id", e.ID, "stream", round[done].stream, "err", cause)
-			s.mu.Lock()
-			s.err = perr
-			s.broadcast()
-			s.mu.Unlock()
-			<-s.ctx.Done()
-			return
-		case noScript:
-			// The server lost its script cache (a restart or SCRIPT FLUSH):
-			// load the script and resend at once, the first time.
-			if lerr := s.client.ScriptLoad(s.ctx, guardScript).Err(); lerr != nil {
-				cause = lerr
-			} else if attempt == 0 {
-				continue
-			}
-		}
-		s.opts.Observer.Retried(s.opts.Name, cause)
-		attempt++
-		if attempt == 1 {
-			downSince = time.Now()
-			s.opts.Logger.Warn("redis sink cannot deliver; retrying with backoff", "sink", s.opts.Name,
-				"address", s.cfg.Address, "unacknowledged", len(pending), "err", cause)
-		}
-		if s.cfg.Retry.Sleep(s.ctx, attempt) != nil {
-			return
-		}
+	}
+	for i := range done {
+		b.Settle(i, nil)
+	}
+	if err == nil {
+		return
+	}
+	b.Settle(done, classify(err))
+	for i := done + 1; i < len(round); i++ {
+		b.Settle(i, delivery.ErrNotSent)
 	}
 }
 
-// roundTrip sends round in one round trip and acknowledges, in order, the
-// events Redis stored (or already held) up to the first failure. It returns
-// how many it acknowledged and the error of the next one, if any.
-func (s *Sink) roundTrip(round []*record) (int, error) {
+// roundTrip sends round in one round trip and returns how many of its
+// events, from the first, Redis stored (or already held: those are
+// reported as duplicates), and the error of the next one, if any.
+func (s *Sink) roundTrip(ctx context.Context, round []*record) (int, error) {
 	if s.dedup == DedupGuard {
-		return s.roundTripGuard(round)
+		return s.roundTripGuard(ctx, round)
 	}
-	return s.roundTripTx(round)
+	return s.roundTripTx(ctx, round)
 }
 
 // roundTripGuard runs the guard script once for the whole round.
-func (s *Sink) roundTripGuard(round []*record) (int, error) {
+func (s *Sink) roundTripGuard(ctx context.Context, round []*record) (int, error) {
 	nomk := "0"
 	if s.cfg.NoMkStream {
 		nomk = "1"
@@ -148,8 +102,8 @@ func (s *Sink) roundTripGuard(round []*record) (int, error) {
 		args = append(args, r.vals...)
 	}
 	s.args = args
-	cmd := goredis.NewSliceCmd(s.ctx, args...)
-	_ = s.client.Process(s.ctx, cmd)
+	cmd := goredis.NewSliceCmd(ctx, args...)
+	_ = s.client.Process(ctx, cmd)
 	defer clear(s.args)
 	reply, err := cmd.Result()
 	if err != nil {
@@ -161,14 +115,12 @@ func (s *Sink) roundTripGuard(round []*record) (int, error) {
 			if i >= len(round) {
 				return i, errors.New("redis: guard script replied with more results than events")
 			}
-			s.opts.Ack(round[i].e)
 		case []any:
 			if i >= len(round) {
 				return i, errors.New("redis: guard script replied with more results than events")
 			}
 			// A duplicate: the guard holds the stored event's commit LSN.
 			s.opts.Duplicate(round[i].e, s.guardLSN(v))
-			s.opts.Ack(round[i].e)
 		case int64:
 			msg := "unexpected guard script reply " + strconv.FormatInt(v, 10)
 			if v == -1 && i+1 < len(reply) {
@@ -217,7 +169,7 @@ func (s *Sink) guardLSN(reply []any) uint64 {
 // transient refusal never leaves later events stored ahead of an earlier
 // one; an error during EXEC (WRONGTYPE, or a resent id in "entryid") fails
 // only its own command.
-func (s *Sink) roundTripTx(round []*record) (int, error) {
+func (s *Sink) roundTripTx(ctx context.Context, round []*record) (int, error) {
 	args := s.args[:0]
 	cmds := s.cmds[:0]
 	for _, r := range round {
@@ -225,16 +177,16 @@ func (s *Sink) roundTripTx(round []*record) (int, error) {
 		args = s.appendXAdd(args, r)
 		// When append grows args, earlier commands keep the old array, which
 		// nothing writes to again.
-		cmd := goredis.NewStringCmd(s.ctx, args[start:len(args):len(args)]...)
+		cmd := goredis.NewStringCmd(ctx, args[start:len(args):len(args)]...)
 		cmds = append(cmds, cmd)
-		_ = s.pipe.Process(s.ctx, cmd)
+		_ = s.pipe.Process(ctx, cmd)
 	}
 	s.args, s.cmds = args, cmds
 	defer func() {
 		clear(s.args)
 		clear(s.cmds)
 	}()
-	_, _ = s.pipe.Exec(s.ctx)
+	_, _ = s.pipe.Exec(ctx)
 
 	limit, err := len(cmds), error(nil) // events [0, limit) were stored or are duplicates
 	var resent []int                    // "entryid": ids Redis refused as not above the top
@@ -244,7 +196,7 @@ func (s *Sink) roundTripTx(round []*record) (int, error) {
 			continue
 		}
 		if isExecAbort(cerr) {
-			return s.aborted(round, cmds)
+			return s.aborted(ctx, round, cmds)
 		}
 		if s.dedup == DedupEntryID && isIDNotAboveTop(cerr) {
 			resent = append(resent, i)
@@ -254,16 +206,14 @@ func (s *Sink) roundTripTx(round []*record) (int, error) {
 		break
 	}
 	if len(resent) > 0 {
-		if at, verr := s.checkResent(round, resent); verr != nil && at < limit {
+		if at, verr := s.checkResent(ctx, round, resent); verr != nil && at < limit {
 			limit, err = at, verr
 		}
 	}
-	for i := range limit {
-		if len(resent) > 0 && resent[0] == i {
-			resent = resent[1:]
+	for _, i := range resent {
+		if i < limit {
 			s.opts.Observer.Duplicate(s.opts.Name, round[i].e)
 		}
-		s.opts.Ack(round[i].e)
 	}
 	return limit, err
 }
@@ -272,7 +222,7 @@ func (s *Sink) roundTripTx(round []*record) (int, error) {
 // round was stored. The reason is the first command refused when queued. A
 // permanent reason at event k still delivers the events before k, in a
 // transaction of their own, before reporting k.
-func (s *Sink) aborted(round []*record, cmds []*goredis.StringCmd) (int, error) {
+func (s *Sink) aborted(ctx context.Context, round []*record, cmds []*goredis.StringCmd) (int, error) {
 	at, reason := -1, error(nil)
 	for i, cmd := range cmds {
 		if err := cmd.Err(); err != nil && !isExecAbort(err) {
@@ -283,10 +233,10 @@ func (s *Sink) aborted(round []*record, cmds []*goredis.StringCmd) (int, error) 
 	if reason == nil {
 		return 0, newServerError("TRYAGAIN transaction aborted without a reason", cmds[0].Err())
 	}
-	if class, _ := classify(reason); class != permanent || at == 0 {
+	if !sink.IsPermanent(classify(reason)) || at == 0 {
 		return 0, reason
 	}
-	n, err := s.roundTripTx(round[:at])
+	n, err := s.roundTripTx(ctx, round[:at])
 	if err != nil {
 		return n, err
 	}
@@ -330,14 +280,14 @@ func isIDNotAboveTop(err error) bool {
 // that id holds the same event id, or the id lies before the stream's first
 // entry (it was stored, then trimmed). It returns the index of the first that
 // is not, and why, or -1.
-func (s *Sink) checkResent(round []*record, idx []int) (int, error) {
+func (s *Sink) checkResent(ctx context.Context, round []*record, idx []int) (int, error) {
 	pipe := s.client.Pipeline()
 	ranges := make([]*goredis.XMessageSliceCmd, len(idx))
 	for j, i := range idx {
 		r := round[i]
-		ranges[j] = pipe.XRangeN(s.ctx, r.stream, r.id, r.id, 1)
+		ranges[j] = pipe.XRangeN(ctx, r.stream, r.id, r.id, 1)
 	}
-	_, _ = pipe.Exec(s.ctx)
+	_, _ = pipe.Exec(ctx)
 	for j, i := range idx {
 		r := round[i]
 		msgs, err := ranges[j].Result()
@@ -351,7 +301,7 @@ func (s *Sink) checkResent(round []*record, idx []int) (int, error) {
 			}
 			continue
 		}
-		info, err := s.client.XInfoStream(s.ctx, r.stream).Result()
+		info, err := s.client.XInfoStream(ctx, r.stream).Result()
 		if err != nil {
 			return i, err
 		}

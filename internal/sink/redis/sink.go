@@ -8,19 +8,24 @@ import (
 	"net"
 	"strconv"
 	"strings"
-	"sync"
 
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/outbox-cdc/outbox-cdc/event"
+	"github.com/outbox-cdc/outbox-cdc/internal/delivery"
 	"github.com/outbox-cdc/outbox-cdc/sink"
 )
 
 var _ sink.Sink = (*Sink)(nil)
 
-// Sink adds events to Redis streams. New starts one sender goroutine; Close
-// stops it and must be called. Publish and Flush are called from one goroutine; Close may be
-// called from any goroutine, more than once.
+// Sink adds events to Redis streams. It is the Redis adapter of the delivery
+// engine (internal/delivery): it encodes events into XADD arguments, sends
+// them one round trip at a time, and maps Redis replies to permanent or
+// transient failures; the engine owns the in-flight window, the order of
+// acknowledgements, the sticky failure and the resends. New starts the
+// engine's goroutine; Close stops it and must be called. Publish and Flush
+// are called from one goroutine; Close may be called from any goroutine,
+// more than once.
 type Sink struct {
 	opts   sink.Options
 	cfg    Config
@@ -31,25 +36,15 @@ type Sink struct {
 	ttl    string // guard TTL in ms
 	maxlen string // MAXLEN threshold, "0" for none
 
-	mu       sync.Mutex
-	queue    []*record     // taken by Publish, not yet picked up by the sender
-	inflight int           // taken by Publish and not yet acknowledged
-	err      error         // sticky permanent error
-	closed   bool          // Close was called
-	changed  chan struct{} // closed and replaced when inflight drops, err is set or the sink closes
-	wake     chan struct{} // capacity 1: tells the sender the queue grew
+	eng      *delivery.Engine[record]
+	closeErr error
 
-	ctx       context.Context // canceled by Close
-	cancel    context.CancelFunc
-	done      chan struct{} // closed when the sender returned
-	closeOnce sync.Once
-	closeErr  error
-
-	// Sender state.
+	// Used by Send only (the engine goroutine).
 	guardUnreadable bool // the last guard value read failed (logged once)
 	args            []any
 	cmds            []*goredis.StringCmd
 	pipe            goredis.Pipeliner // MULTI/EXEC
+	round           []*record
 }
 
 // New validates cfg, connects to Redis, checks what can be checked before the
@@ -91,16 +86,13 @@ func New(ctx context.Context, cfg Config, opts sink.Options) (*Sink, error) {
 		DisableIdentity:       true, // no CLIENT SETINFO: fewer ACL permissions needed
 	})
 	s := &Sink{
-		opts:    opts,
-		cfg:     cfg,
-		client:  client,
-		enc:     encoder{stream: stream, structured: cfg.ContentMode == ContentStructured},
-		ttl:     strconv.FormatInt(cfg.GuardTTL.Milliseconds(), 10),
-		maxlen:  strconv.FormatInt(cfg.MaxLen, 10),
-		pid:     cfg.ProducerID,
-		changed: make(chan struct{}),
-		wake:    make(chan struct{}, 1),
-		done:    make(chan struct{}),
+		opts:   opts,
+		cfg:    cfg,
+		client: client,
+		enc:    encoder{stream: stream, structured: cfg.ContentMode == ContentStructured},
+		ttl:    strconv.FormatInt(cfg.GuardTTL.Milliseconds(), 10),
+		maxlen: strconv.FormatInt(cfg.MaxLen, 10),
+		pid:    cfg.ProducerID,
 	}
 	if s.pid == "" {
 		s.pid = "outbox-cdc/" + name
@@ -113,8 +105,16 @@ func New(ctx context.Context, cfg Config, opts sink.Options) (*Sink, error) {
 	s.enc.idmp = s.dedup == DedupIDMP
 	s.enc.entryID = s.dedup == DedupEntryID
 	s.pipe = client.TxPipeline()
-	s.ctx, s.cancel = context.WithCancel(context.Background())
-	go s.run()
+	s.eng = delivery.New(delivery.Config{
+		Name:        name,
+		MaxInFlight: cfg.MaxInFlight,
+		MaxBatch:    cfg.BatchSize,
+		Ordered:     true,
+		Retry:       cfg.Retry,
+		Ack:         opts.Ack,
+		Logger:      opts.Logger.With("address", cfg.Address),
+		Observer:    opts.Observer,
+	}, adapter{s})
 	return s, nil
 }
 
@@ -233,108 +233,28 @@ func versionAtLeast(version string, major, minor int) bool {
 // Dedup returns the dedup mode in use: "entryid", "guard", "idmp" or "none".
 func (s *Sink) Dedup() string { return s.dedup }
 
-// Publish encodes events and queues them for the sender. It blocks while
-// Config.MaxInFlight events are unacknowledged. It returns a
-// *sink.PermanentError for an event that cannot be encoded (the events before
-// it are queued) or that Redis rejected earlier, ctx.Err() when ctx is done
-// while blocked, and sink.ErrClosed after Close. It does not keep events.
+// Publish takes events in order; each is acknowledged once Redis replied
+// that it holds it (or already held it). It blocks while Config.MaxInFlight
+// events are unacknowledged. It returns a *sink.PermanentError for an event
+// that cannot be encoded (the events before it are taken, it and the ones
+// after are not, and the sink stays usable) or that Redis rejected earlier
+// (then every later call does), ctx.Err() when ctx is done while blocked,
+// and sink.ErrClosed after Close.
 func (s *Sink) Publish(ctx context.Context, events []*event.Event) error {
-	if len(events) == 0 {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		return s.stateErr()
-	}
-	recs := make([]record, len(events))
-	encErr := s.enc.encode(events, recs)
-	n := len(events)
-	if encErr != nil {
-		for n = 0; events[n] != encErr.e; n++ {
-		}
-	}
-	for i := 0; i < n; {
-		s.mu.Lock()
-		for s.inflight >= s.cfg.MaxInFlight && s.err == nil && !s.closed {
-			ch := s.changed
-			s.mu.Unlock()
-			select {
-			case <-ch:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-			s.mu.Lock()
-		}
-		if err := s.stateErr(); err != nil {
-			s.mu.Unlock()
-			return err
-		}
-		m := min(n-i, s.cfg.MaxInFlight-s.inflight)
-		for j := range m {
-			s.queue = append(s.queue, &recs[i+j])
-		}
-		s.inflight += m
-		i += m
-		s.mu.Unlock()
-		select {
-		case s.wake <- struct{}{}:
-		default:
-		}
-	}
-	if encErr != nil {
-		return &sink.PermanentError{Sink: s.opts.Name, EventID: encErr.e.ID, Err: encErr.err}
-	}
-	return nil
-}
-
-// stateErr returns the sticky error or sink.ErrClosed. s.mu is held.
-func (s *Sink) stateErr() error {
-	if s.err != nil {
-		return s.err
-	}
-	if s.closed {
-		return sink.ErrClosed
-	}
-	return nil
+	return s.eng.Publish(ctx, events)
 }
 
 // Flush blocks until every event handed to Publish was acknowledged. It
 // returns the sticky *sink.PermanentError if Redis rejected an event,
 // sink.ErrClosed after Close, or ctx.Err().
-func (s *Sink) Flush(ctx context.Context) error {
-	s.mu.Lock()
-	for s.inflight > 0 && s.err == nil && !s.closed {
-		ch := s.changed
-		s.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		s.mu.Lock()
-	}
-	defer s.mu.Unlock()
-	return s.stateErr()
-}
+func (s *Sink) Flush(ctx context.Context) error { return s.eng.Flush(ctx) }
 
-// Close stops the sender and closes the connections. Events not yet
+// Close stops the engine and closes the connections. Events not yet
 // acknowledged stay unacknowledged. Close is idempotent and safe for
 // concurrent use.
 func (s *Sink) Close() error {
-	s.closeOnce.Do(func() {
-		s.mu.Lock()
-		s.closed = true
-		s.broadcast()
-		s.mu.Unlock()
-		s.cancel()
-		s.closeErr = s.client.Close()
-		<-s.done
-	})
+	_ = s.eng.Close(context.Background(), func() { s.closeErr = s.client.Close() })
 	return s.closeErr
-}
-
-// broadcast wakes everyone waiting on s.changed. s.mu is held.
-func (s *Sink) broadcast() {
-	close(s.changed)
-	s.changed = make(chan struct{})
 }
 
 // SetClientLogger routes the log lines of the go-redis client library (a

@@ -15,7 +15,7 @@ import (
 
 	"github.com/outbox-cdc/outbox-cdc/event"
 	"github.com/outbox-cdc/outbox-cdc/internal/retry"
-	"github.com/outbox-cdc/outbox-cdc/internal/sink/acktest"
+	"github.com/outbox-cdc/outbox-cdc/internal/sinktest"
 	"github.com/outbox-cdc/outbox-cdc/sink"
 )
 
@@ -39,7 +39,7 @@ func TestPublishReadBack(t *testing.T) {
 	} {
 		t.Run(tc.mode+"/"+tc.dedup, func(t *testing.T) {
 			prefix := "rb:" + tc.mode + ":" + tc.dedup + ":"
-			obs := newObserver()
+			obs := sinktest.NewRecorder()
 			s := newSink(t, srv, Config{
 				Stream:      prefix + "{{.AggregateType}}",
 				ContentMode: tc.mode,
@@ -50,10 +50,6 @@ func TestPublishReadBack(t *testing.T) {
 				t.Fatalf("dedup %q, want %q", s.Dedup(), tc.dedup)
 			}
 			evs := makeEvents(prefix, 301, 5, []string{"order", "invoice"})
-			tr := &tracker{done: make(map[*event.Event]int)}
-			for _, e := range evs {
-				acktest.Track(e, tr)
-			}
 			// Hand them over in slices of varying length, as the pipeline does.
 			for i := 0; i < len(evs); {
 				n := min(1+i%13, len(evs)-i)
@@ -63,10 +59,7 @@ func TestPublishReadBack(t *testing.T) {
 				i += n
 			}
 			flush(t, s, 30*time.Second)
-			obs.checkAckedOnce(t, evs)
-			if len(tr.done) != len(evs) {
-				t.Errorf("%d events done, want %d", len(tr.done), len(evs))
-			}
+			obs.CheckExactly(t, evs)
 
 			rc := srv.client(t)
 			byID := make(map[string]*event.Event)
@@ -183,7 +176,7 @@ func TestResendNoDuplicates(t *testing.T) {
 		for _, dedup := range []string{DedupEntryID, DedupGuard} {
 			t.Run(dedup+"/"+layout, func(t *testing.T) {
 				prefix := "dup:" + dedup + ":" + layout + ":"
-				obs := newObserver()
+				obs := sinktest.NewRecorder()
 				s := newSink(t, srv, Config{Stream: prefix + "{{.AggregateType}}", Dedup: dedup, ContentMode: layout, BatchSize: 50}, obs, nil)
 				evs := makeEvents(prefix, 200, 4, []string{"a", "b"})
 				if err := s.Publish(context.Background(), evs[:150]); err != nil {
@@ -192,14 +185,14 @@ func TestResendNoDuplicates(t *testing.T) {
 				flush(t, s, 30*time.Second)
 				// Resend everything from event 100 on, in fresh copies (as the
 				// decoder would produce them again), then all 200 once more.
-				if err := s.Publish(context.Background(), copyEvents(evs[100:])); err != nil {
+				if err := s.Publish(context.Background(), sinktest.Copy(evs[100:])); err != nil {
 					t.Fatal(err)
 				}
-				if err := s.Publish(context.Background(), copyEvents(evs)); err != nil {
+				if err := s.Publish(context.Background(), sinktest.Copy(evs)); err != nil {
 					t.Fatal(err)
 				}
 				flush(t, s, 30*time.Second)
-				acks, dups, _ := obs.stats()
+				acks, dups, _ := stats(obs)
 				if want := 150 + 100 + 200; acks != want {
 					t.Errorf("%d acknowledgements, want %d", acks, want)
 				}
@@ -245,28 +238,12 @@ func TestResendNoDuplicates(t *testing.T) {
 	}
 }
 
-// copyEvents returns fresh copies of evs, as the decoder produces them again
-// after a restart.
-func copyEvents(evs []*event.Event) []*event.Event {
-	out := make([]*event.Event, len(evs))
-	for i, e := range evs {
-		out[i] = &event.Event{
-			ID: e.ID, Source: e.Source, Type: e.Type, Subject: e.Subject,
-			DataContentType: e.DataContentType, DataSchema: e.DataSchema, Time: e.Time,
-			Extensions: e.Extensions, Data: e.Data, DataKind: e.DataKind,
-			AggregateType: e.AggregateType, AggregateID: e.AggregateID,
-			CommitLSN: e.CommitLSN, Seq: e.Seq,
-		}
-	}
-	return out
-}
-
 // TestEntryIDResendAfterTrim: a resent event whose entry was trimmed away
 // (MAXLEN) is a duplicate, not an error.
 func TestEntryIDResendAfterTrim(t *testing.T) {
 	t.Parallel()
 	srv := startServer(t)
-	obs := newObserver()
+	obs := sinktest.NewRecorder()
 	s := newSink(t, srv, Config{Stream: "trim", Dedup: DedupEntryID}, obs, nil)
 	evs := makeEvents("trim", 300, 3, []string{"x"})
 	if err := s.Publish(context.Background(), evs); err != nil {
@@ -274,11 +251,11 @@ func TestEntryIDResendAfterTrim(t *testing.T) {
 	}
 	flush(t, s, 10*time.Second)
 	srv.do(t, "XTRIM", "trim", "MAXLEN", "=", "50")
-	if err := s.Publish(context.Background(), copyEvents(evs[200:])); err != nil {
+	if err := s.Publish(context.Background(), sinktest.Copy(evs[200:])); err != nil {
 		t.Fatal(err)
 	}
 	flush(t, s, 10*time.Second)
-	if acks, dups, _ := obs.stats(); acks != 400 || dups != 100 {
+	if acks, dups, _ := stats(obs); acks != 400 || dups != 100 {
 		t.Errorf("%d acknowledgements and %d duplicates, want 400 and 100", acks, dups)
 	}
 	if n := len(readStream(t, srv.client(t), "trim")); n != 50 {
@@ -308,7 +285,7 @@ func TestEntryIDConflict(t *testing.T) {
 			if tc.name != "same id other event" {
 				stream = "conf:b"
 			}
-			obs := newObserver()
+			obs := sinktest.NewRecorder()
 			s := newSink(t, srv, Config{Stream: stream, Dedup: DedupEntryID}, obs, nil)
 			evs := makeEvents(stream, 3, 3, []string{"x"})
 			if tc.name == "same id other event" {
@@ -318,7 +295,7 @@ func TestEntryIDConflict(t *testing.T) {
 				flush(t, s, 10*time.Second)
 			}
 			tc.setup(evs)
-			if err := s.Publish(context.Background(), evs[len(obs.order):]); err != nil {
+			if err := s.Publish(context.Background(), evs[obs.Acks():]); err != nil {
 				t.Fatal(err)
 			}
 			err := s.Flush(context.Background())
@@ -326,7 +303,7 @@ func TestEntryIDConflict(t *testing.T) {
 			if !errors.As(err, &perr) || !strings.Contains(err.Error(), "IDCONFLICT") {
 				t.Fatalf("Flush: %v, want an IDCONFLICT PermanentError", err)
 			}
-			if _, dups, _ := obs.stats(); dups != 0 {
+			if _, dups, _ := stats(obs); dups != 0 {
 				t.Errorf("%d duplicates counted", dups)
 			}
 		})
@@ -349,8 +326,8 @@ func TestRestart(t *testing.T) {
 
 func testRestart(t *testing.T, dedup string) {
 	srv := startServer(t, "--appendonly", "yes", "--appendfsync", "always")
-	obs := newObserver()
-	logs := &logBuffer{}
+	obs := sinktest.NewRecorder()
+	logs := &sinktest.Log{}
 	s := newSink(t, srv, Config{
 		Stream: "restart:{{.AggregateType}}",
 		Dedup:  dedup,
@@ -369,15 +346,15 @@ func testRestart(t *testing.T, dedup string) {
 		}
 	}
 	time.Sleep(3 * time.Second)
-	if n := obs.ackCount(); n != 200 {
+	if n := obs.Acks(); n != 200 {
 		t.Fatalf("%d acknowledgements while the server was down, want 200", n)
 	}
-	if _, _, retried := obs.stats(); retried == 0 {
+	if _, _, retried := stats(obs); retried == 0 {
 		t.Error("no retry reported while the server was down")
 	}
 	srv.start()
 	flush(t, s, 60*time.Second)
-	obs.checkAckedOnce(t, evs)
+	obs.CheckExactly(t, evs)
 	entries := readStream(t, srv.client(t), "restart:x")
 	if len(entries) != len(evs) {
 		t.Fatalf("%d entries, want %d", len(entries), len(evs))
@@ -387,10 +364,10 @@ func testRestart(t *testing.T, dedup string) {
 			t.Fatalf("entry %d is %s, want %s", i, id, evs[i].ID)
 		}
 	}
-	if n := logs.count("retrying with backoff"); n != 1 {
+	if n := logs.Count("retrying with backoff"); n != 1 {
 		t.Errorf("%d 'retrying' log lines, want 1:\n%s", n, logs)
 	}
-	if n := logs.count("recovered"); n != 1 {
+	if n := logs.Count("recovered"); n != 1 {
 		t.Errorf("%d 'recovered' log lines, want 1:\n%s", n, logs)
 	}
 }
@@ -401,7 +378,7 @@ func testRestart(t *testing.T, dedup string) {
 func TestRestartWithoutPersistence(t *testing.T) {
 	t.Parallel()
 	srv := startServer(t)
-	obs := newObserver()
+	obs := sinktest.NewRecorder()
 	s := newSink(t, srv, Config{Stream: "np", Dedup: DedupGuard, Retry: retryFast}, obs, nil)
 	evs := makeEvents("np", 100, 3, []string{"x"})
 	if err := s.Publish(context.Background(), evs[:10]); err != nil {
@@ -415,7 +392,7 @@ func TestRestartWithoutPersistence(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 	srv.start()
 	flush(t, s, 60*time.Second)
-	obs.checkAckedOnce(t, evs)
+	obs.CheckExactly(t, evs)
 	if n := len(readStream(t, srv.client(t), "np")); n != 90 {
 		t.Errorf("%d entries after the restart, want 90", n)
 	}
@@ -426,7 +403,7 @@ func TestRestartWithoutPersistence(t *testing.T) {
 func TestScriptFlush(t *testing.T) {
 	t.Parallel()
 	srv := startServer(t)
-	obs := newObserver()
+	obs := sinktest.NewRecorder()
 	s := newSink(t, srv, Config{Stream: "sf", Dedup: DedupGuard}, obs, nil)
 	evs := makeEvents("sf", 20, 2, []string{"x"})
 	srv.do(t, "SCRIPT", "FLUSH")
@@ -434,8 +411,8 @@ func TestScriptFlush(t *testing.T) {
 		t.Fatal(err)
 	}
 	flush(t, s, 10*time.Second)
-	obs.checkAckedOnce(t, evs)
-	if _, _, retried := obs.stats(); retried != 0 {
+	obs.CheckExactly(t, evs)
+	if _, _, retried := stats(obs); retried != 0 {
 		t.Errorf("%d retries reported for NOSCRIPT, want 0", retried)
 	}
 }
@@ -487,7 +464,7 @@ func TestWrongType(t *testing.T) {
 		t.Run(dedup, func(t *testing.T) {
 			prefix := "wt:" + dedup + ":"
 			srv.do(t, "SET", prefix+"bad", "a string")
-			obs := newObserver()
+			obs := sinktest.NewRecorder()
 			s := newSink(t, srv, Config{Stream: prefix + "{{.AggregateType}}", Dedup: dedup}, obs, nil)
 			evs := makeEvents(prefix, 10, 10, []string{"good"})
 			evs[4].AggregateType = "bad"
@@ -508,7 +485,7 @@ func TestWrongType(t *testing.T) {
 			if !errors.As(err, &se) || se.Code != "WRONGTYPE" {
 				t.Errorf("error %v does not unwrap to a WRONGTYPE *ServerError", err)
 			}
-			obs.checkAckedOnce(t, evs[:4])
+			obs.CheckExactly(t, evs[:4])
 			if err := s.Publish(context.Background(), evs[:1]); !errors.As(err, &perr) {
 				t.Errorf("Publish after the failure: %v, want the permanent error", err)
 			}
@@ -570,7 +547,7 @@ func TestStartupChecks(t *testing.T) {
 			}
 			cfg.ConnectTimeout = 3 * time.Second
 			start := time.Now()
-			s, err := New(context.Background(), cfg, sink.Options{Name: "test"})
+			s, err := New(context.Background(), cfg, sinktest.Options("test", nil, nil))
 			if tc.wantErr == nil {
 				if err != nil {
 					t.Fatalf("New: %v", err)
@@ -606,7 +583,7 @@ func TestConnectTimeout(t *testing.T) {
 	// A listener that accepts TCP but never speaks RESP.
 	l := listenSilent(t)
 	start := time.Now()
-	_, err := New(context.Background(), Config{Address: l, ConnectTimeout: 1 * time.Second}, sink.Options{Name: "test"})
+	_, err := New(context.Background(), Config{Address: l, ConnectTimeout: 1 * time.Second}, sinktest.Options("test", nil, nil))
 	if err == nil || !strings.Contains(err.Error(), l) || !strings.Contains(err.Error(), "sink test") {
 		t.Fatalf("New: %v", err)
 	}
@@ -622,14 +599,14 @@ func TestMaxLen(t *testing.T) {
 	for _, dedup := range []string{DedupEntryID, DedupGuard, DedupNone} {
 		t.Run(dedup, func(t *testing.T) {
 			stream := "ml:" + dedup
-			obs := newObserver()
+			obs := sinktest.NewRecorder()
 			s := newSink(t, srv, Config{Stream: stream, Dedup: dedup, MaxLen: 100}, obs, nil)
 			evs := makeEvents(stream, 2000, 4, []string{"x"})
 			if err := s.Publish(context.Background(), evs); err != nil {
 				t.Fatal(err)
 			}
 			flush(t, s, 30*time.Second)
-			obs.checkAckedOnce(t, evs)
+			obs.CheckExactly(t, evs)
 			n, err := srv.client(t).XLen(context.Background(), stream).Result()
 			if err != nil {
 				t.Fatal(err)
@@ -655,7 +632,7 @@ func TestNoMkStream(t *testing.T) {
 		t.Run(dedup, func(t *testing.T) {
 			prefix := "nm:" + dedup + ":"
 			srv.do(t, "XGROUP", "CREATE", prefix+"here", "g", "$", "MKSTREAM")
-			obs := newObserver()
+			obs := sinktest.NewRecorder()
 			s := newSink(t, srv, Config{Stream: prefix + "{{.AggregateType}}", Dedup: dedup, NoMkStream: true}, obs, nil)
 			evs := makeEvents(prefix, 3, 3, []string{"here"})
 			evs[2].AggregateType = "gone"
@@ -667,7 +644,7 @@ func TestNoMkStream(t *testing.T) {
 			if !errors.As(err, &perr) || perr.EventID != evs[2].ID || !strings.Contains(err.Error(), "NOSTREAM") {
 				t.Fatalf("Flush: %v, want a NOSTREAM PermanentError for %s", err, evs[2].ID)
 			}
-			obs.checkAckedOnce(t, evs[:2])
+			obs.CheckExactly(t, evs[:2])
 			if n, _ := srv.client(t).Exists(context.Background(), prefix+"gone").Result(); n != 0 {
 				t.Error("the missing stream was created")
 			}
@@ -680,7 +657,7 @@ func TestNoMkStream(t *testing.T) {
 func TestBackpressure(t *testing.T) {
 	t.Parallel()
 	srv := startServer(t)
-	s := newSink(t, srv, Config{Stream: "bp", BatchSize: 10, MaxInFlight: 20, Retry: retryFast}, newObserver(), nil)
+	s := newSink(t, srv, Config{Stream: "bp", BatchSize: 10, MaxInFlight: 20, Retry: retryFast}, sinktest.NewRecorder(), nil)
 	srv.stop()
 	evs := makeEvents("bp", 30, 3, []string{"x"})
 	if err := s.Publish(context.Background(), evs[:20]); err != nil {
@@ -703,7 +680,7 @@ func TestBackpressure(t *testing.T) {
 func TestClose(t *testing.T) {
 	t.Parallel()
 	srv := startServer(t)
-	s := newSink(t, srv, Config{Stream: "cl", BatchSize: 1, MaxInFlight: 1, Retry: retryFast}, newObserver(), nil)
+	s := newSink(t, srv, Config{Stream: "cl", BatchSize: 1, MaxInFlight: 1, Retry: retryFast}, sinktest.NewRecorder(), nil)
 	srv.stop()
 	evs := makeEvents("cl", 3, 1, []string{"x"})
 	if err := s.Publish(context.Background(), evs[:1]); err != nil {
@@ -734,7 +711,7 @@ func TestClose(t *testing.T) {
 func TestEncodeError(t *testing.T) {
 	t.Parallel()
 	srv := startServer(t)
-	obs := newObserver()
+	obs := sinktest.NewRecorder()
 	s := newSink(t, srv, Config{Stream: "ee"}, obs, nil)
 	if s.Dedup() != DedupEntryID {
 		t.Errorf("dedup auto on redis 7 resolved to %q, want %q", s.Dedup(), DedupEntryID)
@@ -747,7 +724,7 @@ func TestEncodeError(t *testing.T) {
 		t.Fatalf("Publish: %v, want a PermanentError for %s", err, evs[2].ID)
 	}
 	flush(t, s, 10*time.Second)
-	obs.checkAckedOnce(t, evs[:2])
+	obs.CheckExactly(t, evs[:2])
 }
 
 // TestNoPerm: an ACL user that may not write one of the streams gets a
@@ -759,7 +736,7 @@ func TestNoPerm(t *testing.T) {
 	srv.do(t, "ACL", "SETUSER", "limited", "on", ">pw", "~np:*", "~{np:*", "+@all")
 	for _, dedup := range []string{DedupEntryID, DedupGuard, DedupNone} {
 		t.Run(dedup, func(t *testing.T) {
-			obs := newObserver()
+			obs := sinktest.NewRecorder()
 			s := newSink(t, srv, Config{Username: "limited", Password: "pw", Stream: "{{.AggregateType}}:" + dedup, Dedup: dedup}, obs, nil)
 			evs := makeEvents("np-"+dedup, 6, 6, []string{"np"})
 			evs[3].AggregateType = "forbidden"
@@ -771,7 +748,7 @@ func TestNoPerm(t *testing.T) {
 			if !errors.As(err, &perr) || perr.EventID != evs[3].ID || !strings.Contains(err.Error(), "NOPERM") {
 				t.Fatalf("Flush: %v, want a NOPERM PermanentError for %s", err, evs[3].ID)
 			}
-			obs.checkAckedOnce(t, evs[:3])
+			obs.CheckExactly(t, evs[:3])
 		})
 	}
 }
@@ -786,8 +763,8 @@ func TestOOMRetries(t *testing.T) {
 	for _, dedup := range []string{DedupEntryID, DedupGuard, DedupNone} {
 		t.Run(dedup, func(t *testing.T) {
 			stream := "oom:" + dedup
-			obs := newObserver()
-			logs := &logBuffer{}
+			obs := sinktest.NewRecorder()
+			logs := &sinktest.Log{}
 			s := newSink(t, srv, Config{Stream: stream, Dedup: dedup, BatchSize: 16, Retry: retryFast}, obs, logs)
 			evs := makeEvents(stream, 400, 4, []string{"x"})
 			big := []byte(`"` + strings.Repeat("x", 8000) + `"`)
@@ -799,7 +776,7 @@ func TestOOMRetries(t *testing.T) {
 			}
 			deadline := time.Now().Add(10 * time.Second)
 			for {
-				if _, _, retried := obs.stats(); retried > 0 {
+				if _, _, retried := stats(obs); retried > 0 {
 					break
 				}
 				if time.Now().After(deadline) {
@@ -817,7 +794,7 @@ func TestOOMRetries(t *testing.T) {
 			}
 			srv.do(t, "CONFIG", "SET", "maxmemory", "0")
 			flush(t, s, 30*time.Second)
-			obs.checkAckedOnce(t, evs)
+			obs.CheckExactly(t, evs)
 			entries := readStream(t, srv.client(t), stream)
 			if len(entries) != len(evs) {
 				t.Fatalf("%d entries, want %d", len(entries), len(evs))
@@ -829,7 +806,7 @@ func TestOOMRetries(t *testing.T) {
 			}
 			// Memory may dip below the limit between round trips, so the
 			// sink can go down and up more than once; each change is one line.
-			down, up := logs.count("retrying with backoff"), logs.count("recovered")
+			down, up := logs.Count("retrying with backoff"), logs.Count("recovered")
 			if down == 0 || down != up {
 				t.Errorf("%d 'retrying' and %d 'recovered' log lines, want as many of each", down, up)
 			}
@@ -849,17 +826,17 @@ func TestDocumentedACL(t *testing.T) {
 	for _, dedup := range []string{DedupEntryID, DedupGuard, DedupNone} {
 		for _, stream := range []string{"outbox:{{.AggregateType}}:" + dedup, "outbox:static:" + dedup} {
 			t.Run(dedup+"/"+stream, func(t *testing.T) {
-				obs := newObserver()
+				obs := sinktest.NewRecorder()
 				s := newSink(t, srv, Config{Username: "outbox", Password: "secret", Stream: stream, Dedup: dedup}, obs, nil)
 				evs := makeEvents(stream, 20, 4, []string{"x"})
 				if err := s.Publish(context.Background(), evs); err != nil {
 					t.Fatal(err)
 				}
-				if err := s.Publish(context.Background(), copyEvents(evs[10:])); err != nil {
+				if err := s.Publish(context.Background(), sinktest.Copy(evs[10:])); err != nil {
 					t.Fatal(err)
 				}
 				flush(t, s, 10*time.Second)
-				if acks, _, _ := obs.stats(); acks != 30 {
+				if acks, _, _ := stats(obs); acks != 30 {
 					t.Errorf("%d acknowledgements, want 30", acks)
 				}
 			})

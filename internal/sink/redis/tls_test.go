@@ -17,8 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/outbox-cdc/outbox-cdc/internal/sink/acktest"
-	"github.com/outbox-cdc/outbox-cdc/sink"
+	"github.com/outbox-cdc/outbox-cdc/internal/sinktest"
 )
 
 // writeCert creates a key pair signed by parent (self-signed when parent is
@@ -80,9 +79,9 @@ func TestTLS(t *testing.T) {
 		{"plain text to a tls port", TLSConfig{}, srv.addr()},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			obs := newObserver()
+			obs := sinktest.NewRecorder()
 			s, err := New(context.Background(), Config{Address: srv.addr(), TLS: tc.tls, Stream: "tls:" + tc.name, ConnectTimeout: 3 * time.Second, Timeout: 3 * time.Second},
-				acktest.Handle(sink.Options{Name: "test", Observer: obs}))
+				sinktest.Options("test", obs, nil))
 			if tc.wantErr != "" {
 				if err == nil {
 					s.Close()
@@ -103,7 +102,7 @@ func TestTLS(t *testing.T) {
 				t.Fatal(err)
 			}
 			flush(t, s, 10*time.Second)
-			obs.checkAckedOnce(t, evs)
+			obs.CheckExactly(t, evs)
 		})
 	}
 }
