@@ -83,7 +83,9 @@ func (d *yamlDecoder) overlayEnv(root *yaml.Node, environ []string) {
 	for _, kv := range environ {
 		k, v, ok := strings.Cut(kv, "=")
 		rest, ours := strings.CutPrefix(k, EnvPrefix+"_")
-		if !ok || !ours || k == EnvPrefix+"_CONFIG" {
+		// OUTBOX_CDC_CONFIG names the file; OUTBOX_CDC_TOKEN is the admin
+		// API token of the command line's client verbs.
+		if !ok || !ours || k == EnvPrefix+"_CONFIG" || k == EnvPrefix+"_TOKEN" {
 			continue
 		}
 		steps, leaf, ok := resolveEnv(reflect.TypeFor[Config](), rest)
