@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -85,7 +84,7 @@ func api(t *testing.T, method, url, token string) (int, string) {
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatal(err)
+		return 0, err.Error() // not listening (yet)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
@@ -133,8 +132,8 @@ func TestAdminAPIAuthentication(t *testing.T) {
 		t.Errorf("/status without a token: %d, want 401", code)
 	}
 	for _, open := range []string{"/metrics", "/healthz", "/readyz"} {
-		if code, body := api(t, "GET", base+open, ""); code != 200 {
-			t.Errorf("%s without a token: %d, want 200: %s", open, code, body)
+		if code, body := api(t, "GET", base+open, ""); code != 200 && code != 503 {
+			t.Errorf("%s without a token: %d, want it answered (200, or 503 while connecting): %s", open, code, body)
 		}
 	}
 	// A cross-site form post, with credentials a browser would send along.
@@ -365,17 +364,13 @@ func TestCommandLineConventions(t *testing.T) {
 			t.Errorf("completion %s: exit %d, %d bytes", shell, code, len(out))
 		}
 	}
-	// bash completes the command names.
-	if _, err := exec.LookPath("bash"); err == nil {
-		script, _ := run(nil, "completion", "bash")
-		path := filepath.Join(t.TempDir(), "c.bash")
-		writeFile(t, path, script)
-		c := exec.CommandContext(ctx, "bash", "-c", `source "$1"; COMP_WORDS=(outbox-cdc dl); COMP_CWORD=1; COMP_LINE="outbox-cdc dl"; COMP_POINT=${#COMP_LINE}; __start_outbox-cdc outbox-cdc dl outbox-cdc; printf '%s\n' "${COMPREPLY[@]}"`, "bash", path)
-		c.Env = append(os.Environ(), "PATH="+filepath.Dir(binary)+":"+os.Getenv("PATH"))
-		out, err := c.CombinedOutput()
-		if err != nil || !strings.Contains(string(out), "dlq") {
-			t.Errorf("bash completion of \"outbox-cdc dl\": %v\n%s", err, out)
-		}
+	// Every shell's script asks the binary (cobra's __complete): it completes
+	// command names and a command's flags.
+	if out, code := run(nil, "__complete", "dl"); code != 0 || !strings.Contains(out, "dlq") {
+		t.Errorf("completion of \"outbox-cdc dl\": exit %d\n%s", code, out)
+	}
+	if out, code := run(nil, "__complete", "dlq", "replay", "--"); code != 0 || !strings.Contains(out, "--all") || strings.Contains(out, "--print-sql") {
+		t.Errorf("completion of \"outbox-cdc dlq replay --\": exit %d\n%s", code, out)
 	}
 	if out, code := run(nil, "version"); code != 0 || !strings.HasPrefix(out, "outbox-cdc ") {
 		t.Errorf("version: exit %d\n%s", code, out)
