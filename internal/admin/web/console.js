@@ -17,7 +17,7 @@ function el(tag, attrs, ...children) {
     if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
     else e.setAttribute(k, v === true ? "" : v);
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === undefined || c === null || c === false) continue;
     e.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
@@ -51,6 +51,11 @@ function when(t) {
   const d = new Date(t);
   const ago = (Date.now() - d.getTime()) / 1000;
   return d.toISOString().replace(".000", "") + " (" + seconds(Math.max(0, ago)) + " ago)";
+}
+
+// clip shortens a long value for a table cell.
+function clip(v) {
+  return v.length > 600 ? v.slice(0, 600) + " … (" + v.length + " characters)" : v;
 }
 
 function badge(text) { return el("span", { class: "badge " + text, "data-state": text }, text); }
@@ -168,7 +173,7 @@ function setPage(name, ...children) {
   const p = document.getElementById("page");
   p.hidden = false;
   p.dataset.page = name;
-  p.replaceChildren(...children);
+  p.replaceChildren(...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
 }
 
 async function render() {
@@ -355,7 +360,7 @@ async function eventPage(id, params) {
     el("h2", {}, "CloudEvent"),
     el("pre", { id: "event-json" }, d.event ? JSON.stringify(d.event, null, 2) : "–"),
     el("h2", {}, "Outbox row"),
-    el("table", {}, el("tbody", {}, d.row.map((c) => el("tr", {}, el("th", {}, c.name), el("td", { class: "mono wrap" }, c.value === null ? "NULL" : c.value))))));
+    el("table", {}, el("tbody", {}, d.row.map((c) => el("tr", {}, el("th", {}, c.name), el("td", { class: "mono wrap" }, c.value === null ? "NULL" : clip(c.value)))))));
 }
 
 async function republish(b) {
