@@ -210,4 +210,3 @@ func dlqReplay(ctx context.Context, cfg *config.Config, store *dlq.Store, ids []
 	}
 	return nil
 }
-

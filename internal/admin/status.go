@@ -141,8 +141,12 @@ func (h *Handler) sinks(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"sinks": h.ctl.Status().Sinks})
 }
 
-func (h *Handler) pause(w http.ResponseWriter, r *http.Request)  { h.steer(w, r, h.ctl.PauseSink, "paused") }
-func (h *Handler) resume(w http.ResponseWriter, r *http.Request) { h.steer(w, r, h.ctl.ResumeSink, "resumed") }
+func (h *Handler) pause(w http.ResponseWriter, r *http.Request) {
+	h.steer(w, r, h.ctl.PauseSink, "paused")
+}
+func (h *Handler) resume(w http.ResponseWriter, r *http.Request) {
+	h.steer(w, r, h.ctl.ResumeSink, "resumed")
+}
 
 func (h *Handler) steer(w http.ResponseWriter, r *http.Request, do func(string) error, done string) {
 	name := r.PathValue("name")
