@@ -14,6 +14,7 @@ import (
 
 	"github.com/outbox-cdc/outbox-cdc/config"
 	"github.com/outbox-cdc/outbox-cdc/event"
+	"github.com/outbox-cdc/outbox-cdc/internal/admin"
 	"github.com/outbox-cdc/outbox-cdc/internal/catalog"
 	"github.com/outbox-cdc/outbox-cdc/internal/checkpoint"
 	"github.com/outbox-cdc/outbox-cdc/internal/decoder"
@@ -89,6 +90,7 @@ type App struct {
 
 	metrics *observe.Metrics
 	server  *observe.Server
+	admin   *admin.Handler  // nil unless admin.enabled
 	store   *dlq.Store      // nil unless a policy stores dead letters
 	fan     *fanout.Fanout  // opens and owns the sinks
 	targets []fanout.Target // the sinks, in the fan-out's order
@@ -171,10 +173,16 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	ocfg := wiring.Observe(cfg)
 	ocfg.ShutdownTimeout = closeTail
 	a.server = observe.NewServer(ocfg, a.metrics, a.pg, cfg.Postgres.Slot, logger)
+	if err := admin.Check(ctx, cfg); err != nil {
+		return nil, err
+	}
 	if err := a.server.Listen(ctx); err != nil {
 		return nil, err
 	}
 	a.onClose(func() { a.server.Close() })
+	if err := a.openAdmin(ctx); err != nil {
+		return nil, err
+	}
 
 	// Outbox tables by identity, and their publication membership watched:
 	// on drift the stream stops, and the slot is never confirmed past the

@@ -90,6 +90,12 @@ type SinkState struct {
 	// AcknowledgedLSN is a commit position below which the sink has
 	// acknowledged every event routed to it ("0/0" before the first).
 	AcknowledgedLSN string `json:"acknowledged_lsn"`
+	// Published, Acknowledged and DeadLettered count the events handed to
+	// the sink, acknowledged by it, and stored as its dead letters since
+	// New.
+	Published    int64 `json:"published"`
+	Acknowledged int64 `json:"acknowledged"`
+	DeadLettered int64 `json:"dead_lettered"`
 }
 
 // Snapshot returns the application's state now. It never blocks on the
@@ -126,7 +132,8 @@ func (a *App) Snapshot() Snapshot {
 	}
 	health := map[string]SinkState{}
 	for _, sh := range a.metrics.SinkHealths() {
-		health[sh.Name] = SinkState{LastError: sh.LastError, LastErrorSince: sh.ErrorAt, ProgressAt: sh.Progress}
+		health[sh.Name] = SinkState{Pending: sh.Pending, LastError: sh.LastError, LastErrorSince: sh.ErrorAt, ProgressAt: sh.Progress,
+			Published: sh.Published, Acknowledged: sh.Acknowledged, DeadLettered: sh.DeadLettered}
 	}
 	for _, fs := range a.fan.State() {
 		ss := health[fs.Name]

@@ -64,6 +64,10 @@ func (a *App) Run(ctx context.Context) error {
 		return t
 	}
 	httpTask := spawn("http server", func() error { return a.server.Run(serverCtx) })
+	var adminTask *supervise.Task
+	if a.admin != nil {
+		adminTask = spawn("admin history", func() error { a.admin.Run(serverCtx); return nil })
+	}
 	fanTask := spawn("sink fan-out", func() error {
 		err := a.fan.Run(sinkCtx)
 		if err != nil {
@@ -163,6 +167,9 @@ func (a *App) Run(ctx context.Context) error {
 	defer cancelHTTP()
 	if herr := httpTask.Wait(httpCtx); herr != nil {
 		a.logger.Warn("http server did not stop cleanly", "err", herr)
+	}
+	if adminTask != nil {
+		adminTask.Wait(httpCtx)
 	}
 	// Every task was waited for above; what the budget left behind is named.
 	endCtx, cancelEnd := context.WithDeadline(base, later(time.Now(), closeBy))

@@ -45,6 +45,7 @@ type Config struct {
 	Sinks      []Sink     `yaml:"sinks"`
 	DeadLetter DeadLetter `yaml:"dead_letter"`
 	HTTP       HTTP       `yaml:"http"`
+	Admin      Admin      `yaml:"admin"`
 	Heartbeat  Heartbeat  `yaml:"heartbeat"`
 	Log        Log        `yaml:"log"`
 }

@@ -86,6 +86,8 @@ func (c *Config) setDefaults() {
 	num(&h.MaxLagBytes, observe.DefaultMaxLagBytes)
 	dur(&h.Stall, observe.DefaultStall)
 
+	c.Admin.setDefaults()
+
 	dur(&c.Heartbeat.Interval, DefaultHeartbeatInterval)
 	if c.Log.Level == "" {
 		c.Log.Level = "info"

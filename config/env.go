@@ -86,7 +86,10 @@ func (d *yamlDecoder) overlayEnv(root *yaml.Node, environ []string) {
 	for _, kv := range environ {
 		k, v, ok := strings.Cut(kv, "=")
 		rest, ours := strings.CutPrefix(k, EnvPrefix+"_")
-		if !ok || !ours || rest == "CONFIG" || strings.HasPrefix(rest, "TEST_") {
+		// OUTBOX_CDC_CONFIG names the file; OUTBOX_CDC_TOKEN is the admin
+		// API token of the command line's client verbs; OUTBOX_CDC_TEST_* are
+		// the test harness's.
+		if !ok || !ours || rest == "CONFIG" || rest == "TOKEN" || strings.HasPrefix(rest, "TEST_") {
 			continue
 		}
 		steps, leaf, ok := resolveEnv(reflect.TypeFor[Config](), rest)

@@ -12,8 +12,9 @@ const Mask = "xxxxx"
 
 // Redacted returns a deep copy of c in which every secret is replaced by
 // Mask: the password in postgres.url, the user info of nats.url, and the
-// password and token keys of the broker sections (an empty secret stays
-// empty). It is the effective configuration as an operator may see it.
+// password and token keys of the broker sections, the admin tokens and the
+// admin users' password hashes (an empty secret stays empty). It is the
+// effective configuration as an operator may see it.
 func (c *Config) Redacted() *Config {
 	r := *c
 	r.Postgres.URL = pgconn.RedactConnString(c.Postgres.URL)
@@ -43,6 +44,14 @@ func (c *Config) Redacted() *Config {
 			d.Password = mask(d.Password)
 			s.Redis = &d
 		}
+	}
+	r.Admin.Tokens = slices.Clone(c.Admin.Tokens)
+	for i := range r.Admin.Tokens {
+		r.Admin.Tokens[i].Token = mask(r.Admin.Tokens[i].Token)
+	}
+	r.Admin.Users = slices.Clone(c.Admin.Users)
+	for i := range r.Admin.Users {
+		r.Admin.Users[i].PasswordHash = mask(r.Admin.Users[i].PasswordHash)
 	}
 	return &r
 }

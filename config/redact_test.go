@@ -27,16 +27,20 @@ sinks:
   - name: r
     type: redis
     redis: {password: Redis6Secret}
+admin:
+  enabled: true
+  tokens: [{name: ci, token: Adm7Secret-0123456789}]
+  users: [{name: ann, password_hash: "$2a$10$Usr8SecretUsr8SecretUsr8ShVXVbVZaHWb4sI7yWwHbJtqJ2b9wq2"}]
 `), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	secrets := []string{"Pg1Secret", "Kafka2Secret", "Nats3Secret", "Tok4Secret", "Nats5Secret", "Redis6Secret"}
+	secrets := []string{"Pg1Secret", "Kafka2Secret", "Nats3Secret", "Tok4Secret", "Nats5Secret", "Redis6Secret", "Adm7Secret", "Usr8Secret"}
 	// %+v shows every field (Kafka's SASL hides its password itself, so it
 	// is added by hand).
 	dump := func(c *config.Config) string {
-		return fmt.Sprintf("%+v %+v %s %+v %+v %+v", *c, *c.Sinks[0].Kafka, c.Sinks[0].Kafka.SASL.Password,
-			*c.Sinks[1].NATS, *c.Sinks[2].NATS, *c.Sinks[3].Redis)
+		return fmt.Sprintf("%+v %+v %s %+v %+v %+v %+v", *c, *c.Sinks[0].Kafka, c.Sinks[0].Kafka.SASL.Password,
+			*c.Sinks[1].NATS, *c.Sinks[2].NATS, *c.Sinks[3].Redis, c.Admin)
 	}
 	before := dump(cfg)
 	r := cfg.Redacted()

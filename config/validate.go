@@ -61,6 +61,8 @@ func (c *Config) validate(p *problems) {
 		p.add("http.linger", "must not be negative (0 exits at once)")
 	}
 
+	c.Admin.validate(p)
+
 	positive(p, "heartbeat.interval", c.Heartbeat.Interval)
 
 	for i, r := range c.Postgres.Roles.Writers {

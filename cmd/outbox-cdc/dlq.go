@@ -3,109 +3,125 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/user"
 	"strconv"
-	"sync"
 	"text/tabwriter"
 	"time"
 
-	"github.com/jackc/pglogrepl"
+	"github.com/spf13/cobra"
 
 	"github.com/outbox-cdc/outbox-cdc/config"
-	"github.com/outbox-cdc/outbox-cdc/event"
 	"github.com/outbox-cdc/outbox-cdc/internal/dlq"
 	"github.com/outbox-cdc/outbox-cdc/internal/wiring"
-	"github.com/outbox-cdc/outbox-cdc/sink"
 )
 
-const dlqUsage = `usage: outbox-cdc dlq <list|show|replay|discard> [flags] [ID...]
-
-  list    [--sink NAME] [--status pending|replayed|discarded] [--json]
-  show    ID [--json]
-  replay  ID... | --all [--sink NAME]   publish again through the sink, then mark replayed
-  discard ID... [--by NAME]             mark discarded (the row is kept)
-`
-
-// dlqCommand runs `outbox-cdc dlq ...`. args are what follows "dlq".
-func dlqCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, dlqUsage)
-		return 2
+func dlqCmd(stdout, stderr io.Writer) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "dlq",
+		Short: "List, show, replay or discard dead letters (in Postgres; no running instance needed)",
+		Long: `dlq works on the dead-letter table in Postgres directly: it needs no running
+outbox-cdc. replay publishes a letter again through its sink, built from the
+configuration, and marks it replayed once the broker acknowledged.`,
+		RunE: parentOnly(stderr),
 	}
-	sub, args := args[0], args[1:]
-	fs := flag.NewFlagSet("dlq "+sub, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfgPath := fs.String("config", os.Getenv("OUTBOX_CDC_CONFIG"), "YAML config file")
-	sinkName := fs.String("sink", "", "only this sink's letters")
-	status := fs.String("status", "", "list: only letters with this status")
-	asJSON := fs.Bool("json", false, "print JSON")
-	all := fs.Bool("all", false, "replay: every pending letter")
-	by := fs.String("by", "", "discard: who discards (default: the OS user)")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	cfg, err := config.Load(*cfgPath, os.Environ(), nil)
-	if err != nil {
-		fmt.Fprintln(stderr, "outbox-cdc:", err)
-		return 1
-	}
-	store, err := dlq.Open(ctx, wiring.Postgres(cfg), cfg.DeadLetter.Table)
-	if err != nil {
-		fmt.Fprintln(stderr, "outbox-cdc:", err)
-		return 1
-	}
-	defer store.Close()
-	ids, err := parseIDs(fs.Args())
-	if err != nil {
-		fmt.Fprintln(stderr, "outbox-cdc dlq:", err)
-		return 2
-	}
-	switch sub {
-	case "list":
-		err = dlqList(ctx, store, dlq.Filter{Sink: *sinkName, Status: *status}, *asJSON, stdout)
-	case "show":
-		if len(ids) != 1 {
-			fmt.Fprint(stderr, dlqUsage)
-			return 2
+	// open loads the config and opens the store for a subcommand.
+	open := func(ctx context.Context, cfgPath string) (*config.Config, *dlq.Store, error) {
+		cfg, err := config.Load(cfgPath, os.Environ(), nil)
+		if err != nil {
+			return nil, nil, err
 		}
-		err = dlqShow(ctx, store, ids[0], stdout)
-	case "replay":
+		store, err := dlq.Open(ctx, wiring.Postgres(cfg), cfg.DeadLetter.Table)
+		if err != nil {
+			return nil, nil, err
+		}
+		return cfg, store, nil
+	}
+
+	list := &cobra.Command{Use: "list", Short: "List dead letters, oldest first", Args: noArgs}
+	listCfg := configFlag(list)
+	sinkName := list.Flags().String("sink", "", "only this sink's letters")
+	state := list.Flags().String("status", "", "only letters with this status: pending, replayed or discarded")
+	listJSON := list.Flags().Bool("json", false, "print JSON")
+	list.RunE = func(cmd *cobra.Command, _ []string) error {
+		_, store, err := open(cmd.Context(), *listCfg)
+		if err != nil {
+			return err
+		}
+		defer store.Close()
+		return dlqList(cmd.Context(), store, dlq.Filter{Sink: *sinkName, Status: *state}, *listJSON, stdout)
+	}
+
+	show := &cobra.Command{Use: "show ID", Short: "Show one dead letter as JSON, with its event and the broker's error", Args: exactArgs(1, "one dead-letter ID")}
+	showCfg := configFlag(show)
+	show.Flags().Bool("json", true, "print JSON (the only format)")
+	show.RunE = func(cmd *cobra.Command, args []string) error {
+		ids, err := parseIDs(args)
+		if err != nil {
+			return usageError{err}
+		}
+		_, store, err := open(cmd.Context(), *showCfg)
+		if err != nil {
+			return err
+		}
+		defer store.Close()
+		return dlqShow(cmd.Context(), store, ids[0], stdout)
+	}
+
+	replay := &cobra.Command{Use: "replay (ID... | --all)", Short: "Publish letters again through their sink, then mark them replayed"}
+	replayCfg := configFlag(replay)
+	all := replay.Flags().Bool("all", false, "every pending letter")
+	replaySink := replay.Flags().String("sink", "", "with --all: only this sink's letters")
+	replay.RunE = func(cmd *cobra.Command, args []string) error {
+		ids, err := parseIDs(args)
+		if err != nil {
+			return usageError{err}
+		}
 		if (len(ids) == 0) == !*all {
-			fmt.Fprintln(stderr, "outbox-cdc dlq replay: give IDs or --all")
-			return 2
+			return usagef("outbox-cdc dlq replay: give IDs or --all")
 		}
-		err = dlqReplay(ctx, cfg, store, ids, *all, *sinkName, stdout)
-	case "discard":
+		cfg, store, err := open(cmd.Context(), *replayCfg)
+		if err != nil {
+			return err
+		}
+		defer store.Close()
+		return dlqReplay(cmd.Context(), cfg, store, ids, *all, *replaySink, stdout)
+	}
+
+	discard := &cobra.Command{Use: "discard ID...", Short: "Mark letters discarded (the rows are kept)"}
+	discardCfg := configFlag(discard)
+	discardBy := discard.Flags().String("by", "", "who discards (default: the OS user)")
+	discard.RunE = func(cmd *cobra.Command, args []string) error {
+		ids, err := parseIDs(args)
+		if err != nil {
+			return usageError{err}
+		}
 		if len(ids) == 0 {
-			fmt.Fprint(stderr, dlqUsage)
-			return 2
+			return usagef("outbox-cdc dlq discard: give the IDs to discard")
 		}
-		who := *by
+		_, store, err := open(cmd.Context(), *discardCfg)
+		if err != nil {
+			return err
+		}
+		defer store.Close()
+		who := *discardBy
 		if who == "" {
 			if u, uerr := user.Current(); uerr == nil {
 				who = u.Username
 			}
 		}
 		for _, id := range ids {
-			if err = store.Resolve(ctx, id, dlq.StatusDiscarded, who); err != nil {
-				break
+			if err := store.Resolve(cmd.Context(), id, dlq.StatusDiscarded, who); err != nil {
+				return err
 			}
 			fmt.Fprintf(stdout, "dead letter %d discarded (kept, marked discarded by %s)\n", id, who)
 		}
-	default:
-		fmt.Fprint(stderr, dlqUsage)
-		return 2
+		return nil
 	}
-	if err != nil {
-		fmt.Fprintln(stderr, "outbox-cdc:", err)
-		return 1
-	}
-	return 0
+	cmd.AddCommand(list, show, replay, discard)
+	return cmd
 }
 
 func parseIDs(args []string) ([]int64, error) {
@@ -182,7 +198,7 @@ func dlqReplay(ctx context.Context, cfg *config.Config, store *dlq.Store, ids []
 	}
 	failed := 0
 	for _, l := range letters {
-		if err := replayOne(ctx, cfg, store, l); err != nil {
+		if err := store.Replay(ctx, wiring.SinkOpener(cfg), l, "outbox-cdc dlq replay"); err != nil {
 			failed++
 			fmt.Fprintf(out, "dead letter %d: %v\n", l.ID, err)
 			continue
@@ -193,60 +209,4 @@ func dlqReplay(ctx context.Context, cfg *config.Config, store *dlq.Store, ids []
 		return fmt.Errorf("%d of %d dead letters could not be replayed", failed, len(letters))
 	}
 	return nil
-}
-
-func replayOne(ctx context.Context, cfg *config.Config, store *dlq.Store, l dlq.Letter) error {
-	if l.Status != dlq.StatusPending {
-		return fmt.Errorf("status is %s, not pending", l.Status)
-	}
-	if l.Sink == dlq.DecoderSink || l.Event == nil {
-		return errors.New("a row that could not be decoded cannot be replayed: fix the data, insert a corrected outbox row, then discard this letter")
-	}
-	var sc *config.Sink
-	for i := range cfg.Sinks {
-		if cfg.Sinks[i].Name == l.Sink {
-			sc = &cfg.Sinks[i]
-		}
-	}
-	if sc == nil {
-		return fmt.Errorf("no sink named %q in the config", l.Sink)
-	}
-	e, err := event.ParseJSON(l.Event)
-	if err != nil {
-		return err
-	}
-	e.AggregateType, e.Table = l.AggregateType, l.Table
-	if l.Position != nil {
-		e.Seq = *l.Position // a Redis sink derives its entry id from it
-	}
-	if lsn, err := pglogrepl.ParseLSN(l.CommitLSN); err == nil {
-		e.CommitLSN = uint64(lsn)
-	}
-	done := make(chan struct{})
-	var once sync.Once
-	s, err := wiring.OpenSink(ctx, *sc, sink.Options{Name: sc.Name, Ack: func(*event.Event) { once.Do(func() { close(done) }) }})
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	err = s.Publish(rctx, []*event.Event{e})
-	if err == nil {
-		err = s.Flush(rctx)
-	}
-	if err == nil {
-		select {
-		case <-done:
-		case <-rctx.Done():
-			err = fmt.Errorf("sink %s did not acknowledge within 2m", sc.Name)
-		}
-	}
-	if err != nil {
-		if ferr := store.Failed(ctx, l.ID, err); ferr != nil {
-			return errors.Join(err, ferr)
-		}
-		return fmt.Errorf("failed again (attempts counted): %w", err)
-	}
-	return store.Resolve(ctx, l.ID, dlq.StatusReplayed, "outbox-cdc dlq replay")
 }

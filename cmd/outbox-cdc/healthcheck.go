@@ -2,13 +2,14 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/outbox-cdc/outbox-cdc/config"
 	"github.com/outbox-cdc/outbox-cdc/internal/observe"
@@ -20,18 +21,28 @@ import (
 // (--config or $OUTBOX_CDC_CONFIG, with environment overrides), else
 // $OUTBOX_CDC_HTTP_ADDR, else the default 127.0.0.1:9187; a wildcard host
 // (0.0.0.0, ::) is asked on loopback.
-func healthcheckCommand(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("healthcheck", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	addr := fs.String("addr", "", "host:port of outbox-cdc's HTTP server (default: http.addr of the config)")
-	cfgPath := fs.String("config", os.Getenv("OUTBOX_CDC_CONFIG"), "YAML config file to read http.addr from")
-	timeout := fs.Duration("timeout", 3*time.Second, "how long to wait for the answer")
-	if err := fs.Parse(args); err != nil {
-		return 2
+func healthcheckCmd(stdout, stderr io.Writer) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "healthcheck",
+		Short: "Exit 0 when a running outbox-cdc's /healthz answers 200 (the image's HEALTHCHECK)",
+		Args:  noArgs,
 	}
-	a := *addr
-	if a == "" && *cfgPath != "" {
-		if cfg, err := config.Load(*cfgPath, os.Environ(), nil); err == nil {
+	addr := cmd.Flags().String("addr", "", "host:port of outbox-cdc's HTTP server (default: http.addr of the config)")
+	cfgPath := configFlag(cmd)
+	timeout := cmd.Flags().Duration("timeout", 3*time.Second, "how long to wait for the answer")
+	cmd.RunE = func(*cobra.Command, []string) error {
+		if code := healthcheck(*addr, *cfgPath, *timeout, stdout, stderr); code != 0 {
+			return exitError(code)
+		}
+		return nil
+	}
+	return cmd
+}
+
+func healthcheck(addr, cfgPath string, timeout time.Duration, stdout, stderr io.Writer) int {
+	a := addr
+	if a == "" && cfgPath != "" {
+		if cfg, err := config.Load(cfgPath, os.Environ(), nil); err == nil {
 			a = cfg.HTTP.Addr
 		}
 	}
@@ -54,7 +65,7 @@ func healthcheckCommand(args []string, stdout, stderr io.Writer) int {
 		host = "127.0.0.1"
 	}
 	url := "http://" + net.JoinHostPort(host, port) + "/healthz"
-	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {

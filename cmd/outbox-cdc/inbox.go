@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -13,107 +12,116 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/spf13/cobra"
 
 	"github.com/outbox-cdc/outbox-cdc/handler/inbox"
 	pgconn "github.com/outbox-cdc/outbox-cdc/internal/pgconn"
 )
 
-const inboxUsage = `usage: outbox-cdc inbox <list|replay|discard|migrate> --url URL [flags] [ID...]
+const inboxLong = `The consumer inbox of the Go handler framework (docs/handlers.md), in the
+consumer's own database (--url, default $OUTBOX_CDC_INBOX_URL). An ID is an
+event id; --source (and --consumer) tell apart events of different sources or
+consumers that share it.`
 
-The consumer inbox of the Go handler framework (docs/handlers.md), in the
-consumer's own database (--url, default $OUTBOX_CDC_INBOX_URL).
-
-  list     [--consumer C] [--source S] [--state parked|replay|discarded|done|all] [--json]
-  replay   ID... | --all [--consumer C] [--source S]
-           mark parked events for replay: the running consumer runs them
-           again, once, within its replay interval (default 5s)
-  discard  ID... | --all [--consumer C] [--source S]   set parked events aside for good
-  migrate  create the inbox table and its indexes (idempotent)
-
-  --table NAME   the inbox table (default public.outbox_inbox)
-
-An ID is an event id; --source (and --consumer) tell apart events of
-different sources or consumers that share it.
-`
-
-// inboxCommand runs `outbox-cdc inbox ...`. args are what follows "inbox".
-func inboxCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, inboxUsage)
-		return 2
+// inboxCmd is ` + "`outbox-cdc inbox list|replay|discard|migrate`" + `.
+func inboxCmd(stdout io.Writer) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "inbox",
+		Short: "List, replay or discard events a Go consumer parked; create the inbox table",
+		Long:  inboxLong,
+		Args:  noArgs,
 	}
-	sub, args := args[0], args[1:]
-	fs := flag.NewFlagSet("inbox "+sub, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	url := fs.String("url", os.Getenv("OUTBOX_CDC_INBOX_URL"), "the consumer's database")
-	table := fs.String("table", inbox.DefaultTable, "the inbox table")
-	consumer := fs.String("consumer", "", "only this consumer's events")
-	source := fs.String("source", "", "only events of this source")
-	state := fs.String("state", "", "list: parked, replay, discarded, done or all (default: all but done)")
-	asJSON := fs.Bool("json", false, "list: print JSON")
-	all := fs.Bool("all", false, "replay, discard: every parked event the filters select")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	switch sub {
-	case "list", "replay", "discard", "migrate":
-	default:
-		fmt.Fprint(stderr, inboxUsage)
-		return 2
-	}
-	if *url == "" {
-		fmt.Fprintln(stderr, "outbox-cdc inbox: --url (or OUTBOX_CDC_INBOX_URL) is required: the consumer's database, where its inbox table is")
-		return 2
-	}
-	pool, err := pgxpool.New(ctx, *url)
-	if err == nil {
-		err = pool.Ping(ctx)
-	}
-	if err != nil {
-		fmt.Fprintln(stderr, "outbox-cdc inbox:", pgconn.RedactURL(err.Error()))
-		return 1
-	}
-	defer pool.Close()
-	if sub == "migrate" {
-		if err := inbox.Migrate(ctx, pool, *table); err != nil {
-			fmt.Fprintln(stderr, "outbox-cdc inbox:", err)
-			return 1
+	var url, table, consumer, source string
+	pf := cmd.PersistentFlags()
+	pf.StringVar(&url, "url", os.Getenv("OUTBOX_CDC_INBOX_URL"), "the consumer's database (default $OUTBOX_CDC_INBOX_URL)")
+	pf.StringVar(&table, "table", inbox.DefaultTable, "the inbox table")
+	// open connects to the consumer's database; the caller closes the pool.
+	open := func(ctx context.Context) (*pgxpool.Pool, error) {
+		if url == "" {
+			return nil, usagef("--url (or OUTBOX_CDC_INBOX_URL) is required: the consumer's database, where its inbox table is")
 		}
-		fmt.Fprintf(stdout, "inbox table %s is in place\n", *table)
-		return 0
+		pool, err := pgxpool.New(ctx, url)
+		if err == nil {
+			if err = pool.Ping(ctx); err != nil {
+				pool.Close()
+			}
+		}
+		if err != nil {
+			return nil, errors.New(pgconn.RedactURL(err.Error()))
+		}
+		return pool, nil
 	}
-	ib, err := inbox.New(pool, inbox.Config{Table: *table})
-	if err != nil {
-		fmt.Fprintln(stderr, "outbox-cdc inbox:", err)
-		return 2
+	withInbox := func(ctx context.Context, do func(*inbox.Inbox) error) error {
+		pool, err := open(ctx)
+		if err != nil {
+			return err
+		}
+		defer pool.Close()
+		ib, err := inbox.New(pool, inbox.Config{Table: table})
+		if err != nil {
+			return usageError{err}
+		}
+		return do(ib)
 	}
-	f := inbox.Filter{Consumer: *consumer, Source: *source, IDs: fs.Args()}
-	switch sub {
-	case "list":
-		switch *state {
+	filters := func(c *cobra.Command) {
+		c.Flags().StringVar(&consumer, "consumer", "", "only this consumer's events")
+		c.Flags().StringVar(&source, "source", "", "only events of this source")
+	}
+
+	list := &cobra.Command{Use: "list", Short: "List parked (and, with --state, other) inbox events", Args: noArgs}
+	filters(list)
+	var state string
+	var asJSON bool
+	list.Flags().StringVar(&state, "state", "", "parked, replay, discarded, done or all, comma-separated (default: all but done)")
+	list.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	list.RunE = func(c *cobra.Command, _ []string) error {
+		f := inbox.Filter{Consumer: consumer, Source: source}
+		switch state {
 		case "":
 		case "all":
 			f.States = []string{"done", "parked", "replay", "discarded"}
 		default:
-			f.States = strings.Split(*state, ",")
+			f.States = strings.Split(state, ",")
 		}
-		err = inboxList(ctx, ib, f, *asJSON, stdout)
-	case "replay", "discard":
-		if (len(f.IDs) == 0) == !*all {
-			fmt.Fprintf(stderr, "outbox-cdc inbox %s: give event IDs or --all\n", sub)
-			return 2
-		}
-		f.States = []string{"parked"}
-		if sub == "replay" {
-			f.States = append(f.States, "discarded")
-		}
-		err = inboxSet(ctx, ib, sub, f, stdout)
+		return withInbox(c.Context(), func(ib *inbox.Inbox) error { return inboxList(c.Context(), ib, f, asJSON, stdout) })
 	}
-	if err != nil {
-		fmt.Fprintln(stderr, "outbox-cdc inbox:", err)
-		return 1
+
+	setter := func(verb, short string) *cobra.Command {
+		c := &cobra.Command{Use: verb + " (ID... | --all)", Short: short, Args: cobra.ArbitraryArgs}
+		filters(c)
+		var all bool
+		c.Flags().BoolVar(&all, "all", false, "every parked event the filters select")
+		c.RunE = func(c *cobra.Command, ids []string) error {
+			if (len(ids) == 0) == !all {
+				return usagef("give event IDs or --all")
+			}
+			f := inbox.Filter{Consumer: consumer, Source: source, IDs: ids, States: []string{"parked"}}
+			if verb == "replay" {
+				f.States = append(f.States, "discarded")
+			}
+			return withInbox(c.Context(), func(ib *inbox.Inbox) error { return inboxSet(c.Context(), ib, verb, f, stdout) })
+		}
+		return c
 	}
-	return 0
+
+	migrate := &cobra.Command{Use: "migrate", Short: "Create the inbox table and its indexes (idempotent)", Args: noArgs}
+	migrate.RunE = func(c *cobra.Command, _ []string) error {
+		pool, err := open(c.Context())
+		if err != nil {
+			return err
+		}
+		defer pool.Close()
+		if err := inbox.Migrate(c.Context(), pool, table); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "inbox table %s is in place\n", table)
+		return nil
+	}
+	cmd.AddCommand(list,
+		setter("replay", "Mark parked events for replay: the running consumer runs them again, once, within its replay interval (default 5s)"),
+		setter("discard", "Set parked events aside for good"),
+		migrate)
+	return cmd
 }
 
 func inboxList(ctx context.Context, ib *inbox.Inbox, f inbox.Filter, asJSON bool, out io.Writer) error {

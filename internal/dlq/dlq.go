@@ -217,6 +217,11 @@ type Filter struct {
 	Sink   string // "" for every sink
 	Status string // "" for every status
 	Limit  int    // 0 for 1000
+	// After pages: only letters with a larger id. Default 0: from the first.
+	After int64
+	// Query selects letters whose event id is Query, or whose error
+	// contains it (case-insensitive). Default "": every letter.
+	Query string
 }
 
 // List returns letters, oldest first.
@@ -225,7 +230,8 @@ func (s *Store) List(ctx context.Context, f Filter) ([]Letter, error) {
 		f.Limit = 1000
 	}
 	rows, err := s.pool.Query(ctx, `SELECT `+columns+` FROM `+s.table+`
-		WHERE ($1 = '' OR sink = $1) AND ($2 = '' OR status = $2) ORDER BY id LIMIT $3`, f.Sink, f.Status, f.Limit)
+		WHERE ($1 = '' OR sink = $1) AND ($2 = '' OR status = $2) AND id > $4
+		AND ($5 = '' OR event_id = $5 OR strpos(lower(error), lower($5)) > 0) ORDER BY id LIMIT $3`, f.Sink, f.Status, f.Limit, f.After, f.Query)
 	if err != nil {
 		return nil, fmt.Errorf("dlq: %w", err)
 	}

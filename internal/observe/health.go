@@ -20,6 +20,9 @@ type sinkHealth struct {
 	progress time.Time // last acknowledgement, or when pending became non-zero
 	lastErr  string
 	errAt    time.Time
+
+	// totals since start
+	handed, acked, dead int64
 }
 
 func (h *sinkHealth) published(n int) {
@@ -28,14 +31,20 @@ func (h *sinkHealth) published(n int) {
 		h.progress = time.Now()
 	}
 	h.pending += int64(n)
+	h.handed += int64(n)
 	h.mu.Unlock()
 }
 
-// settled records n events the sink is done with: acknowledged, or stored as
-// dead letters.
-func (h *sinkHealth) settled(n int) {
+// settled records n events the sink is done with: acknowledged (dead false),
+// or stored as dead letters.
+func (h *sinkHealth) settled(n int, dead bool) {
 	now := time.Now()
 	h.mu.Lock()
+	if dead {
+		h.dead += int64(n)
+	} else {
+		h.acked += int64(n)
+	}
 	h.pending -= int64(n)
 	if h.pending < 0 {
 		h.pending = 0
@@ -88,6 +97,10 @@ type SinkHealth struct {
 	// acknowledgement, and ErrorAt when; "" when none.
 	LastError string
 	ErrorAt   time.Time
+	// Published, Acknowledged and DeadLettered count the events handed to
+	// the sink, acknowledged by it, and stored as its dead letters since
+	// start.
+	Published, Acknowledged, DeadLettered int64
 }
 
 // SinkHealths returns every sink's health, sorted by name. Safe for
@@ -96,7 +109,8 @@ func (m *Metrics) SinkHealths() []SinkHealth {
 	var out []SinkHealth
 	for _, h := range m.sinkHealths() {
 		h.mu.Lock()
-		sh := SinkHealth{Name: h.name, Pending: h.pending, Progress: h.progress, LastError: h.lastErr}
+		sh := SinkHealth{Name: h.name, Pending: h.pending, Progress: h.progress, LastError: h.lastErr,
+			Published: h.handed, Acknowledged: h.acked, DeadLettered: h.dead}
 		if h.lastErr != "" {
 			sh.ErrorAt = h.errAt
 		}

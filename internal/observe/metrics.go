@@ -154,7 +154,7 @@ func (m *Metrics) Acked(name string, e *event.Event) {
 	if !e.CommitTime.IsZero() {
 		s.latency.Observe(time.Since(e.CommitTime).Seconds())
 	}
-	s.health.settled(1)
+	s.health.settled(1, false)
 }
 
 // Retried implements sink.Observer.
@@ -179,7 +179,7 @@ func (m *Metrics) DuplicateOtherCommit(name string, _ *event.Event, _ uint64) {
 func (m *Metrics) DeadLettered(name string) {
 	s := m.sink(name)
 	s.dead.Inc()
-	s.health.settled(1)
+	s.health.settled(1, true)
 }
 
 // AddOutbox prepares the per-table series (at zero) for an outbox table.

@@ -113,6 +113,18 @@ type Server struct {
 	lastErr  string
 	lastErrT time.Time
 	faults   []Check // why the stream stopped for good, see Fault
+
+	admin http.Handler                    // routes under /admin and /api/, see Mount
+	guard func(http.Handler) http.Handler // wraps /status when the admin API authenticates
+}
+
+// Mount serves h under /admin and /api/ and wraps /status with guard (nil:
+// /status stays open), for the admin console and its API. /metrics,
+// /healthz and /readyz are never wrapped. Call it before Run.
+func (s *Server) Mount(h http.Handler, guard func(http.Handler) http.Handler) {
+	s.mu.Lock()
+	s.admin, s.guard = h, guard
+	s.mu.Unlock()
 }
 
 // NewServer returns a Server that polls slot in the database pg names.
@@ -201,7 +213,7 @@ func (s *Server) Listen(ctx context.Context) error {
 		return nil
 	}
 	if !IsLoopback(ctx, s.cfg.Addr) {
-		s.logger.Warn("http.addr "+s.cfg.Addr+" is not a loopback address: /metrics, /status, /healthz and /readyz answer anyone who reaches it, without authentication; bind 127.0.0.1 unless a firewall or an authenticating proxy guards it (the admin console will refuse such an address without authentication)",
+		s.logger.Warn("http.addr "+s.cfg.Addr+" is not a loopback address: /metrics, /healthz and /readyz (and /status unless the admin API authenticates) answer anyone who reaches it; bind 127.0.0.1 unless a firewall or an authenticating proxy guards it, and put TLS in front of it for admin tokens and passwords",
 			"addr", s.cfg.Addr)
 	}
 	ln, err := net.Listen("tcp", s.cfg.Addr)
@@ -259,12 +271,24 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.m.Registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { writeReport(w, s.Health()) })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) { writeReport(w, s.Ready()) })
-	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
+	var status http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		enc.Encode(s.Status())
 	})
+	s.mu.Lock()
+	admin, guard := s.admin, s.guard
+	s.mu.Unlock()
+	if guard != nil {
+		status = guard(status)
+	}
+	mux.Handle("GET /status", status)
+	if admin != nil {
+		mux.Handle("/admin", admin)
+		mux.Handle("/admin/", admin)
+		mux.Handle("/api/", admin)
+	}
 	return mux
 }
 

@@ -8,11 +8,12 @@ package wiring
 import (
 	"context"
 	"fmt"
-	"github.com/outbox-cdc/outbox-cdc/internal/fanout"
 
 	"github.com/outbox-cdc/outbox-cdc/config"
 	"github.com/outbox-cdc/outbox-cdc/internal/checkpoint"
 	"github.com/outbox-cdc/outbox-cdc/internal/decoder"
+	"github.com/outbox-cdc/outbox-cdc/internal/dlq"
+	"github.com/outbox-cdc/outbox-cdc/internal/fanout"
 	"github.com/outbox-cdc/outbox-cdc/internal/observe"
 	"github.com/outbox-cdc/outbox-cdc/internal/pgconn"
 	"github.com/outbox-cdc/outbox-cdc/internal/replication"
@@ -91,4 +92,18 @@ func OpenSink(ctx context.Context, sc config.Sink, opts sink.Options) (sink.Sink
 		return redis.New(ctx, Redis(sc), opts)
 	}
 	return nil, fmt.Errorf("sink %s: unknown type %q", sc.Name, sc.Type)
+}
+
+// SinkOpener returns a dlq.SinkOpener for the sinks of cfg: it opens the
+// sink of that name as OpenSink does, and says (dlq.ErrNotReplayable) when
+// the config has none.
+func SinkOpener(cfg *config.Config) dlq.SinkOpener {
+	return func(ctx context.Context, name string, opts sink.Options) (sink.Sink, error) {
+		for _, sc := range cfg.Sinks {
+			if sc.Name == name {
+				return OpenSink(ctx, sc, opts)
+			}
+		}
+		return nil, fmt.Errorf("%w: no sink named %q in the config", dlq.ErrNotReplayable, name)
+	}
 }
