@@ -28,7 +28,7 @@ type browser struct {
 // EnvScreenshots names the directory the browser tests write their
 // screenshots to; default a new directory under the system's temp dir
 // (named in the test's log).
-const EnvScreenshots = "OUTBOX_CDC_SCREENSHOTS"
+const EnvScreenshots = "OUTBOX_CDC_TEST_SCREENSHOTS"
 
 func newBrowser(t *testing.T) *browser {
 	t.Helper()
@@ -167,7 +167,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	if p.hasExited() {
 		t.Fatalf("run exited: %v\n%s", p.err, tail(p.log(), 30))
 	}
-	e.exec(`INSERT INTO outbox (type, source, aggregate_type, aggregate_id, data) SELECT 'order.created', '/shop', 'order', 'o-' || g, jsonb_build_object('n', g) FROM generate_series(1, 20) g`)
+	e.exec(`INSERT INTO outbox (type, source, aggregate_type, aggregate_id, data) SELECT 'order.created', '/shop', 'order', 'o-' || g, jsonb_build_object('agg', 'o-' || g, 'seq', 0) FROM generate_series(1, 20) g`)
 	waitFor(t, 30*time.Second, "the first events", func() bool { return len(e.readEvents()) == 20 })
 
 	// 1. Sign in; the overview shows the slot and the sinks.
@@ -192,7 +192,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 		b.waitText(10*time.Second, "audit paused", `tr[data-sink="audit"] [data-state]`, func(s string) bool { return s == "paused" })
 		held, _ := e.slot()
-		e.exec(`INSERT INTO outbox (type, source, aggregate_type, aggregate_id, data) SELECT 'order.paid', '/shop', 'order', 'o-' || g, jsonb_build_object('n', g) FROM generate_series(1, 30) g`)
+		e.exec(`INSERT INTO outbox (type, source, aggregate_type, aggregate_id, data) SELECT 'order.paid', '/shop', 'order', 'o-' || g, jsonb_build_object('agg', 'o-' || g, 'seq', CASE WHEN g <= 20 THEN 1 ELSE 0 END) FROM generate_series(1, 30) g`)
 		b.waitText(20*time.Second, "30 events pending for audit", `[data-testid="pending-audit"]`, func(s string) bool { return s == "30" })
 		time.Sleep(time.Second)
 		if c, _ := e.slot(); c != held {

@@ -99,7 +99,7 @@ func TestDocsSite(t *testing.T) {
 	}
 
 	for _, want := range []string{"quickstart/", "concepts/", "writing-events/", "reference/configuration/", "troubleshooting/",
-		"benchmarks/", "sinks/kafka/", "sinks/nats/", "sinks/redis/", "operations/"} {
+		"benchmarks/", "sinks/kafka/", "sinks/nats/", "sinks/redis/", "operations/", "admin-console/", "reference/cli/"} {
 		if c.pages[base+want] == nil {
 			t.Errorf("page %s is not reachable by links from the home page", want)
 		}

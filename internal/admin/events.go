@@ -361,7 +361,7 @@ func (h *Handler) event(w http.ResponseWriter, r *http.Request) {
 	}
 	row := rows[0]
 	d := EventDetail{Table: row.Table, Sinks: []Binding{}, DeadLetters: []LetterSummary{},
-		Note: "read from the outbox table: the pglsn extension (the commit position) is known only to the stream, so it is not shown"}
+		Note: "Read from the outbox table: the pglsn extension (the commit position) is known only to the stream, so it is not shown"}
 	for i, c := range row.Columns {
 		d.Row = append(d.Row, Column{Name: c, Value: row.Values[i]})
 	}

@@ -107,6 +107,11 @@ func run() error {
 			}
 		}
 	}
+	if *searchRows > 0 { // the admin console's search (search.go)
+		if err := b.consoleSearch(ctx); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

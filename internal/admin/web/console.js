@@ -319,7 +319,7 @@ async function eventsPage(params) {
     el("td", {}, e.type), el("td", {}, e.aggregate_type || "–"), el("td", {}, e.aggregate_id || "–"),
     el("td", {}, e.time ? new Date(e.time).toISOString() : "–")));
   setPage("events", el("h1", {}, "Events"), form,
-    el("p", { class: "muted", id: "search-time" }, page.events.length + " events, " + page.server_ms.toFixed(1) + " ms in the database"),
+    el("p", { class: "muted", id: "search-time" }, page.events.length + (page.events.length === 1 ? " event, " : " events, ") + page.server_ms.toFixed(1) + " ms in the database"),
     el("table", { id: "events-table" }, el("thead", {}, el("tr", {}, ["Id", "Type", "Aggregate type", "Aggregate id", "Time"].map((h) => el("th", {}, h)))), el("tbody", {}, rows)),
     page.next ? el("p", {}, el("a", { href: "#/events" + query({ ...p, cursor: page.next }), id: "next-page" }, "Next page →")) : null);
   document.getElementById("f-id").focus();
@@ -450,7 +450,8 @@ async function letterPage(id) {
 document.addEventListener("DOMContentLoaded", async () => {
   document.getElementById("sign-in-form").addEventListener("submit", signIn);
   document.getElementById("sign-out").addEventListener("click", signOut);
-  window.addEventListener("hashchange", render);
+  // A message belongs to the page it was shown on.
+  window.addEventListener("hashchange", () => { document.getElementById("flash").replaceChildren(); render(); });
   try {
     signedIn(await call("GET", "/session"));
   } catch (e) {
