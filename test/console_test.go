@@ -319,6 +319,8 @@ func TestCommandLineConventions(t *testing.T) {
 		{[]string{"events", "find"}, []string{"--aggregate-id", "--type", "--from", "--to", "--cursor"}, []string{"--sink", "--all"}, ""},
 		{[]string{"events", "republish"}, []string{"--sink", "--token"}, []string{"--aggregate-id", "--all"}, ""},
 		{[]string{"healthcheck"}, []string{"--addr", "--timeout"}, []string{"--json", "--yes"}, ""},
+		{[]string{"inbox", "list"}, []string{"--url", "--table", "--consumer", "--source", "--state", "--json"}, []string{"--config", "--all"}, ""},
+		{[]string{"inbox", "replay"}, []string{"--url", "--table", "--consumer", "--source", "--all"}, []string{"--config", "--state", "--json"}, ""},
 	} {
 		out, code := run(nil, append(tc.args, "--help")...)
 		if code != 0 {
