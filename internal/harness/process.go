@@ -382,6 +382,18 @@ func sweepStaleDirs() {
 	}
 }
 
+// Pid returns the process id of the running server process (the
+// postmaster, redis-server, nats-server, the Kafka JVM), or 0 when it is
+// stopped. Benchmarks read its CPU time from /proc.
+func (b *base) Pid() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.proc == nil || b.proc.exited() {
+		return 0
+	}
+	return b.proc.pid()
+}
+
 func (b *base) checkStartable() error {
 	if b.closed {
 		return fmt.Errorf("%s: closed", b.name)

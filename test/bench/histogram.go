@@ -66,3 +66,19 @@ func (h histogram) quantile(q float64) float64 {
 	}
 	return lo
 }
+
+// minus returns the observations h has beyond base, an earlier scrape of
+// the same histogram.
+func (h histogram) minus(base histogram) histogram {
+	if base.count == 0 {
+		return h
+	}
+	out := histogram{count: h.count - base.count}
+	for i, b := range h.buckets {
+		if i < len(base.buckets) && base.buckets[i].le == b.le {
+			b.n -= base.buckets[i].n
+		}
+		out.buckets = append(out.buckets, b)
+	}
+	return out
+}

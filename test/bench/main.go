@@ -39,6 +39,7 @@ var (
 	thruRun  = flag.Bool("throughput", true, "run the throughput comparison (false: only -bigtx and -latency)")
 	latRates = flag.String("latency", "1000x1,5000x10", "latency runs: events/s x rows per transaction, comma-separated (empty skips)")
 	latSecs  = flag.Int("latency-seconds", 10, "duration of each latency run")
+	latWarm  = flag.Int("latency-warmup", 2, "seconds of the same load before each latency run, not measured (a broker started just before, a JVM's JIT, warm up)")
 	binPath  = flag.String("bin", "bin/outbox-cdc", "outbox-cdc binary")
 	sinkList = flag.String("sinks", "file,kafka,nats,redis", "sinks to measure, comma-separated: file, kafka, nats, redis")
 )
@@ -52,9 +53,11 @@ func main() {
 }
 
 type result struct {
-	secs   float64
-	cpu    float64 // user+sys seconds
-	rssMiB float64
+	secs      float64
+	cpu       float64 // user+sys seconds
+	rssMiB    float64
+	walsender float64 // the walsender's busy fraction of one core; -1 unknown
+	broker    float64 // the broker process's CPU, fraction of one core; -1 none
 }
 
 func run() error {
@@ -190,36 +193,50 @@ func (b *bench) throughput(ctx context.Context) error {
 	var recv []result
 	cdc := map[string][]result{}
 	for i := 0; i < *runs; i++ {
-		r, err := b.recvlogical(ctx, db, fmt.Sprintf("recv%d", i), end)
+		r, err := b.recvlogical(ctx, db, fmt.Sprintf("recv%d", i), end, pool)
 		if err != nil {
 			return err
 		}
 		recv = append(recv, r)
-		line := fmt.Sprintf("run %d: pg_recvlogical %.2fs", i+1, r.secs)
+		line := fmt.Sprintf("run %d: pg_recvlogical %.2fs (walsender %s)", i+1, r.secs, frac(r.walsender))
 		for _, k := range sinks {
 			y, cleanup, err := b.sinkYAML(ctx, k, fmt.Sprintf("%d", i))
 			if err != nil {
 				return err
 			}
-			c, err := b.outboxCDC(ctx, db, fmt.Sprintf("cdc_%s_%d", k, i), end, pool, y)
+			c, err := b.outboxCDC(ctx, db, fmt.Sprintf("cdc_%s_%d", k, i), end, pool, y, brokerPid(k))
 			cleanup()
 			if err != nil {
 				return err
 			}
 			cdc[k] = append(cdc[k], c)
-			line += fmt.Sprintf(", %s %.2fs (cpu %.2fs, %.1f MiB)", k, c.secs, c.cpu, c.rssMiB)
+			line += fmt.Sprintf(", %s %.2fs (cpu %.2fs, %.1f MiB, walsender %s, broker %s)", k, c.secs, c.cpu, c.rssMiB, frac(c.walsender), frac(c.broker))
 		}
 		fmt.Println(line)
 	}
 	n := float64(*events)
 	rl := median(recv, func(r result) float64 { return r.secs })
-	fmt.Printf("\n%-26s %12s %8s %14s %12s\n", "throughput (median)", "events/s", "ratio", "CPU µs/event", "peak RSS")
-	fmt.Printf("%-26s %12.0f %8s %14s %12s\n", "pg_recvlogical (limit)", n/rl, "1.00", "-", "-")
+	// walsender: its busy fraction of one core during the drain (from
+	// /proc of the backend pg_stat_replication names); broker: the broker
+	// process's CPU during the drain, in cores. Both medians.
+	fmt.Printf("\n%-26s %12s %8s %14s %12s %8s %10s %10s\n", "throughput (median)", "events/s", "ratio", "CPU µs/event", "peak RSS", "vs file", "walsender", "broker CPU")
+	fmt.Printf("%-26s %12.0f %8s %14s %12s %8s %10s %10s\n", "pg_recvlogical (limit)", n/rl, "1.00", "-", "-", "-",
+		frac(median(recv, func(r result) float64 { return r.walsender })), "-")
+	fileSecs := 0.0
+	if len(cdc["file"]) > 0 {
+		fileSecs = median(cdc["file"], func(r result) float64 { return r.secs })
+	}
 	for _, k := range sinks {
 		cl := median(cdc[k], func(r result) float64 { return r.secs })
 		cpu := median(cdc[k], func(r result) float64 { return r.cpu })
 		rss := slices.MaxFunc(cdc[k], func(a, b result) int { return int(a.rssMiB - b.rssMiB) }).rssMiB
-		fmt.Printf("%-26s %12.0f %8.2f %14.2f %9.1f MiB\n", "outbox-cdc → "+k, n/cl, rl/cl, cpu/n*1e6, rss)
+		vsFile := "-"
+		if fileSecs > 0 {
+			vsFile = fmt.Sprintf("%.2f", fileSecs/cl)
+		}
+		fmt.Printf("%-26s %12.0f %8.2f %14.2f %9.1f MiB %8s %10s %10s\n", "outbox-cdc → "+k, n/cl, rl/cl, cpu/n*1e6, rss, vsFile,
+			frac(median(cdc[k], func(r result) float64 { return r.walsender })),
+			frac(median(cdc[k], func(r result) float64 { return r.broker })))
 	}
 	fmt.Println()
 	return nil
@@ -234,16 +251,29 @@ func median(rs []result, f func(result) float64) float64 {
 	return v[len(v)/2]
 }
 
-func (b *bench) recvlogical(ctx context.Context, db, slot, end string) (result, error) {
+// frac formats a busy fraction (cores); "-" when unknown.
+func frac(f float64) string {
+	if f < 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", f)
+}
+
+func (b *bench) recvlogical(ctx context.Context, db, slot, end string, pool *pgxpool.Pool) (result, error) {
 	cmd := exec.CommandContext(ctx, b.pg.Tool("pg_recvlogical"),
 		"-d", b.pg.URL(db), "--slot", slot, "--start", "--no-loop", "-E", end,
 		"-o", "proto_version=1", "-o", "publication_names=outbox_cdc", "-f", "/dev/null")
+	ws := watchWalsender(ctx, pool, slot)
 	t0 := time.Now()
 	out, err := cmd.CombinedOutput()
+	wall := time.Since(t0)
+	busy := ws.Stop()
 	if err != nil {
 		return result{}, fmt.Errorf("pg_recvlogical: %v: %s", err, out)
 	}
-	return usage(time.Since(t0), cmd.ProcessState), nil
+	r := usage(wall, cmd.ProcessState)
+	r.walsender, r.broker = busy, -1
+	return r, nil
 }
 
 func usage(wall time.Duration, ps *os.ProcessState) result {
@@ -262,7 +292,8 @@ func (b *bench) config(db, slot, sinkYAML string) (string, error) {
 }
 
 // outboxCDC runs the binary until the slot has confirmed end, then stops it.
-func (b *bench) outboxCDC(ctx context.Context, db, slot, end string, pool *pgxpool.Pool, sinkYAML string) (result, error) {
+// brokerPid is the broker's process (0: none, the file sink).
+func (b *bench) outboxCDC(ctx context.Context, db, slot, end string, pool *pgxpool.Pool, sinkYAML string, brokerPid int) (result, error) {
 	cfg, err := b.config(db, slot, sinkYAML)
 	if err != nil {
 		return result{}, err
@@ -270,34 +301,53 @@ func (b *bench) outboxCDC(ctx context.Context, db, slot, end string, pool *pgxpo
 	cmd := exec.CommandContext(ctx, b.bin, "run", "--config", cfg)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
+	ws := watchWalsender(ctx, pool, slot)
+	bc := startBrokerCPU(brokerPid)
 	t0 := time.Now()
 	if err := cmd.Start(); err != nil {
+		ws.Stop()
 		return result{}, err
 	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
 	for {
 		var done bool
 		if err := pool.QueryRow(ctx, "SELECT confirmed_flush_lsn >= $1::pg_lsn FROM pg_replication_slots WHERE slot_name = $2", end, slot).Scan(&done); err != nil {
 			cmd.Process.Kill()
+			ws.Stop()
 			return result{}, err
 		}
 		if done {
 			break
 		}
-		if cmd.ProcessState != nil {
-			return result{}, fmt.Errorf("outbox-cdc exited: %s", stderr.String())
+		select {
+		case err := <-exited:
+			ws.Stop()
+			return result{}, fmt.Errorf("outbox-cdc exited before the slot confirmed %s (%v): %s", end, err, stderr.String())
+		case <-time.After(20 * time.Millisecond):
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
 	wall := time.Since(t0)
+	busy, broker := ws.Stop(), bc.Stop()
 	cmd.Process.Signal(syscall.SIGTERM)
-	if err := cmd.Wait(); err != nil {
+	if err := <-exited; err != nil {
 		return result{}, fmt.Errorf("outbox-cdc: %v: %s", err, stderr.String())
 	}
-	return usage(wall, cmd.ProcessState), nil
+	r := usage(wall, cmd.ProcessState)
+	r.walsender, r.broker = busy, broker
+	return r, nil
 }
 
 func (b *bench) bigTransaction(ctx context.Context) error {
-	db, pool, err := b.database(ctx, "cdcbig", "recvbig", "cdclive")
+	slots := []string{"cdcbig", "recvbig", "cdclive"}
+	var brokers []string
+	for _, k := range strings.Split(*sinkList, ",") {
+		if k != "file" {
+			brokers = append(brokers, k)
+			slots = append(slots, "cdcbig_"+k)
+		}
+	}
+	db, pool, err := b.database(ctx, slots...)
 	if err != nil {
 		return err
 	}
@@ -324,8 +374,8 @@ func (b *bench) bigTransaction(ctx context.Context) error {
 		}
 	}
 	t0 := time.Now()
-	if _, err := pool.Exec(ctx, `INSERT INTO outbox (type, source, aggregate_id, data)
-		SELECT 'bench.big', '/bench', 'a' || (g % 20), jsonb_build_object('seq', g) FROM generate_series(1, $1::int) g`, *bigTx); err != nil {
+	if _, err := pool.Exec(ctx, `INSERT INTO outbox (type, source, aggregate_type, aggregate_id, data)
+		SELECT 'bench.big', '/bench', 'order', 'a' || (g % 20), jsonb_build_object('seq', g) FROM generate_series(1, $1::int) g`, *bigTx); err != nil {
 		live.Process.Kill()
 		return err
 	}
@@ -369,18 +419,32 @@ func (b *bench) bigTransaction(ctx context.Context) error {
 	if err := pool.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&end); err != nil {
 		return err
 	}
-	r, err := b.recvlogical(ctx, db, "recvbig", end)
+	r, err := b.recvlogical(ctx, db, "recvbig", end, pool)
 	if err != nil {
 		return err
 	}
 	out := filepath.Join(b.work, "big.jsonl")
-	c, err := b.outboxCDC(ctx, db, "cdcbig", end, pool, fmt.Sprintf("  - {name: file, type: file, path: %q}", out))
+	c, err := b.outboxCDC(ctx, db, "cdcbig", end, pool, fmt.Sprintf("  - {name: file, type: file, path: %q}", out), 0)
 	os.Remove(out)
 	if err != nil {
 		return err
 	}
-	fmt.Printf("one %d-row transaction: pg_recvlogical %.2fs; outbox-cdc → file %.2fs (ratio %.2f), CPU %.2f µs/event, peak RSS %.1f MiB\n\n",
+	fmt.Printf("one %d-row transaction: pg_recvlogical %.2fs; outbox-cdc → file %.2fs (ratio %.2f), CPU %.2f µs/event, peak RSS %.1f MiB\n",
 		*bigTx, r.secs, c.secs, r.secs/c.secs, c.cpu/float64(*bigTx)*1e6, c.rssMiB)
+	for _, k := range brokers {
+		y, cleanup, err := b.sinkYAML(ctx, k, "big")
+		if err != nil {
+			return err
+		}
+		c, err := b.outboxCDC(ctx, db, "cdcbig_"+k, end, pool, y, brokerPid(k))
+		cleanup()
+		if err != nil {
+			return err
+		}
+		fmt.Printf("one %d-row transaction through %s: outbox-cdc %.2fs (ratio %.2f), CPU %.2f µs/event, peak RSS %.1f MiB\n",
+			*bigTx, k, c.secs, r.secs/c.secs, c.cpu/float64(*bigTx)*1e6, c.rssMiB)
+	}
+	fmt.Println()
 	return nil
 }
 
@@ -433,12 +497,39 @@ func (b *bench) latency(ctx context.Context, rate, per int, kind string) error {
 
 	commits := make(map[int]time.Time, total)
 	interval := time.Duration(float64(time.Second) * float64(per) / float64(rate))
-	next := time.Now()
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
 		return err
 	}
 	defer conn.Release()
+	// Warm up with the same load, on seqs below 0 (the file figures count
+	// only the seqs committed below), and measure from the histogram's
+	// state after it.
+	var base histogram
+	if warm := rate * *latWarm; warm > 0 {
+		next := time.Now()
+		for seq := -warm; seq < 0; seq += per {
+			if d := time.Until(next); d > 0 {
+				time.Sleep(d)
+			}
+			next = next.Add(interval)
+			if _, err := conn.Exec(ctx, `INSERT INTO outbox (type, source, aggregate_type, aggregate_id, data)
+				SELECT 'bench.warmup', '/bench', 'order', 'a' || (g % 50), jsonb_build_object('seq', g) FROM generate_series($1::int, $2::int) g`, seq, seq+per-1); err != nil {
+				return err
+			}
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+			if base, err = scrapeHistogram(addr, kind); err == nil && base.count >= float64(warm) {
+				break
+			}
+		}
+		if base.count < float64(warm) {
+			return fmt.Errorf("latency run %s at %d events/s: warm-up: only %.0f of %d events acknowledged (%v); outbox-cdc said:\n%s", kind, rate, base.count, warm, err, stderr.String())
+		}
+	}
+	next := time.Now()
 	for seq := 0; seq < total; seq += per {
 		if d := time.Until(next); d > 0 {
 			time.Sleep(d)
@@ -458,8 +549,10 @@ func (b *bench) latency(ctx context.Context, rate, per int, kind string) error {
 	var hist histogram
 	for time.Now().Before(deadline) {
 		time.Sleep(200 * time.Millisecond)
-		if hist, err = scrapeHistogram(addr, kind); err == nil && hist.count >= float64(total) {
-			break
+		if hist, err = scrapeHistogram(addr, kind); err == nil {
+			if hist = hist.minus(base); hist.count >= float64(total) {
+				break
+			}
 		}
 	}
 	if hist.count < float64(total) {

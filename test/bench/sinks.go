@@ -62,3 +62,17 @@ func (b *bench) sinkYAML(ctx context.Context, kind, run string) (string, func(),
 	}
 	return "", nil, fmt.Errorf("unknown sink %q", kind)
 }
+
+// brokerPid returns the process id of kind's broker, started for the bench,
+// or 0 (the file sink, or a broker not started yet).
+func brokerPid(kind string) int {
+	switch {
+	case kind == "kafka" && kafka != nil:
+		return kafka.Pid()
+	case kind == "nats" && nats != nil:
+		return nats.Pid()
+	case kind == "redis" && redis != nil:
+		return redis.Pid()
+	}
+	return 0
+}

@@ -190,6 +190,9 @@ func (s *Sink) clientOptions() ([]kgo.Opt, error) {
 			s.opts.Logger.Error("kafka broker lost acknowledged records (out of order sequence number); continuing", "sink", s.opts.Name, "topic", topic, "partition", partition)
 		}),
 	}
+	if strings.EqualFold(cfg.Compression, "lz4") {
+		kopts = append(kopts, kgo.WithCompressor(newLZ4Compressor()))
+	}
 	if cfg.CreateTopics {
 		// A topic the sink just created may take a moment to show up in
 		// every broker's metadata.

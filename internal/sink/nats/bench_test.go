@@ -51,11 +51,19 @@ func cpuTime() time.Duration {
 // acknowledged by the server. cpu-ns/event is this process's CPU time (user
 // + system) per event, which includes the nats.go client.
 func BenchmarkPublish(b *testing.B) {
-	for _, mode := range []string{ModeBinary, ModeStructured} {
-		b.Run(mode, func(b *testing.B) {
+	for _, bc := range []struct {
+		mode    string
+		relaxed bool
+	}{{ModeBinary, false}, {ModeStructured, false}, {ModeBinary, true}} {
+		mode, name := bc.mode, bc.mode
+		if bc.relaxed {
+			name += "/relaxed_order"
+		}
+		b.Run(name, func(b *testing.B) {
 			srv := startNATS(b, harness.NATSOptions{})
 			cfg := baseConfig(srv.URL())
 			cfg.ContentMode = mode
+			cfg.RelaxedOrder = bc.relaxed
 			cfg.Stream.MaxAge = time.Minute // keep the store small over many runs
 			cfg.Stream.DuplicateWindow = time.Minute
 			s := newSink(b, cfg, nil)
