@@ -164,6 +164,98 @@ func checkDelivery(t *testing.T, evs []delivered, total int) (first map[string]i
 	return first, count
 }
 
+// outboxSeqs returns every outbox row's id with the aggregate and sequence
+// number its data holds.
+func (e *env) outboxSeqs(t *testing.T) map[string]seqData {
+	t.Helper()
+	for try := 0; ; try++ {
+		rows, err := e.pool.Query(context.Background(), "SELECT id::text, data->>'agg', (data->>'seq')::int FROM outbox")
+		if err == nil {
+			m := map[string]seqData{}
+			for rows.Next() {
+				var id string
+				var sd seqData
+				if err = rows.Scan(&id, &sd.Agg, &sd.Seq); err != nil {
+					break
+				}
+				m[id] = sd
+			}
+			rows.Close()
+			if err == nil {
+				err = rows.Err()
+			}
+			if err == nil {
+				return m
+			}
+		}
+		if try == 50 {
+			t.Fatalf("read outbox rows: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// seqGaps names the sequence numbers below next[a] (aggregate "a<a>") that
+// rows lacks: the first 20, and how many in all.
+func seqGaps(rows map[string]seqData, next []int) string {
+	have := map[seqData]bool{}
+	for _, sd := range rows {
+		have[sd] = true
+	}
+	var gaps []string
+	n := 0
+	for a, end := range next {
+		for q := 0; q < end; q++ {
+			if sd := (seqData{Agg: fmt.Sprintf("a%d", a), Seq: q}); !have[sd] {
+				n++
+				if len(gaps) < 20 {
+					gaps = append(gaps, fmt.Sprintf("%s/%d", sd.Agg, sd.Seq))
+				}
+			}
+		}
+	}
+	return fmt.Sprintf("%d sequence numbers the producer counted are not in the outbox: %v", n, gaps)
+}
+
+// checkDeliveryOf is checkDelivery against the rows the outbox holds (id →
+// aggregate and sequence): every row delivered, nothing else, and per
+// aggregate the first deliveries in the rows' sequence order.
+func checkDeliveryOf(t *testing.T, evs []delivered, rows map[string]seqData) (first map[string]int, count map[string]int) {
+	t.Helper()
+	order := map[string][]int{}
+	for _, sd := range rows {
+		order[sd.Agg] = append(order[sd.Agg], sd.Seq)
+	}
+	for _, s := range order {
+		slices.Sort(s)
+	}
+	first, count = map[string]int{}, map[string]int{}
+	pos := map[string]int{}
+	for i, d := range evs {
+		count[d.ID]++
+		if count[d.ID] > 1 {
+			continue
+		}
+		first[d.ID] = i
+		sd, ok := rows[d.ID]
+		if !ok {
+			t.Fatalf("event %s (line %d) is not an outbox row", d.ID, i)
+		}
+		if sd.Agg != d.PartitionKey {
+			t.Fatalf("event %s: partitionkey %q, the row says aggregate %q", d.ID, d.PartitionKey, sd.Agg)
+		}
+		want := order[sd.Agg][pos[sd.Agg]]
+		if sd.Seq != want {
+			t.Fatalf("aggregate %s: first delivery of seq %d (line %d) where seq %d was next: order broken or event lost", sd.Agg, sd.Seq, i, want)
+		}
+		pos[sd.Agg]++
+	}
+	if len(first) != len(rows) {
+		t.Fatalf("delivered %d distinct events, the outbox holds %d rows", len(first), len(rows))
+	}
+	return first, count
+}
+
 // Acceptance: kill -9 at random moments under load loses nothing, keeps
 // per-aggregate order, and re-sends only what was after the confirmed
 // position.
