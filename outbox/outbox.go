@@ -130,18 +130,10 @@ func New(t Table) (*Writer, error) {
 	if len(parts) != 2 || parts[0] == "" || parts[1] == "" {
 		return nil, fmt.Errorf("outbox: table %q: want schema.table or table", t.Name)
 	}
-	c := &t.Columns
-	for _, f := range []struct {
-		p   *string
-		def string
-	}{{&c.ID, "id"}, {&c.Type, "type"}, {&c.Source, "source"}, {&c.Subject, "subject"}, {&c.AggregateType, "aggregate_type"},
-		{&c.AggregateID, "aggregate_id"}, {&c.Data, "data"}, {&c.DataContentType, "datacontenttype"}, {&c.DataSchema, "dataschema"},
-		{&c.Headers, "headers"}, {&c.Time, "created_at"}} {
-		if *f.p == "" {
-			*f.p = f.def
-		}
-	}
-	if c.ID == "-" || c.Type == "-" {
+	// The defaults are the decoder's, so a row written here reads back as
+	// the event it was.
+	t.Columns = Columns(decoder.Columns(t.Columns).WithDefaults())
+	if t.Columns.ID == "-" || t.Columns.Type == "-" {
 		return nil, fmt.Errorf("outbox: table %s: the id and type columns are required", t.Name)
 	}
 	return &Writer{t: t, table: pgx.Identifier(parts).Sanitize()}, nil

@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
-
-	"github.com/outbox-cdc/outbox-cdc/internal/harness"
 )
 
 var metricName = regexp.MustCompile(`outbox_cdc_[a-z_]+`)
@@ -22,13 +20,7 @@ var metricName = regexp.MustCompile(`outbox_cdc_[a-z_]+`)
 func TestOperatorKit(t *testing.T) {
 	rules := "../deploy/prometheus/alerts.yml"
 	t.Run("promtool check rules", func(t *testing.T) {
-		promtool, err := exec.LookPath("promtool")
-		if err != nil {
-			if harness.Require("promtool") {
-				t.Fatal("promtool is not installed (Debian package prometheus)")
-			}
-			t.Skip("promtool is not installed (Debian package prometheus)")
-		}
+		promtool := needTool(t, "promtool", "Debian package prometheus")
 		out, err := exec.Command(promtool, "check", "rules", rules).CombinedOutput()
 		if err != nil {
 			t.Fatalf("promtool check rules: %v\n%s", err, out)

@@ -11,6 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/outbox-cdc/outbox-cdc/internal/golden"
 )
 
 // cliPage is the command-line reference, relative to this package.
@@ -31,26 +33,7 @@ func TestCLIReferenceUpToDate(t *testing.T) {
 		}
 		return
 	}
-	want, err := os.ReadFile(cliPage)
-	if err != nil {
-		t.Fatalf("%v: run go generate ./cmd/outbox-cdc/ (or make docs-cli)", err)
-	}
-	if bytes.Equal(got, want) {
-		return
-	}
-	gl, wl := strings.Split(string(got), "\n"), strings.Split(string(want), "\n")
-	for i := 0; i < len(gl) || i < len(wl); i++ {
-		var g, w string
-		if i < len(gl) {
-			g = gl[i]
-		}
-		if i < len(wl) {
-			w = wl[i]
-		}
-		if g != w {
-			t.Fatalf("docs/reference/cli.md is stale (first difference at line %d):\n  checked in: %s\n  generated:  %s\nrun: go generate ./cmd/outbox-cdc/ (or make docs-cli)", i+1, w, g)
-		}
-	}
+	golden.Check(t, cliPage, got, "go generate ./cmd/outbox-cdc/ (or make docs-cli)")
 }
 
 // TestCLIReferenceCoversEveryCommand checks the generator against the tree:

@@ -74,7 +74,9 @@ type Config struct {
 	ServerEncoding string
 }
 
-func (c Columns) withDefaults() Columns {
+// WithDefaults returns c with every empty field set to its default column
+// name.
+func (c Columns) WithDefaults() Columns {
 	def := func(s *string, d string) {
 		if *s == "" {
 			*s = d
@@ -110,7 +112,7 @@ func (c Config) WithDefaults() Config {
 		if t.DefaultSource == "" {
 			t.DefaultSource = c.DefaultSource
 		}
-		t.Columns = t.Columns.withDefaults()
+		t.Columns = t.Columns.WithDefaults()
 		tables[i] = t
 	}
 	c.Tables = tables

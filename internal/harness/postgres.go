@@ -224,7 +224,7 @@ func (pg *Postgres) appendConf(conf map[string]string) error {
 	var sb strings.Builder
 	sb.WriteString("\n# --- outbox-cdc test harness ---\n")
 	for _, k := range slices.Sorted(maps.Keys(conf)) {
-		fmt.Fprintf(&sb, "%s = '%s'\n", k, strings.ReplaceAll(conf[k], "'", "''"))
+		fmt.Fprintf(&sb, "%s = %s\n", k, quoteLiteral(conf[k]))
 	}
 	f, err := os.OpenFile(filepath.Join(pg.dataDir, "postgresql.conf"), os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
@@ -236,6 +236,10 @@ func (pg *Postgres) appendConf(conf map[string]string) error {
 	}
 	return f.Close()
 }
+
+// quoteLiteral quotes s as an SQL string literal (and a postgresql.conf
+// value).
+func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 func onOff(b bool) string {
 	if b {

@@ -359,4 +359,3 @@ func parseLSN(s string) (uint64, error) {
 	}
 	return h<<32 | l, nil
 }
-func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }

@@ -1,10 +1,10 @@
 package main
 
 import (
-	"bytes"
-	"os"
 	"strings"
 	"testing"
+
+	"github.com/outbox-cdc/outbox-cdc/internal/golden"
 )
 
 // TestReferenceUpToDate regenerates the configuration reference and
@@ -16,26 +16,7 @@ func TestReferenceUpToDate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const page = "../../../docs/reference/configuration.md"
-	want, err := os.ReadFile(page)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want) {
-		gl, wl := strings.Split(string(got), "\n"), strings.Split(string(want), "\n")
-		for i := 0; i < len(gl) || i < len(wl); i++ {
-			var g, w string
-			if i < len(gl) {
-				g = gl[i]
-			}
-			if i < len(wl) {
-				w = wl[i]
-			}
-			if g != w {
-				t.Fatalf("docs/reference/configuration.md is stale (first difference at line %d):\n  checked in: %s\n  generated:  %s\nrun: go generate ./config/ (or make docs-config)", i+1, w, g)
-			}
-		}
-	}
+	golden.Check(t, "../../../docs/reference/configuration.md", got, "go generate ./config/ (or make docs-config)")
 }
 
 // TestReferenceCoversEveryKey checks the generator against the schema: a
