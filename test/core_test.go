@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -45,9 +46,13 @@ func produceCounted(ctx context.Context, e *env, next []int, n, maxTx int, pause
 		k := min(1+rng.IntN(maxTx), n-sent)
 		trial := slices.Clone(next) // applied only once the transaction commits
 		rows := make([][]any, k)
+		firstSeq := 0
 		for i := range rows {
 			a := rng.IntN(aggs)
 			data, _ := json.Marshal(seqData{Agg: fmt.Sprintf("a%d", a), Seq: trial[a]})
+			if i == 0 {
+				firstSeq = trial[a]
+			}
 			trial[a]++
 			rows[i] = []any{"test.event", "/test", "agg", fmt.Sprintf("a%d", a), string(data)}
 		}
@@ -68,7 +73,7 @@ func produceCounted(ctx context.Context, e *env, next []int, n, maxTx int, pause
 		if err := tx.Commit(ctx); err != nil {
 			// The connection may have broken after the server wrote the
 			// commit record: ask the server what became of the transaction.
-			committed, serr := e.txCommitted(ctx, xid)
+			committed, serr := e.txCommitted(ctx, xid, rows[0][3].(string), firstSeq)
 			if serr != nil {
 				return sent, fmt.Errorf("commit of transaction %d failed (%v) and its outcome is unknown: %w", xid, err, serr)
 			}
@@ -85,10 +90,17 @@ func produceCounted(ctx context.Context, e *env, next []int, n, maxTx int, pause
 	return sent, nil
 }
 
-// txCommitted reports whether the transaction xid committed, asking the
-// server (txid_status) until it answers, for up to two minutes: a COMMIT cut
-// off by a server crash has an outcome only the server knows once it is back.
-func (e *env) txCommitted(ctx context.Context, xid int64) (bool, error) {
+// txCommitted reports whether the transaction xid, whose first row is
+// (agg, seq), committed. It asks the server until it answers, for up to two
+// minutes: a COMMIT cut off by a server crash has an outcome only the server
+// knows once it is back.
+//
+// txid_status alone is not the truth after a crash. A transaction whose WAL
+// never reached disk leaves no trace, so recovery hands its xid to the next
+// transaction, and txid_status then reports that one's outcome: "committed"
+// for rows that are not there. So a "committed" is checked against the rows,
+// which commit or vanish together.
+func (e *env) txCommitted(ctx context.Context, xid int64, agg string, seq int) (bool, error) {
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		var status *string
@@ -99,14 +111,19 @@ func (e *env) txCommitted(ctx context.Context, xid int64) (bool, error) {
 			}
 			switch *status {
 			case "committed":
-				return true, nil
+				var there bool
+				err = e.pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM outbox WHERE aggregate_id = $1 AND data->>'seq' = $2)",
+					agg, strconv.Itoa(seq)).Scan(&there)
+				if err == nil {
+					return there, nil
+				}
 			case "aborted":
 				return false, nil
 			}
 			// "in progress": the server has not finished it yet.
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			return false, fmt.Errorf("txid_status(%d): %v", xid, err)
+			return false, fmt.Errorf("outcome of transaction %d: %v", xid, err)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
