@@ -164,7 +164,7 @@ func (au *authenticator) password(name, password string) (Principal, bool) {
 	if !ok {
 		// Spend the time a real check takes, so that a name's existence
 		// does not show.
-		bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
+		bcrypt.CompareHashAndPassword(dummyHash(), []byte(password))
 		return Principal{}, false
 	}
 	if bcrypt.CompareHashAndPassword(u.hash, []byte(password)) != nil {
@@ -180,8 +180,13 @@ func (au *authenticator) password(name, password string) (Principal, bool) {
 	return p, true
 }
 
-// dummyHash is a bcrypt hash of a random password at the default cost.
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte(randomString(16)), bcrypt.DefaultCost)
+// dummyHash returns a bcrypt hash of a random password at the default cost,
+// made on first use: computing it costs about 70 ms of CPU, which every
+// command would otherwise pay at start.
+var dummyHash = sync.OnceValue(func() []byte {
+	h, _ := bcrypt.GenerateFromPassword([]byte(randomString(16)), bcrypt.DefaultCost)
+	return h
+})
 
 func randomString(n int) string {
 	b := make([]byte, n)
