@@ -52,8 +52,10 @@ CORE_TESTS ?= ^(TestKillUnderLoadLosesNothing|TestIdleOutboxFollowsServerWAL|Tes
 # Packages whose tests start PostgreSQL (through internal/harness).
 PG_PKGS = $$(grep -rl --include='*_test.go' -e 'StartPostgres(' . | xargs -r -n1 dirname | sort -u)
 
+# The binary as release and the image build it: static, trimmed, no
+# symbol table. make bench measures this one.
 build:
-	$(GO) build -o bin/outbox-cdc ./cmd/outbox-cdc
+	CGO_ENABLED=0 GOFLAGS=-buildvcs=false $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/outbox-cdc ./cmd/outbox-cdc
 
 test-deps:
 	$(CACHE_ENV) bash scripts/install-test-deps.sh
