@@ -12,6 +12,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"flag"
@@ -56,6 +57,7 @@ type result struct {
 	secs      float64
 	cpu       float64 // user+sys seconds
 	rssMiB    float64
+	anonMiB   float64 // peak anonymous memory (heap, stacks); 0 unknown
 	walsender float64 // the walsender's busy fraction of one core; -1 unknown
 	broker    float64 // the broker process's CPU, fraction of one core; -1 none
 }
@@ -210,7 +212,7 @@ func (b *bench) throughput(ctx context.Context) error {
 				return err
 			}
 			cdc[k] = append(cdc[k], c)
-			line += fmt.Sprintf(", %s %.2fs (cpu %.2fs, %.1f MiB, walsender %s, broker %s)", k, c.secs, c.cpu, c.rssMiB, frac(c.walsender), frac(c.broker))
+			line += fmt.Sprintf(", %s %.2fs (cpu %.2fs, %.1f MiB, anon %.1f MiB, walsender %s, broker %s)", k, c.secs, c.cpu, c.rssMiB, c.anonMiB, frac(c.walsender), frac(c.broker))
 		}
 		fmt.Println(line)
 	}
@@ -219,8 +221,8 @@ func (b *bench) throughput(ctx context.Context) error {
 	// walsender: its busy fraction of one core during the drain (from
 	// /proc of the backend pg_stat_replication names); broker: the broker
 	// process's CPU during the drain, in cores. Both medians.
-	fmt.Printf("\n%-26s %12s %8s %14s %12s %8s %10s %10s\n", "throughput (median)", "events/s", "ratio", "CPU µs/event", "peak RSS", "vs file", "walsender", "broker CPU")
-	fmt.Printf("%-26s %12.0f %8s %14s %12s %8s %10s %10s\n", "pg_recvlogical (limit)", n/rl, "1.00", "-", "-", "-",
+	fmt.Printf("\n%-26s %12s %8s %14s %12s %12s %8s %10s %10s\n", "throughput (median)", "events/s", "ratio", "CPU µs/event", "peak RSS", "of it anon", "vs file", "walsender", "broker CPU")
+	fmt.Printf("%-26s %12.0f %8s %14s %12s %12s %8s %10s %10s\n", "pg_recvlogical (limit)", n/rl, "1.00", "-", "-", "-", "-",
 		frac(median(recv, func(r result) float64 { return r.walsender })), "-")
 	fileSecs := 0.0
 	if len(cdc["file"]) > 0 {
@@ -229,12 +231,13 @@ func (b *bench) throughput(ctx context.Context) error {
 	for _, k := range sinks {
 		cl := median(cdc[k], func(r result) float64 { return r.secs })
 		cpu := median(cdc[k], func(r result) float64 { return r.cpu })
-		rss := slices.MaxFunc(cdc[k], func(a, b result) int { return int(a.rssMiB - b.rssMiB) }).rssMiB
+		rss := slices.MaxFunc(cdc[k], func(a, b result) int { return cmp.Compare(a.rssMiB, b.rssMiB) }).rssMiB
+		anon := slices.MaxFunc(cdc[k], func(a, b result) int { return cmp.Compare(a.anonMiB, b.anonMiB) }).anonMiB
 		vsFile := "-"
 		if fileSecs > 0 {
 			vsFile = fmt.Sprintf("%.2f", fileSecs/cl)
 		}
-		fmt.Printf("%-26s %12.0f %8.2f %14.2f %9.1f MiB %8s %10s %10s\n", "outbox-cdc → "+k, n/cl, rl/cl, cpu/n*1e6, rss, vsFile,
+		fmt.Printf("%-26s %12.0f %8.2f %14.2f %9.1f MiB %9.1f MiB %8s %10s %10s\n", "outbox-cdc → "+k, n/cl, rl/cl, cpu/n*1e6, rss, anon, vsFile,
 			frac(median(cdc[k], func(r result) float64 { return r.walsender })),
 			frac(median(cdc[k], func(r result) float64 { return r.broker })))
 	}
@@ -308,6 +311,7 @@ func (b *bench) outboxCDC(ctx context.Context, db, slot, end string, pool *pgxpo
 		ws.Stop()
 		return result{}, err
 	}
+	anon := watchAnon(cmd.Process.Pid)
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	for {
@@ -315,6 +319,7 @@ func (b *bench) outboxCDC(ctx context.Context, db, slot, end string, pool *pgxpo
 		if err := pool.QueryRow(ctx, "SELECT confirmed_flush_lsn >= $1::pg_lsn FROM pg_replication_slots WHERE slot_name = $2", end, slot).Scan(&done); err != nil {
 			cmd.Process.Kill()
 			ws.Stop()
+			anon.Stop()
 			return result{}, err
 		}
 		if done {
@@ -323,6 +328,7 @@ func (b *bench) outboxCDC(ctx context.Context, db, slot, end string, pool *pgxpo
 		select {
 		case err := <-exited:
 			ws.Stop()
+			anon.Stop()
 			return result{}, fmt.Errorf("outbox-cdc exited before the slot confirmed %s (%v): %s", end, err, stderr.String())
 		case <-time.After(20 * time.Millisecond):
 		}
@@ -330,11 +336,13 @@ func (b *bench) outboxCDC(ctx context.Context, db, slot, end string, pool *pgxpo
 	wall := time.Since(t0)
 	busy, broker := ws.Stop(), bc.Stop()
 	cmd.Process.Signal(syscall.SIGTERM)
-	if err := <-exited; err != nil {
+	err = <-exited
+	anonPeak := anon.Stop()
+	if err != nil {
 		return result{}, fmt.Errorf("outbox-cdc: %v: %s", err, stderr.String())
 	}
 	r := usage(wall, cmd.ProcessState)
-	r.walsender, r.broker = busy, broker
+	r.walsender, r.broker, r.anonMiB = busy, broker, anonPeak
 	return r, nil
 }
 
@@ -429,8 +437,8 @@ func (b *bench) bigTransaction(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("one %d-row transaction: pg_recvlogical %.2fs; outbox-cdc → file %.2fs (ratio %.2f), CPU %.2f µs/event, peak RSS %.1f MiB\n",
-		*bigTx, r.secs, c.secs, r.secs/c.secs, c.cpu/float64(*bigTx)*1e6, c.rssMiB)
+	fmt.Printf("one %d-row transaction: pg_recvlogical %.2fs; outbox-cdc → file %.2fs (ratio %.2f), CPU %.2f µs/event, peak RSS %.1f MiB (anon %.1f MiB)\n",
+		*bigTx, r.secs, c.secs, r.secs/c.secs, c.cpu/float64(*bigTx)*1e6, c.rssMiB, c.anonMiB)
 	for _, k := range brokers {
 		y, cleanup, err := b.sinkYAML(ctx, k, "big")
 		if err != nil {
@@ -441,8 +449,8 @@ func (b *bench) bigTransaction(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		fmt.Printf("one %d-row transaction through %s: outbox-cdc %.2fs (ratio %.2f), CPU %.2f µs/event, peak RSS %.1f MiB\n",
-			*bigTx, k, c.secs, r.secs/c.secs, c.cpu/float64(*bigTx)*1e6, c.rssMiB)
+		fmt.Printf("one %d-row transaction through %s: outbox-cdc %.2fs (ratio %.2f), CPU %.2f µs/event, peak RSS %.1f MiB (anon %.1f MiB)\n",
+			*bigTx, k, c.secs, r.secs/c.secs, c.cpu/float64(*bigTx)*1e6, c.rssMiB, c.anonMiB)
 	}
 	fmt.Println()
 	return nil

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -137,4 +138,61 @@ func (b brokerCPU) Stop() float64 {
 		return -1
 	}
 	return (cpu - b.cpu0) / time.Since(b.t0).Seconds()
+}
+
+// anonWatch samples a process's anonymous resident memory (RssAnon in
+// /proc/PID/status: heap, stacks, runtime structures) every 10 ms and keeps
+// the peak. Peak RSS (rusage's ru_maxrss) also counts the binary's code and
+// read-only data mapped from the page cache, which grow with the binary and
+// with the kernel's page-cache folio sizes, not with what the process
+// allocates; the anonymous peak is what the relay's own memory use moves.
+type anonWatch struct {
+	stop chan struct{}
+	peak chan float64
+}
+
+func watchAnon(pid int) anonWatch {
+	w := anonWatch{stop: make(chan struct{}), peak: make(chan float64, 1)}
+	go func() {
+		var peak float64
+		t := time.NewTicker(10 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if kb, ok := procStatusKB(pid, "RssAnon:"); ok && kb/1024 > peak {
+				peak = kb / 1024
+			}
+			select {
+			case <-w.stop:
+				w.peak <- peak
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return w
+}
+
+// Stop returns the peak anonymous memory seen, in MiB (0: never read).
+func (w anonWatch) Stop() float64 {
+	close(w.stop)
+	return <-w.peak
+}
+
+// procStatusKB reads one "Key:  N kB" line of /proc/PID/status.
+func procStatusKB(pid int, key string) (float64, bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, false
+	}
+	for line := range strings.Lines(string(b)) {
+		if rest, ok := strings.CutPrefix(line, key); ok {
+			f := strings.Fields(rest)
+			if len(f) > 0 {
+				if v, err := strconv.ParseFloat(f[0], 64); err == nil {
+					return v, true
+				}
+			}
+		}
+	}
+	return 0, false
 }
