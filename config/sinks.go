@@ -282,7 +282,7 @@ type Redis struct {
 	ProducerID string `yaml:"producer_id"`
 	// BatchSize is the most events per round trip. Default 1024.
 	BatchSize int `yaml:"batch_size"`
-	// MaxInFlight events taken and not yet acknowledged. Default 16384.
+	// MaxInFlight events taken and not yet acknowledged. Default 4096.
 	MaxInFlight int `yaml:"max_in_flight"`
 	// ConnectTimeout bounds the startup check and every dial. Default 10s.
 	ConnectTimeout time.Duration `yaml:"connect_timeout"`

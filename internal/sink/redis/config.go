@@ -18,7 +18,7 @@ const (
 	DefaultStream         = "outbox:{{.AggregateType}}"
 	DefaultGuardTTL       = 24 * time.Hour
 	DefaultBatchSize      = 1024
-	DefaultMaxInFlight    = 16384
+	DefaultMaxInFlight    = 4096
 	DefaultConnectTimeout = 10 * time.Second
 	DefaultTimeout        = 10 * time.Second
 )
@@ -106,7 +106,9 @@ type Config struct {
 	// of the same Redis need lower latency. Default 1024.
 	BatchSize int
 	// MaxInFlight is the most events taken by Publish and not yet
-	// acknowledged; Publish blocks beyond it. Default 16384.
+	// acknowledged; Publish blocks beyond it. Default 4096: four batches
+	// pipelined, enough to keep Redis busy on loopback and across a
+	// network; each slot costs memory while in use.
 	MaxInFlight int
 	// ConnectTimeout bounds the connection check at startup and every dial.
 	// Default 10s.

@@ -117,6 +117,12 @@ func (c *encoder) encode(e *event.Event, r *record) error {
 		arena = make([]byte, 0, nbytes)
 	}
 	vals := r.vals[:0]
+	// Nine fields at most, and the extensions. Sized once: appending from
+	// empty would leave a record, kept for the next event, with up to twice
+	// the room it needs.
+	if nvals := 18 + 2*len(e.Extensions); cap(vals) < nvals && !c.structured {
+		vals = make([]any, 0, nvals)
+	}
 	r.e = e
 	r.stream = stream
 	if c.structured {
