@@ -43,15 +43,19 @@ def parse(text):
     if m:
         run["header"] = m.group(1)
     for m in re.finditer(r"^pg_recvlogical \(limit\)\s+(\d+)\s+1\.00", text, re.M):
-        run["throughput"].append({"sink": "pg_recvlogical", "eps": int(m.group(1)), "ratio": 1.0, "cpu": None, "rss": None})
-    for m in re.finditer(r"^outbox-cdc → (\w+)\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+) MiB", text, re.M):
+        run["throughput"].append({"sink": "pg_recvlogical", "eps": int(m.group(1)), "ratio": 1.0, "cpu": None, "rss": None,
+                                  "anon": None})
+    # Runs before the anonymous-memory column have one MiB figure per row.
+    for m in re.finditer(r"^outbox-cdc → (\w+)\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+) MiB(?:\s+([\d.]+) MiB)?", text, re.M):
         run["throughput"].append({"sink": m.group(1), "eps": int(m.group(2)), "ratio": float(m.group(3)),
-                                  "cpu": float(m.group(4)), "rss": float(m.group(5))})
+                                  "cpu": float(m.group(4)), "rss": float(m.group(5)),
+                                  "anon": float(m.group(6)) if m.group(6) else None})
     m = re.search(r"^one (\d+)-row transaction: pg_recvlogical ([\d.]+)s; outbox-cdc → file ([\d.]+)s \(ratio ([\d.]+)\), "
-                  r"CPU ([\d.]+) µs/event, peak RSS ([\d.]+) MiB", text, re.M)
+                  r"CPU ([\d.]+) µs/event, peak RSS ([\d.]+) MiB(?: \(anon ([\d.]+) MiB\))?", text, re.M)
     if m:
         run["bigtx"] = {"rows": int(m.group(1)), "limit_s": float(m.group(2)), "file_s": float(m.group(3)),
-                        "ratio": float(m.group(4)), "cpu": float(m.group(5)), "rss": float(m.group(6))}
+                        "ratio": float(m.group(4)), "cpu": float(m.group(5)), "rss": float(m.group(6)),
+                        "anon": float(m.group(7)) if m.group(7) else None}
     for m in re.finditer(r"^latency (\w+)\s+at\s+(\d+) events/s \(\s*(\d+)-row transactions, (\d+)s\): "
                          r"commit → ack \(histogram\) p50 ([\d.]+) ms, p99 ([\d.]+) ms", text, re.M):
         run["latency"].append({"sink": m.group(1), "rate": int(m.group(2)), "tx": int(m.group(3)),
@@ -109,18 +113,20 @@ def latency_plot(run, path):
 def summary(run):
     out = [f"Run: {run['header']}.", ""]
     if run["throughput"]:
-        out += ["| contender | events/s | ratio to pg_recvlogical | CPU µs/event | peak RSS |", "|---|---:|---:|---:|---:|"]
+        out += ["| contender | events/s | ratio to pg_recvlogical | CPU µs/event | peak RSS | of it anonymous |",
+                "|---|---:|---:|---:|---:|---:|"]
         for r in run["throughput"]:
             name = "pg_recvlogical (the limit)" if r["sink"] == "pg_recvlogical" else f"outbox-cdc → {r['sink']}"
             cpu = "–" if r["cpu"] is None else f"{r['cpu']:.2f}"
             rss = "–" if r["rss"] is None else f"{r['rss']:.1f} MiB"
-            out.append(f"| {name} | {r['eps']:,} | {r['ratio']:.2f} | {cpu} | {rss} |")
+            anon = "–" if r["anon"] is None else f"{r['anon']:.1f} MiB"
+            out.append(f"| {name} | {r['eps']:,} | {r['ratio']:.2f} | {cpu} | {rss} | {anon} |")
         out.append("")
     if run["bigtx"]:
         b = run["bigtx"]
         out += [f"One {b['rows']:,}-row transaction: pg_recvlogical {b['limit_s']:.2f} s, outbox-cdc → file "
                 f"{b['file_s']:.2f} s (ratio {b['ratio']:.2f}), {b['cpu']:.2f} µs CPU per event, peak RSS "
-                f"{b['rss']:.1f} MiB.", ""]
+                f"{b['rss']:.1f} MiB" + ("" if b["anon"] is None else f" ({b['anon']:.1f} MiB anonymous)") + ".", ""]
     if run["latency"]:
         out += ["| sink | load | p50 | p99 |", "|---|---|---:|---:|"]
         for r in run["latency"]:
