@@ -109,6 +109,11 @@ func run() error {
 				if err := b.latency(ctx, rate, per, kind); err != nil {
 					return err
 				}
+				if kind == "kafka" {
+					if err := b.kafkaAlone(ctx, rate, per); err != nil {
+						return err
+					}
+				}
 			}
 		}
 	}
