@@ -78,7 +78,10 @@ func TestStandby(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := pg.Exec(ctx, "postgres", "INSERT INTO t VALUES (2)"); err != nil {
+	// synchronous_commit = on returns once the standby has flushed the
+	// commit, before it has replayed it; remote_apply waits for that too,
+	// so the row is visible there when COMMIT returns.
+	if err := pg.Exec(ctx, "postgres", "BEGIN; SET LOCAL synchronous_commit = remote_apply; INSERT INTO t VALUES (2); COMMIT"); err != nil {
 		t.Fatal(err)
 	}
 	conn, err := sb.Connect(ctx, "postgres")
