@@ -42,14 +42,23 @@ def parse(text):
     m = re.search(r"^outbox-cdc bench: (.*)$", text, re.M)
     if m:
         run["header"] = m.group(1)
-    for m in re.finditer(r"^pg_recvlogical \(limit\)\s+(\d+)\s+1\.00", text, re.M):
+    def share(v):  # a walsender or broker CPU column: a fraction of one core, or "-"
+        return None if v in (None, "-") else float(v)
+
+    for m in re.finditer(r"^pg_recvlogical \(limit\)\s+(\d+)\s+1\.00(?:.*\s(\S+)\s+-$)?", text, re.M):
         run["throughput"].append({"sink": "pg_recvlogical", "eps": int(m.group(1)), "ratio": 1.0, "cpu": None, "rss": None,
-                                  "anon": None})
+                                  "anon": None, "vsfile": None, "walsender": share(m.group(2)), "broker": None})
     # Runs before the anonymous-memory column have one MiB figure per row.
-    for m in re.finditer(r"^outbox-cdc → (\w+)\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+) MiB(?:\s+([\d.]+) MiB)?", text, re.M):
+    # Runs before the walsender and broker columns end after the memory.
+    for m in re.finditer(r"^outbox-cdc → (\w+)\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+) MiB(?:\s+([\d.]+) MiB)?"
+                         r"(?:\s+(\S+)\s+(\S+)\s+(\S+))?$", text, re.M):
         run["throughput"].append({"sink": m.group(1), "eps": int(m.group(2)), "ratio": float(m.group(3)),
                                   "cpu": float(m.group(4)), "rss": float(m.group(5)),
-                                  "anon": float(m.group(6)) if m.group(6) else None})
+                                  "anon": float(m.group(6)) if m.group(6) else None,
+                                  "vsfile": share(m.group(7)), "walsender": share(m.group(8)), "broker": share(m.group(9))})
+    run["alone"] = [{"broker": m.group(1), "how": m.group(2), "eps": int(m.group(3)), "broker_us": float(m.group(4)),
+                     "client_us": float(m.group(5))}
+                    for m in re.finditer(r"^(kafka|nats|redis) \((.+?)\)\s+(\d+)\s+([\d.]+)\s+([\d.]+)$", text, re.M)]
     m = re.search(r"^one (\d+)-row transaction: pg_recvlogical ([\d.]+)s; outbox-cdc → file ([\d.]+)s \(ratio ([\d.]+)\), "
                   r"CPU ([\d.]+) µs/event, peak RSS ([\d.]+) MiB(?: \(anon ([\d.]+) MiB\))?", text, re.M)
     if m:
@@ -113,14 +122,25 @@ def latency_plot(run, path):
 def summary(run):
     out = [f"Run: {run['header']}.", ""]
     if run["throughput"]:
-        out += ["| contender | events/s | ratio to pg_recvlogical | CPU µs/event | peak RSS | of it anonymous |",
-                "|---|---:|---:|---:|---:|---:|"]
+        def num(v, fmt):
+            return "–" if v is None else format(v, fmt)
+
+        out += ["| contender | events/s | ratio to pg_recvlogical | vs file | CPU µs/event | peak RSS | of it anonymous "
+                "| walsender busy | broker CPU (cores) |",
+                "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for r in run["throughput"]:
             name = "pg_recvlogical (the limit)" if r["sink"] == "pg_recvlogical" else f"outbox-cdc → {r['sink']}"
-            cpu = "–" if r["cpu"] is None else f"{r['cpu']:.2f}"
             rss = "–" if r["rss"] is None else f"{r['rss']:.1f} MiB"
             anon = "–" if r["anon"] is None else f"{r['anon']:.1f} MiB"
-            out.append(f"| {name} | {r['eps']:,} | {r['ratio']:.2f} | {cpu} | {rss} | {anon} |")
+            out.append(f"| {name} | {r['eps']:,} | {r['ratio']:.2f} | {num(r.get('vsfile'), '.2f')} | {num(r['cpu'], '.2f')} "
+                       f"| {rss} | {anon} | {num(r.get('walsender'), '.2f')} | {num(r.get('broker'), '.2f')} |")
+        out.append("")
+    if run.get("alone"):
+        out += ["Each broker alone (no PostgreSQL, no outbox-cdc; one client in the bench's process, the same number of "
+                "events, built before the clock starts):", "",
+                "| broker | client | events/s | broker CPU µs/event | client CPU µs/event |", "|---|---|---:|---:|---:|"]
+        for r in run["alone"]:
+            out.append(f"| {r['broker']} | {r['how']} | {r['eps']:,} | {r['broker_us']:.2f} | {r['client_us']:.2f} |")
         out.append("")
     if run["bigtx"]:
         b = run["bigtx"]

@@ -42,6 +42,7 @@ var (
 	latSecs  = flag.Int("latency-seconds", 10, "duration of each latency run")
 	latWarm  = flag.Int("latency-warmup", 2, "seconds of the same load before each latency run, not measured (a broker started just before, a JVM's JIT, warm up)")
 	binPath  = flag.String("bin", "bin/outbox-cdc", "outbox-cdc binary")
+	aloneRun = flag.Bool("alone", true, "after the throughput table, each broker alone: the same number of events from one client, without PostgreSQL and outbox-cdc")
 	sinkList = flag.String("sinks", "file,kafka,nats,redis", "sinks to measure, comma-separated: file, kafka, nats, redis")
 )
 
@@ -247,6 +248,9 @@ func (b *bench) throughput(ctx context.Context) error {
 			frac(median(cdc[k], func(r result) float64 { return r.broker })))
 	}
 	fmt.Println()
+	if *aloneRun {
+		return b.brokersAlone(ctx, sinks)
+	}
 	return nil
 }
 
