@@ -45,17 +45,22 @@ def parse(text):
     def share(v):  # a walsender or broker CPU column: a fraction of one core, or "-"
         return None if v in (None, "-") else float(v)
 
-    for m in re.finditer(r"^pg_recvlogical \(limit\)\s+(\d+)\s+1\.00(?:.*\s(\S+)\s+-$)?", text, re.M):
+    def cores(m, i):  # the "cores busy" column, "1.71 of 2", or None in older runs
+        return None if m.group(i) is None else (float(m.group(i)), int(m.group(i + 1)))
+
+    for m in re.finditer(r"^pg_recvlogical \(limit\)\s+(\d+)\s+1\.00(?:(?:\s+-){4}\s+(\S+)\s+-(?:\s+([\d.]+) of (\d+))?)?", text, re.M):
         run["throughput"].append({"sink": "pg_recvlogical", "eps": int(m.group(1)), "ratio": 1.0, "cpu": None, "rss": None,
-                                  "anon": None, "vsfile": None, "walsender": share(m.group(2)), "broker": None})
+                                  "anon": None, "vsfile": None, "walsender": share(m.group(2)), "broker": None,
+                                  "cores": cores(m, 3)})
     # Runs before the anonymous-memory column have one MiB figure per row.
     # Runs before the walsender and broker columns end after the memory.
     for m in re.finditer(r"^outbox-cdc → (\w+)\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+) MiB(?:\s+([\d.]+) MiB)?"
-                         r"(?:\s+(\S+)\s+(\S+)\s+(\S+))?$", text, re.M):
+                         r"(?:\s+(\S+)\s+(\S+)\s+(\S+)(?:\s+([\d.]+) of (\d+))?)?$", text, re.M):
         run["throughput"].append({"sink": m.group(1), "eps": int(m.group(2)), "ratio": float(m.group(3)),
                                   "cpu": float(m.group(4)), "rss": float(m.group(5)),
                                   "anon": float(m.group(6)) if m.group(6) else None,
-                                  "vsfile": share(m.group(7)), "walsender": share(m.group(8)), "broker": share(m.group(9))})
+                                  "vsfile": share(m.group(7)), "walsender": share(m.group(8)), "broker": share(m.group(9)),
+                                  "cores": cores(m, 10)})
     run["alone"] = [{"broker": m.group(1), "how": m.group(2), "eps": int(m.group(3)), "broker_us": float(m.group(4)),
                      "client_us": float(m.group(5))}
                     for m in re.finditer(r"^(kafka|nats|redis) \((.+?)\)\s+(\d+)\s+([\d.]+)\s+([\d.]+)$", text, re.M)]
@@ -125,15 +130,17 @@ def summary(run):
         def num(v, fmt):
             return "–" if v is None else format(v, fmt)
 
+        busy = any(r.get("cores") for r in run["throughput"])
         out += ["| contender | events/s | ratio to pg_recvlogical | vs file | CPU µs/event | peak RSS | of it anonymous "
-                "| walsender busy | broker CPU (cores) |",
-                "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                "| walsender busy | broker CPU (cores) |" + (" cores busy |" if busy else ""),
+                "|---|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if busy else "")]
         for r in run["throughput"]:
             name = "pg_recvlogical (the limit)" if r["sink"] == "pg_recvlogical" else f"outbox-cdc → {r['sink']}"
             rss = "–" if r["rss"] is None else f"{r['rss']:.1f} MiB"
             anon = "–" if r["anon"] is None else f"{r['anon']:.1f} MiB"
             out.append(f"| {name} | {r['eps']:,} | {r['ratio']:.2f} | {num(r.get('vsfile'), '.2f')} | {num(r['cpu'], '.2f')} "
-                       f"| {rss} | {anon} | {num(r.get('walsender'), '.2f')} | {num(r.get('broker'), '.2f')} |")
+                       f"| {rss} | {anon} | {num(r.get('walsender'), '.2f')} | {num(r.get('broker'), '.2f')} |"
+                       + ((" – |" if not r.get("cores") else f" {r['cores'][0]:.2f} of {r['cores'][1]} |") if busy else ""))
         out.append("")
     if run.get("alone"):
         out += ["Each broker alone (no PostgreSQL, no outbox-cdc; one client in the bench's process, the same number of "

@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -227,9 +228,14 @@ func (b *bench) throughput(ctx context.Context) error {
 	// walsender: its busy fraction of one core during the drain (from
 	// /proc of the backend pg_stat_replication names); broker: the broker
 	// process's CPU during the drain, in cores. Both medians.
-	fmt.Printf("\n%-26s %12s %8s %14s %12s %12s %8s %10s %10s\n", "throughput (median)", "events/s", "ratio", "CPU µs/event", "peak RSS", "of it anon", "vs file", "walsender", "broker CPU")
-	fmt.Printf("%-26s %12.0f %8s %14s %12s %12s %8s %10s %10s\n", "pg_recvlogical (limit)", n/rl, "1.00", "-", "-", "-", "-",
-		frac(median(recv, func(r result) float64 { return r.walsender })), "-")
+	// cores busy: the reader's CPU over the drain plus the walsender's and
+	// the broker's, in cores of the machine's runtime.NumCPU(): near that
+	// number, the row is bound by the CPU the three share, and a faster
+	// row needs fewer µs per event from one of them.
+	fmt.Printf("\n%-26s %12s %8s %14s %12s %12s %8s %10s %10s %11s\n", "throughput (median)", "events/s", "ratio", "CPU µs/event", "peak RSS", "of it anon", "vs file", "walsender", "broker CPU", "cores busy")
+	fmt.Printf("%-26s %12.0f %8s %14s %12s %12s %8s %10s %10s %11s\n", "pg_recvlogical (limit)", n/rl, "1.00", "-", "-", "-", "-",
+		frac(median(recv, func(r result) float64 { return r.walsender })), "-",
+		coresBusy(recv))
 	fileSecs := 0.0
 	if len(cdc["file"]) > 0 {
 		fileSecs = median(cdc["file"], func(r result) float64 { return r.secs })
@@ -243,15 +249,33 @@ func (b *bench) throughput(ctx context.Context) error {
 		if fileSecs > 0 {
 			vsFile = fmt.Sprintf("%.2f", fileSecs/cl)
 		}
-		fmt.Printf("%-26s %12.0f %8.2f %14.2f %9.1f MiB %9.1f MiB %8s %10s %10s\n", "outbox-cdc → "+k, n/cl, rl/cl, cpu/n*1e6, rss, anon, vsFile,
+		fmt.Printf("%-26s %12.0f %8.2f %14.2f %9.1f MiB %9.1f MiB %8s %10s %10s %11s\n", "outbox-cdc → "+k, n/cl, rl/cl, cpu/n*1e6, rss, anon, vsFile,
 			frac(median(cdc[k], func(r result) float64 { return r.walsender })),
-			frac(median(cdc[k], func(r result) float64 { return r.broker })))
+			frac(median(cdc[k], func(r result) float64 { return r.broker })),
+			coresBusy(cdc[k]))
 	}
 	fmt.Println()
 	if *aloneRun {
 		return b.brokersAlone(ctx, sinks)
 	}
 	return nil
+}
+
+// coresBusy returns the median over rs of the reader's, the walsender's
+// and the broker's CPU during the drain, in cores, and of the machine's
+// cores: "1.71 of 2".
+func coresBusy(rs []result) string {
+	c := median(rs, func(r result) float64 {
+		v := r.cpu / r.secs
+		if r.walsender > 0 {
+			v += r.walsender
+		}
+		if r.broker > 0 {
+			v += r.broker
+		}
+		return v
+	})
+	return fmt.Sprintf("%.2f of %d", c, runtime.NumCPU())
 }
 
 func median(rs []result, f func(result) float64) float64 {
