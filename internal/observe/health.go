@@ -37,8 +37,7 @@ func (h *sinkHealth) published(n int) {
 
 // settled records n events the sink is done with: acknowledged (dead false),
 // or stored as dead letters.
-func (h *sinkHealth) settled(n int, dead bool) {
-	now := time.Now()
+func (h *sinkHealth) settled(now time.Time, n int, dead bool) {
 	h.mu.Lock()
 	if dead {
 		h.dead += int64(n)
