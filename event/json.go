@@ -55,10 +55,43 @@ func (e *Event) AppendJSON(dst []byte) []byte {
 	return append(dst, '}')
 }
 
-// AppendTime appends t in RFC 3339 with microseconds, in UTC, as the CloudEvents
-// time attribute carries it.
+// timeLayout is the layout AppendTime writes, for years outside 0000-9999.
+const timeLayout = "2006-01-02T15:04:05.999999Z07:00"
+
+// AppendTime appends t in RFC 3339 in UTC, as the CloudEvents time attribute
+// carries it: fractional seconds truncated to microseconds, without trailing
+// zeros, none when they are zero ("2026-11-27T08:21:12.1234Z"). It writes
+// what t.UTC().AppendFormat(dst, "2006-01-02T15:04:05.999999Z07:00") does,
+// digit by digit for years 0000-9999, at a fraction of its cost
+// (BenchmarkAppendTime): it runs once per event in every sink.
 func AppendTime(dst []byte, t time.Time) []byte {
-	return t.UTC().AppendFormat(dst, "2006-01-02T15:04:05.999999Z07:00")
+	t = t.UTC()
+	year, month, day := t.Date()
+	if year < 0 || year > 9999 {
+		return t.AppendFormat(dst, timeLayout)
+	}
+	hour, min, sec := t.Clock()
+	dst = append(dst,
+		byte('0'+year/1000), byte('0'+year/100%10), byte('0'+year/10%10), byte('0'+year%10), '-',
+		byte('0'+int(month)/10), byte('0'+int(month)%10), '-',
+		byte('0'+day/10), byte('0'+day%10), 'T',
+		byte('0'+hour/10), byte('0'+hour%10), ':',
+		byte('0'+min/10), byte('0'+min%10), ':',
+		byte('0'+sec/10), byte('0'+sec%10))
+	if us := t.Nanosecond() / 1000; us != 0 {
+		var frac [7]byte
+		frac[0] = '.'
+		for i := 6; i >= 1; i-- {
+			frac[i] = byte('0' + us%10)
+			us /= 10
+		}
+		n := 7
+		for frac[n-1] == '0' {
+			n--
+		}
+		dst = append(dst, frac[:n]...)
+	}
+	return append(dst, 'Z')
 }
 
 const hexDigits = "0123456789abcdef"

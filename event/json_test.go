@@ -252,6 +252,49 @@ func TestAppendTime(t *testing.T) {
 	}
 }
 
+// AppendTime writes what time.Time.AppendFormat writes with its layout, for
+// every year, zone and fraction, including the years it leaves to
+// AppendFormat.
+func TestAppendTimeMatchesAppendFormat(t *testing.T) {
+	t.Parallel()
+	times := []time.Time{
+		time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
+		time.Date(2026, 12, 31, 23, 59, 59, 999999999, time.UTC),
+		time.Date(1, 1, 1, 0, 0, 0, 1000, time.UTC),
+		time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(9999, 6, 7, 8, 9, 10, 120000, time.FixedZone("x", -7*3600)),
+		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(-5, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(2026, 3, 4, 5, 6, 7, 891011000, time.FixedZone("y", 5*3600+1800)),
+	}
+	for i := 0; i < 10000; i++ {
+		times = append(times, time.Unix(0, 0).Add(time.Duration(i)*7919*time.Hour+time.Duration(i*i)*time.Microsecond+time.Duration(i%1000)))
+	}
+	for _, tm := range times {
+		want := tm.UTC().AppendFormat(nil, "2006-01-02T15:04:05.999999Z07:00")
+		if got := event.AppendTime(nil, tm); string(got) != string(want) {
+			t.Fatalf("AppendTime(%v) = %q, want %q", tm, got, want)
+		}
+	}
+}
+
+// BenchmarkAppendTime compares AppendTime with the time package's
+// AppendFormat, which it replaces on every event.
+func BenchmarkAppendTime(b *testing.B) {
+	tm := time.Date(2026, 11, 27, 8, 21, 12, 123456789, time.UTC)
+	buf := make([]byte, 0, 64)
+	b.Run("AppendTime", func(b *testing.B) {
+		for b.Loop() {
+			buf = event.AppendTime(buf[:0], tm)
+		}
+	})
+	b.Run("AppendFormat", func(b *testing.B) {
+		for b.Loop() {
+			buf = tm.UTC().AppendFormat(buf[:0], "2006-01-02T15:04:05.999999Z07:00")
+		}
+	})
+}
+
 // TestAppendJSONAllocs holds AppendJSON to its promise: no allocation beyond
 // growing dst.
 func TestAppendJSONAllocs(t *testing.T) {

@@ -3,7 +3,6 @@ package nats
 import (
 	"time"
 	"unicode/utf8"
-	"unsafe"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -38,24 +37,16 @@ const (
 )
 
 // entry is one event on its way, the engine's message: its NATS message,
-// built once, and the ticket of its latest send.
-//
-// msg is the first field, so that nats.go's acknowledgement and error
-// handlers, which are given the *nats.Msg that was published, find the
-// entry (entryOf). The engine pools entries, so the pointer is stable while
-// the event is in flight.
+// built once, and the ticket of its latest send. The engine pools entries,
+// so the pointer is stable while the event is in flight: the publisher's
+// replies find it by pointer.
 type entry struct {
-	msg nats.Msg
-	e   *event.Event
-	id  string   // Nats-Msg-Id: the event's dedup key, source and id
-	exp []string // value slot of the Nats-Expected-Last-Msg-Id header
-	t   delivery.Ticket
-}
-
-// entryOf returns the entry whose msg m is. Every message the sink's
-// JetStream context publishes is the msg field of an entry.
-func entryOf(m *nats.Msg) *entry {
-	return (*entry)(unsafe.Pointer(m))
+	msg  nats.Msg
+	e    *event.Event
+	id   string   // Nats-Msg-Id: the event's dedup key, source and id
+	exp  []string // value slot of the Nats-Expected-Last-Msg-Id header
+	t    delivery.Ticket
+	sent time.Time // when the publisher last sent it; under the publisher's lock
 }
 
 // encoder builds NATS messages. It is used by the Publish goroutine only.
@@ -225,41 +216,8 @@ func (b *hdrBuilder) key(key string, e *event.Event) {
 
 func (b *hdrBuilder) time(key string, t time.Time) {
 	start := len(b.buf)
-	b.buf = appendTime(b.buf, t)
+	b.buf = event.AppendTime(b.buf, t)
 	b.later(key, start)
-}
-
-// appendTime appends exactly what event.AppendTime does (RFC 3339 in UTC,
-// fractional seconds truncated to microseconds without trailing zeros) at a
-// fraction of the cost of time.Time.AppendFormat.
-func appendTime(dst []byte, t time.Time) []byte {
-	t = t.UTC()
-	year, month, day := t.Date()
-	if year < 0 || year > 9999 {
-		return event.AppendTime(dst, t)
-	}
-	hour, min, sec := t.Clock()
-	dst = append(dst,
-		byte('0'+year/1000), byte('0'+year/100%10), byte('0'+year/10%10), byte('0'+year%10), '-',
-		byte('0'+int(month)/10), byte('0'+int(month)%10), '-',
-		byte('0'+day/10), byte('0'+day%10), 'T',
-		byte('0'+hour/10), byte('0'+hour%10), ':',
-		byte('0'+min/10), byte('0'+min%10), ':',
-		byte('0'+sec/10), byte('0'+sec%10))
-	if us := t.Nanosecond() / 1000; us != 0 {
-		var frac [7]byte
-		frac[0] = '.'
-		for i := 6; i >= 1; i-- {
-			frac[i] = byte('0' + us%10)
-			us /= 10
-		}
-		n := 7
-		for frac[n-1] == '0' {
-			n--
-		}
-		dst = append(dst, frac[:n]...)
-	}
-	return append(dst, 'Z')
 }
 
 // later records that value n is buf[start:] and is set by finish.

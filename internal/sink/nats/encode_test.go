@@ -238,24 +238,3 @@ func TestEncodeAllocations(t *testing.T) {
 		t.Errorf("encode makes %v allocations per event, want at most 7", allocs)
 	}
 }
-
-func TestAppendTimeMatchesEvent(t *testing.T) {
-	t.Parallel()
-	times := []time.Time{
-		time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
-		time.Date(2026, 12, 31, 23, 59, 59, 999999999, time.UTC),
-		time.Date(1, 1, 1, 0, 0, 0, 1000, time.UTC),
-		time.Date(9999, 6, 7, 8, 9, 10, 120000, time.FixedZone("x", -7*3600)),
-		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
-		time.Date(-5, 1, 1, 0, 0, 0, 0, time.UTC),
-		time.Date(2026, 3, 4, 5, 6, 7, 891011000, time.FixedZone("y", 5*3600+1800)),
-	}
-	for i := 0; i < 10000; i++ {
-		times = append(times, time.Unix(0, 0).Add(time.Duration(i)*7919*time.Hour+time.Duration(i*i)*time.Microsecond+time.Duration(i%1000)))
-	}
-	for _, tm := range times {
-		if got, want := string(appendTime(nil, tm)), string(event.AppendTime(nil, tm)); got != want {
-			t.Fatalf("appendTime(%v) = %q, want %q", tm, got, want)
-		}
-	}
-}
