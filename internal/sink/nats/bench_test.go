@@ -4,9 +4,13 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/outbox-cdc/outbox-cdc/event"
 	"github.com/outbox-cdc/outbox-cdc/internal/harness"
@@ -160,4 +164,99 @@ func BenchmarkEncode(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkAsyncPublish justifies the sink's own publisher (publish.go): the
+// same binary-mode messages through it and through nats.go's
+// PublishMsgAsync, 4,096 awaiting their PubAck at most, against a real
+// nats-server. cpu-ns/msg is this process's CPU per message: the client's
+// cost, which the relay pays beside its own decode and encode.
+func BenchmarkAsyncPublish(b *testing.B) {
+	srv := startNATS(b, harness.NATSOptions{})
+	nc, err := nats.Connect(srv.URL())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer nc.Close()
+	const window = 4096
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(window), jetstream.WithPublishAsyncTimeout(30*time.Second))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "ASYNCBENCH", Subjects: []string{"asyncbench.>"},
+		MaxAge: time.Minute, Duplicates: time.Minute}); err != nil {
+		b.Fatal(err)
+	}
+	// messages returns a pool of encoded entries, larger than the window so
+	// that an entry is acknowledged before it is used again, and n ids.
+	messages := func(n int) ([]entry, []string) {
+		enc := newEncoder(false)
+		pool := benchEvents(2 * window)
+		ps := make([]entry, len(pool))
+		for i, e := range pool {
+			e.ID = fmt.Sprintf("evt-%09d", i)
+			enc.encode(e, "asyncbench.orders", &ps[i])
+		}
+		ids := make([]string, n)
+		for i := range ids {
+			ids[i] = fmt.Sprintf("%d-%09d", time.Now().UnixNano(), i)
+		}
+		return ps, ids
+	}
+	report := func(b *testing.B, cpu0 time.Duration) {
+		b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/msg")
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+	}
+	b.Run("publisher", func(b *testing.B) {
+		ps, ids := messages(b.N)
+		slots := make(chan struct{}, window)
+		var bad atomic.Pointer[error]
+		pb, err := newPublisher(nc, 30*time.Second,
+			func(*entry, uint64, bool) { <-slots },
+			func(_ *entry, err error) { bad.Store(&err); <-slots })
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer pb.close()
+		b.ReportAllocs()
+		cpu0 := cpuTime()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			slots <- struct{}{}
+			p := &ps[i%len(ps)]
+			p.msg.Header[hdrMsgID][0] = ids[i]
+			if err := pb.publish(p); err != nil {
+				b.Fatal(err)
+			}
+		}
+		for range window {
+			slots <- struct{}{}
+		}
+		b.StopTimer()
+		if err := bad.Load(); err != nil {
+			b.Fatal(*err)
+		}
+		report(b, cpu0)
+	})
+	b.Run("jetstream-async", func(b *testing.B) {
+		ps, ids := messages(b.N)
+		b.ReportAllocs()
+		cpu0 := cpuTime()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			p := &ps[i%len(ps)]
+			p.msg.Header[hdrMsgID][0] = ids[i]
+			if _, err := js.PublishMsgAsync(&p.msg, jetstream.WithRetryAttempts(0)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		select {
+		case <-js.PublishAsyncComplete():
+		case <-time.After(time.Minute):
+			b.Fatal("no PubAck for a minute")
+		}
+		b.StopTimer()
+		report(b, cpu0)
+	})
 }

@@ -31,16 +31,16 @@ var _ sink.Sink = (*Sink)(nil)
 // connection. Publish and Flush are called by one goroutine; Close may be
 // called from any.
 type Sink struct {
-	cfg     Config
-	opts    sink.Options
-	log     *slog.Logger
-	nc      *nats.Conn
-	js      jetstream.JetStream
-	stream  jetstream.Stream // the configured stream, to read stored copies of duplicates
-	subj    *sink.Template
-	strict  bool
-	pubOpts []jetstream.PublishOpt
-	eng     *delivery.Engine[entry]
+	cfg    Config
+	opts   sink.Options
+	log    *slog.Logger
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	stream jetstream.Stream // the configured stream, to read stored copies of duplicates
+	subj   *sink.Template
+	strict bool
+	pub    *publisher
+	eng    *delivery.Engine[entry]
 
 	ctx    context.Context // canceled by Close
 	cancel context.CancelFunc
@@ -76,14 +76,11 @@ func New(ctx context.Context, cfg Config, opts sink.Options) (*Sink, error) {
 		return nil, fmt.Errorf("sink %s: subject: %w", opts.Name, err)
 	}
 	s := &Sink{
-		cfg:    cfg,
-		opts:   opts,
-		log:    opts.Logger,
-		subj:   tmpl,
-		strict: !cfg.RelaxedOrder,
-		// No publish retries inside nats.go: a retry there would overtake
-		// later messages. The engine resends, in order.
-		pubOpts:     []jetstream.PublishOpt{jetstream.WithRetryAttempts(0)},
+		cfg:         cfg,
+		opts:        opts,
+		log:         opts.Logger,
+		subj:        tmpl,
+		strict:      !cfg.RelaxedOrder,
 		enc:         newEncoder(cfg.ContentMode == ModeStructured),
 		subjects:    make(map[string]error),
 		reconnected: make(chan struct{}, 1),
@@ -128,13 +125,23 @@ func New(ctx context.Context, cfg Config, opts sink.Options) (*Sink, error) {
 	if !s.nc.HeadersSupported() {
 		return fail(errors.New("the NATS server does not support message headers (NATS 2.2 or later is needed)"))
 	}
-	s.js, err = jetstream.New(s.nc,
-		jetstream.WithPublishAsyncMaxPending(cfg.MaxInFlight),
-		jetstream.WithPublishAsyncTimeout(cfg.AckTimeout),
-		jetstream.WithPublishAsyncAckHandler(s.onPubAck),
-		jetstream.WithPublishAsyncErrHandler(s.onPubError))
+	// The JetStream context manages the stream and reads stored copies;
+	// messages go through the sink's own publisher. No publish is retried
+	// there: a retry would overtake later messages. The engine resends, in
+	// order.
+	s.js, err = jetstream.New(s.nc)
 	if err != nil {
 		return fail(err)
+	}
+	s.pub, err = newPublisher(s.nc, cfg.AckTimeout, s.onPubAck, s.onPubError)
+	if err != nil {
+		return fail(err)
+	}
+	fail = func(err error) (*Sink, error) {
+		stop()
+		s.pub.close()
+		s.nc.Close()
+		return nil, fmt.Errorf("sink %s: %w", opts.Name, err)
 	}
 	sctx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
 	err = s.setupStream(sctx)
@@ -175,6 +182,7 @@ func (s *Sink) Flush(ctx context.Context) error { return s.eng.Flush(ctx) }
 func (s *Sink) Close() error {
 	return s.eng.Close(context.Background(), func() {
 		s.cancel()
+		s.pub.close()
 		s.nc.Close()
 	})
 }
@@ -261,7 +269,7 @@ func (a adapter) Send(_ context.Context, b *delivery.Batch[entry]) {
 		s.chain(p, prev)
 		prev = p.id
 		p.t = b.Ticket(i)
-		if _, err := s.js.PublishMsgAsync(&p.msg, s.pubOpts...); err != nil {
+		if err := s.pub.publish(p); err != nil {
 			// Not sent (e.g. disconnected): it and the rest wait for the
 			// engine's resend.
 			b.Settle(i, s.classify(p, err))
@@ -273,23 +281,20 @@ func (a adapter) Send(_ context.Context, b *delivery.Batch[entry]) {
 	}
 }
 
-// onPubAck is nats.go's acknowledgement handler: the server stored the
-// message (or holds it already, a duplicate, whose stored copy Delivered
-// reads). It must not block.
-func (s *Sink) onPubAck(_ jetstream.JetStream, m *nats.Msg, pa *jetstream.PubAck) {
+// onPubAck is the publisher's acknowledgement handler: the server stored
+// the message as stream sequence seq (or holds it already, a duplicate,
+// whose stored copy Delivered reads). It must not block.
+func (s *Sink) onPubAck(p *entry, seq uint64, dup bool) {
 	var note uint64
-	if pa.Duplicate {
-		note = pa.Sequence<<1 | 1
+	if dup {
+		note = seq<<1 | 1
 	}
-	s.eng.Stored(entryOf(m).t, note)
+	s.eng.Stored(p.t, note)
 }
 
-// onPubError is nats.go's handler of failed asynchronous publishes (an
-// error from the server, no acknowledgement within AckTimeout, a lost
-// connection). nats.go calls it with its publisher lock held: it must not
-// call nats.go.
-func (s *Sink) onPubError(_ jetstream.JetStream, m *nats.Msg, err error) {
-	p := entryOf(m)
+// onPubError is the publisher's handler of failed publishes: an error from
+// the server, no acknowledgement within AckTimeout, a lost connection.
+func (s *Sink) onPubError(p *entry, err error) {
 	s.eng.Settle(p.t, s.classify(p, err))
 }
 
