@@ -70,7 +70,7 @@ func (b *bench) brokersAlone(ctx context.Context, sinks []string) error {
 			probes = append(probes, probe{"kafka (franz-go, the sink's defaults)", kafka.Pid(), kafkaThroughputAlone})
 		case k == "nats" && nats != nil:
 			probes = append(probes,
-				probe{"nats (async publish, as the sink)", nats.Pid(), natsAsyncAlone},
+				probe{"nats (nats.go async publish)", nats.Pid(), natsAsyncAlone},
 				probe{"nats (fast batch, no chain)", nats.Pid(), natsFastBatchAlone})
 		case k == "redis" && redis != nil:
 			probes = append(probes, probe{"redis (MULTI/EXEC rounds)", redis.Pid(), redisAlone})
@@ -147,19 +147,19 @@ func kafkaThroughputAlone(ctx context.Context, n int) error {
 	return bad
 }
 
-// natsMsgs builds n messages as the NATS sink does in binary mode: the
-// CloudEvents headers, Nats-Msg-Id and, when chain is set, the
-// Nats-Expected-Last-Msg-Id naming the message before (the sink's strict
-// order).
+// natsMsgs builds n messages as the NATS sink does by default (structured
+// mode): the CloudEvent as a JSON body, its content type, Nats-Msg-Id and,
+// when chain is set, the Nats-Expected-Last-Msg-Id naming the message
+// before (the sink's strict order).
 func natsMsgs(subject string, n int, chain bool) []*natsgo.Msg {
 	msgs := make([]*natsgo.Msg, n)
 	prev := ""
 	for i := range msgs {
 		id := "/bench/" + strconv.Itoa(i)
-		m := &natsgo.Msg{Subject: subject, Data: aloneValue, Header: natsgo.Header{
-			"ce-specversion": {"1.0"}, "ce-id": {strconv.Itoa(i)}, "ce-source": {"/bench"}, "ce-type": {"bench.order"},
-			"ce-time": {"2026-11-30T10:00:00.000000Z"}, "ce-datacontenttype": {"application/json"}, "ce-partitionkey": {"a" + strconv.Itoa(i%50)},
-			jetstream.MsgIDHeader: {id},
+		body := fmt.Appendf(nil, `{"specversion":"1.0","id":"%d","source":"/bench","type":"bench.order",`+
+			`"time":"2026-11-30T10:00:00.000000Z","datacontenttype":"application/json","partitionkey":"a%d","data":%s}`, i, i%50, aloneValue)
+		m := &natsgo.Msg{Subject: subject, Data: body, Header: natsgo.Header{
+			"content-type": {"application/cloudevents+json"}, jetstream.MsgIDHeader: {id},
 		}}
 		if chain && prev != "" {
 			m.Header[jetstream.ExpectedLastMsgIDHeader] = []string{prev}
@@ -191,8 +191,10 @@ func natsStream(ctx context.Context) (*natsgo.Conn, jetstream.JetStream, string,
 	return nc, js, subject, nil
 }
 
-// natsAsyncAlone publishes n messages as the sink does: asynchronously,
-// 4096 at most awaiting their PubAck, chained in strict order.
+// natsAsyncAlone publishes n messages the way the sink does, through
+// nats.go's PublishMsgAsync (the sink has a leaner publisher of its own):
+// asynchronously, 4096 at most awaiting their PubAck, chained in strict
+// order.
 func natsAsyncAlone(ctx context.Context, n int) error {
 	nc, js, subject, err := natsStream(ctx)
 	if err != nil {
