@@ -174,13 +174,18 @@ func TestBrokerOutage(t *testing.T) {
 					b.start(t) // shared with later tests
 				}
 			})
-			// Let what was in flight settle, then hold the position. Until
-			// the first event written now, the slot may follow the server's
-			// WAL (keepalives; on PostgreSQL 14 also the empty transactions
-			// pgoutput sends there), never past it.
+			// Until the first event written now commits, the slot may follow
+			// the server's WAL (keepalives, which WAL of other databases in
+			// the cluster moves; on PostgreSQL 14 also the empty
+			// transactions pgoutput sends there), never past it. So the
+			// position held is taken once that event committed: the slot
+			// moving past it means an undelivered event was confirmed.
 			time.Sleep(time.Second)
+			if err := produceFrom(ctx, e, next, 1, 1, 0, rng); err != nil {
+				t.Fatal(err)
+			}
 			held := e.currentLSN()
-			if err := produceFrom(ctx, e, next, 3000, 100, 0, rng); err != nil {
+			if err := produceFrom(ctx, e, next, 2999, 100, 0, rng); err != nil {
 				t.Fatal(err)
 			}
 			deadline := time.Now().Add(30 * time.Second)
