@@ -13,7 +13,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/synadia-io/orbit.go/jetstreamext"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -109,23 +108,11 @@ func (b *bench) brokersAlone(ctx context.Context, sinks []string) error {
 // the Kafka sink's defaults (acks=all, idempotent, lz4, linger 2ms, keys
 // over 50 values) and waits for every acknowledgement.
 func kafkaThroughputAlone(ctx context.Context, n int) error {
-	topic := fmt.Sprintf("bench-alone-%d", time.Now().UnixNano())
-	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(kafka.Addr()),
-		kgo.DefaultProduceTopic(topic),
-		kgo.RequiredAcks(kgo.AllISRAcks()),
-		kgo.ProducerLinger(2*time.Millisecond),
-		kgo.ProducerBatchCompression(kgo.Lz4Compression()),
-		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
-		kgo.MaxBufferedRecords(4096+1024),
-	)
+	cl, err := aloneKafka(ctx, fmt.Sprintf("bench-alone-%d", time.Now().UnixNano()), kgo.MaxBufferedRecords(4096+1024))
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 4, 1, nil, topic); err != nil {
-		return fmt.Errorf("create topic %s: %w", topic, err)
-	}
 	recs := make([]kgo.Record, n)
 	for i := range recs {
 		recs[i] = kgo.Record{Key: fmt.Appendf(nil, "a%d", i%50), Value: aloneValue,

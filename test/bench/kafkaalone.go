@@ -13,35 +13,46 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
+// aloneKafka returns a franz-go client with the Kafka sink's defaults
+// (acks=all, idempotent, lz4, linger 2ms, murmur2 keys) producing to topic,
+// a new topic of 4 partitions, created here.
+func aloneKafka(ctx context.Context, topic string, opts ...kgo.Opt) (*kgo.Client, error) {
+	cl, err := kgo.NewClient(append([]kgo.Opt{
+		kgo.SeedBrokers(kafka.Addr()),
+		kgo.DefaultProduceTopic(topic),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerLinger(2 * time.Millisecond),
+		kgo.ProducerBatchCompression(kgo.Lz4Compression()),
+		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
+	}, opts...)...)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 4, 1, nil, topic); err != nil {
+		cl.Close()
+		return nil, fmt.Errorf("create topic %s: %w", topic, err)
+	}
+	return cl, nil
+}
+
 // kafkaAlone measures the Kafka broker's own produce latency under the load
 // of the latency run just before, without outbox-cdc: a franz-go producer
 // with the sink's defaults (acks=all, idempotent, lz4, linger 2ms, murmur2
 // keys over 4 partitions) produces rate events/s in groups of per, with
 // keys and payloads like the relay's, and times each record from Produce to
 // its acknowledgement. The difference between this and outbox-cdc's
-// commit → ack is what the relay adds; the rest is the broker (and the
-// client's one produce request in flight per broker, which idempotence
-// requires).
+// commit → ack is what the relay adds; the rest is the broker and its
+// client.
 func (b *bench) kafkaAlone(ctx context.Context, rate, per int) error {
 	if kafka == nil {
 		return nil
 	}
 	topic := fmt.Sprintf("bench-alone-%d-%d", rate, time.Now().UnixNano())
-	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(kafka.Addr()),
-		kgo.DefaultProduceTopic(topic),
-		kgo.RequiredAcks(kgo.AllISRAcks()),
-		kgo.ProducerLinger(2*time.Millisecond),
-		kgo.ProducerBatchCompression(kgo.Lz4Compression()),
-		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
-	)
+	cl, err := aloneKafka(ctx, topic)
 	if err != nil {
-		return err
+		return fmt.Errorf("kafka alone: %w", err)
 	}
 	defer cl.Close()
-	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 4, 1, nil, topic); err != nil {
-		return fmt.Errorf("kafka alone: create topic %s: %w", topic, err)
-	}
 	value := []byte(`{"specversion":"1.0","id":"0190d3f2-6c1e-7a42-9c1b-1f2e3d4c5b6a","source":"/bench","type":"bench.latency",` +
 		`"subject":"a1","time":"2026-11-30T10:00:00.000000Z","datacontenttype":"application/json","partitionkey":"a1",` +
 		`"aggregatetype":"order","pglsn":"0/1A2B3C4D","data":{"seq":12345}}`)

@@ -198,25 +198,13 @@ func (pb *publisher) sweep() {
 	defer pb.done.Done()
 	t := time.NewTicker(max(pb.timeout/4, 10*time.Millisecond))
 	defer t.Stop()
-	var late []*entry
+	var scratch []*entry
 	for {
 		select {
 		case <-pb.stop:
 			return
 		case now := <-t.C:
-			pb.mu.Lock()
-			for n, p := range pb.pending {
-				if now.Sub(p.sent) >= pb.timeout {
-					delete(pb.pending, n)
-					late = append(late, p)
-				}
-			}
-			pb.mu.Unlock()
-			for _, p := range late {
-				pb.failed(p, jetstream.ErrAsyncPublishTimeout)
-			}
-			clear(late)
-			late = late[:0]
+			scratch = pb.fail(scratch, jetstream.ErrAsyncPublishTimeout, func(p *entry) bool { return now.Sub(p.sent) >= pb.timeout })
 		}
 	}
 }
@@ -226,7 +214,7 @@ func (pb *publisher) sweep() {
 // cannot come. nats.go's async publish did the same.
 func (pb *publisher) watch() {
 	defer pb.done.Done()
-	var lost []*entry
+	var scratch []*entry
 	for {
 		select {
 		case <-pb.stop:
@@ -235,17 +223,26 @@ func (pb *publisher) watch() {
 			if !ok || st == nats.CLOSED {
 				return
 			}
-			pb.mu.Lock()
-			for n, p := range pb.pending {
-				delete(pb.pending, n)
-				lost = append(lost, p)
-			}
-			pb.mu.Unlock()
-			for _, p := range lost {
-				pb.failed(p, nats.ErrDisconnected)
-			}
-			clear(lost)
-			lost = lost[:0]
+			scratch = pb.fail(scratch, nats.ErrDisconnected, func(*entry) bool { return true })
 		}
 	}
+}
+
+// fail takes the messages awaiting a reply for which match holds out of
+// the pending set and fails them with err, outside the lock. It returns
+// scratch, emptied, for the next call.
+func (pb *publisher) fail(scratch []*entry, err error, match func(*entry) bool) []*entry {
+	pb.mu.Lock()
+	for n, p := range pb.pending {
+		if match(p) {
+			delete(pb.pending, n)
+			scratch = append(scratch, p)
+		}
+	}
+	pb.mu.Unlock()
+	for _, p := range scratch {
+		pb.failed(p, err)
+	}
+	clear(scratch)
+	return scratch[:0]
 }
