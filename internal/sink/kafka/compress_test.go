@@ -3,6 +3,7 @@ package kafka
 import (
 	"bytes"
 	"io"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/pierrec/lz4/v4"
@@ -21,14 +22,7 @@ func TestLZ4Compressor(t *testing.T) {
 			break
 		}
 	}
-	ours, codec := newLZ4Compressor().Compress(new(bytes.Buffer), src)
-	if codec != kgo.CodecLz4 || ours == nil {
-		t.Fatalf("Compress returned codec %v, %d bytes", codec, len(ours))
-	}
-	back, err := io.ReadAll(lz4.NewReader(bytes.NewReader(ours)))
-	if err != nil || !bytes.Equal(back, src) {
-		t.Fatalf("round trip: err %v, %d of %d bytes equal", err, len(back), len(src))
-	}
+	ours := lz4RoundTrip(t, new(bytes.Buffer), src)
 	def, err := kgo.DefaultCompressor(kgo.Lz4Compression())
 	if err != nil {
 		t.Fatal(err)
@@ -38,4 +32,75 @@ func TestLZ4Compressor(t *testing.T) {
 		t.Errorf("256 KiB blocks: %d bytes; franz-go's 4 MiB blocks: %d bytes (of %d)", len(ours), len(theirs), len(src))
 	}
 	t.Logf("%d bytes -> %d (256 KiB blocks), %d (4 MiB blocks)", len(src), len(ours), len(theirs))
+}
+
+// TestLZ4CompressorBlocks round-trips inputs around the block size, and
+// incompressible ones (stored blocks), through a reused, non-empty buffer
+// as franz-go's pooled buffers may be.
+func TestLZ4CompressorBlocks(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(1, 2))
+	random := func(n int) []byte {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(rnd.Uint32())
+		}
+		return b
+	}
+	text := func(n int) []byte { return bytes.Repeat([]byte(`{"seq":1,"payload":"abc"}`), n/25+1)[:n] }
+	mixed := append(text(lz4BlockSize), random(lz4BlockSize)...)
+	mixed = append(mixed, text(1000)...)
+	dst := bytes.NewBufferString("left over")
+	for name, src := range map[string][]byte{
+		"empty":            {},
+		"one byte":         {'x'},
+		"block":            text(lz4BlockSize),
+		"block+1":          text(lz4BlockSize + 1),
+		"3 blocks":         text(3*lz4BlockSize + 17),
+		"random":           random(1000),
+		"random blocks":    random(2*lz4BlockSize + 5),
+		"text,random,text": mixed,
+	} {
+		t.Run(name, func(t *testing.T) {
+			dst.Reset()
+			dst.WriteString("prefix")
+			got := lz4RoundTrip(t, dst, src)
+			if !bytes.HasPrefix(dst.Bytes(), []byte("prefix")) || !bytes.Equal(dst.Bytes()[len("prefix"):], got) {
+				t.Error("Compress did not append its frame to dst")
+			}
+		})
+	}
+}
+
+// TestLZ4FrameHeader checks the frame header against pierrec/lz4's Writer
+// with the same settings.
+func TestLZ4FrameHeader(t *testing.T) {
+	var b bytes.Buffer
+	w := lz4.NewWriter(&b)
+	if err := w.Apply(lz4.BlockSizeOption(lz4.Block256Kb), lz4.ChecksumOption(false)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.Bytes()[:len(lz4FrameHeader)]; !bytes.Equal(got, lz4FrameHeader[:]) {
+		t.Errorf("pierrec/lz4 writes header % x, we write % x", got, lz4FrameHeader)
+	}
+}
+
+// lz4RoundTrip compresses src into dst, checks that pierrec/lz4's Reader
+// gives src back, and returns the frame.
+func lz4RoundTrip(t *testing.T, dst *bytes.Buffer, src []byte) []byte {
+	t.Helper()
+	frame, codec := newLZ4Compressor().Compress(dst, src)
+	if codec != kgo.CodecLz4 || frame == nil {
+		t.Fatalf("Compress returned codec %v, %d bytes", codec, len(frame))
+	}
+	back, err := io.ReadAll(lz4.NewReader(bytes.NewReader(frame)))
+	if err != nil || !bytes.Equal(back, src) {
+		t.Fatalf("round trip of %d bytes: err %v, got %d bytes, equal %v", len(src), err, len(back), bytes.Equal(back, src))
+	}
+	return frame
 }
