@@ -57,14 +57,25 @@ func (c *lz4Compressor) Compress(dst *bytes.Buffer, src []byte, _ ...kgo.Compres
 	for len(src) > 0 {
 		block := src[:min(len(src), lz4BlockSize)]
 		src = src[len(block):]
-		// A block that does not compress to less than its size is stored
-		// as it is, so the output needs room for the block and its size.
-		dst.Grow(4 + len(block))
-		out := dst.AvailableBuffer()[:4+len(block)]
-		// With out shorter than the worst case, CompressBlock returns 0
-		// (or an error) for a block that does not shrink.
-		n, err := zc.CompressBlock(block, out[4:])
-		if n == 0 || err != nil || n >= len(block) {
+		// A block is stored as it is when it does not shrink, so it needs
+		// room for its size and at most itself. Blocks of events compress
+		// to well under half their size: with room for half first,
+		// franz-go's pooled output buffers stay near the compressed size
+		// instead of a block's. A block that does not fit in half is
+		// compressed again with room for all of it. With out shorter than
+		// the worst case, CompressBlock returns 0 (or an error) when the
+		// block does not fit.
+		var out []byte
+		n := 0
+		for _, room := range [...]int{len(block) / 2, len(block)} {
+			dst.Grow(4 + room)
+			out = dst.AvailableBuffer()[:4+room]
+			if m, err := zc.CompressBlock(block, out[4:]); m > 0 && err == nil && m < len(block) {
+				n = m
+				break
+			}
+		}
+		if n == 0 {
 			binary.LittleEndian.PutUint32(out, uint32(len(block))|1<<31)
 			copy(out[4:], block)
 			n = len(block)

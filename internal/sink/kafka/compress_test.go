@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"bytes"
+	"encoding/binary"
 	"io"
 	"math/rand/v2"
 	"testing"
@@ -47,6 +48,12 @@ func TestLZ4CompressorBlocks(t *testing.T) {
 		return b
 	}
 	text := func(n int) []byte { return bytes.Repeat([]byte(`{"seq":1,"payload":"abc"}`), n/25+1)[:n] }
+	// Random runs each written twice compress to a little over half.
+	var halves []byte
+	for len(halves) < lz4BlockSize {
+		r := random(100)
+		halves = append(append(halves, r...), r...)
+	}
 	mixed := append(text(lz4BlockSize), random(lz4BlockSize)...)
 	mixed = append(mixed, text(1000)...)
 	dst := bytes.NewBufferString("left over")
@@ -59,11 +66,20 @@ func TestLZ4CompressorBlocks(t *testing.T) {
 		"random":           random(1000),
 		"random blocks":    random(2*lz4BlockSize + 5),
 		"text,random,text": mixed,
+		"halves":           halves,
 	} {
 		t.Run(name, func(t *testing.T) {
 			dst.Reset()
 			dst.WriteString("prefix")
 			got := lz4RoundTrip(t, dst, src)
+			if name == "halves" {
+				// The first block, compressed, is over half its size:
+				// the second attempt's.
+				size := binary.LittleEndian.Uint32(got[len(lz4FrameHeader):])
+				if size>>31 != 0 || int(size) <= lz4BlockSize/2 || int(size) >= lz4BlockSize {
+					t.Errorf("first block: size word %#x, want compressed, between half and all of %d", size, lz4BlockSize)
+				}
+			}
 			if !bytes.HasPrefix(dst.Bytes(), []byte("prefix")) || !bytes.Equal(dst.Bytes()[len("prefix"):], got) {
 				t.Error("Compress did not append its frame to dst")
 			}
