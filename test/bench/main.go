@@ -344,7 +344,7 @@ func (b *bench) outboxCDC(ctx context.Context, db, slot, end string, pool *pgxpo
 		ws.Stop()
 		return result{}, err
 	}
-	anon := watchAnon(cmd.Process.Pid)
+	mem := watchMem(cmd.Process.Pid)
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	for {
@@ -352,7 +352,7 @@ func (b *bench) outboxCDC(ctx context.Context, db, slot, end string, pool *pgxpo
 		if err := pool.QueryRow(ctx, "SELECT confirmed_flush_lsn >= $1::pg_lsn FROM pg_replication_slots WHERE slot_name = $2", end, slot).Scan(&done); err != nil {
 			cmd.Process.Kill()
 			ws.Stop()
-			anon.Stop()
+			mem.Stop()
 			return result{}, err
 		}
 		if done {
@@ -361,7 +361,7 @@ func (b *bench) outboxCDC(ctx context.Context, db, slot, end string, pool *pgxpo
 		select {
 		case err := <-exited:
 			ws.Stop()
-			anon.Stop()
+			mem.Stop()
 			return result{}, fmt.Errorf("outbox-cdc exited before the slot confirmed %s (%v): %s", end, err, stderr.String())
 		case <-time.After(20 * time.Millisecond):
 		}
@@ -370,12 +370,15 @@ func (b *bench) outboxCDC(ctx context.Context, db, slot, end string, pool *pgxpo
 	busy, broker := ws.Stop(), bc.Stop()
 	cmd.Process.Signal(syscall.SIGTERM)
 	err = <-exited
-	anonPeak := anon.Stop()
+	peaks := mem.Stop()
 	if err != nil {
 		return result{}, fmt.Errorf("outbox-cdc: %v: %s", err, stderr.String())
 	}
 	r := usage(wall, cmd.ProcessState)
-	r.walsender, r.broker, r.anonMiB = busy, broker, anonPeak
+	r.walsender, r.broker, r.anonMiB = busy, broker, peaks.anon
+	if peaks.hwm > 0 {
+		r.rssMiB = peaks.hwm
+	}
 	return r, nil
 }
 
@@ -408,6 +411,8 @@ func (b *bench) bigTransaction(ctx context.Context) error {
 	if err := live.Start(); err != nil {
 		return err
 	}
+	liveMem := watchMem(live.Process.Pid)
+	defer liveMem.Stop()
 	for active := false; !active; time.Sleep(20 * time.Millisecond) {
 		if err := pool.QueryRow(ctx, "SELECT active FROM pg_replication_slots WHERE slot_name = 'cdclive'").Scan(&active); err != nil {
 			live.Process.Kill()
@@ -449,6 +454,9 @@ func (b *bench) bigTransaction(ctx context.Context) error {
 		return fmt.Errorf("outbox-cdc: %v: %s", err, liveErr.String())
 	}
 	lu := usage(last, live.ProcessState)
+	if hwm := liveMem.Stop().hwm; hwm > 0 {
+		lu.rssMiB = hwm
+	}
 	os.Remove(liveOut)
 	fmt.Printf("one %d-row transaction, live: INSERT+COMMIT %.2fs; from COMMIT, first event %.2fs, last event acknowledged %.2fs; outbox-cdc peak RSS %.1f MiB\n",
 		*bigTx, committed.Sub(t0).Seconds(), first.Seconds(), last.Seconds(), lu.rssMiB)

@@ -140,26 +140,38 @@ func (b brokerCPU) Stop() float64 {
 	return (cpu - b.cpu0) / time.Since(b.t0).Seconds()
 }
 
-// anonWatch samples a process's anonymous resident memory (RssAnon in
-// /proc/PID/status: heap, stacks, runtime structures) every 10 ms and keeps
-// the peak. Peak RSS (rusage's ru_maxrss) also counts the binary's code and
-// read-only data mapped from the page cache, which grow with the binary and
-// with the kernel's page-cache folio sizes, not with what the process
-// allocates; the anonymous peak is what the relay's own memory use moves.
-type anonWatch struct {
-	stop chan struct{}
-	peak chan float64
+// memWatch samples a process's memory in /proc/PID/status every 10 ms and
+// keeps two peaks: RssAnon, its anonymous resident memory (heap, stacks,
+// runtime structures), and VmHWM, its peak RSS. Peak RSS also counts the
+// binary's code and read-only data mapped from the page cache, which grow
+// with the binary and with the kernel's page-cache folio sizes, not with
+// what the process allocates; the anonymous peak is what the relay's own
+// memory use moves. VmHWM and not rusage's ru_maxrss: a child's ru_maxrss
+// keeps the high-water mark of the memory it was forked from, so a child
+// of a bench process that grew (the broker-alone probes build their
+// messages in memory) would report the bench's size.
+type memWatch struct {
+	stop  chan struct{}
+	peak  chan memPeaks
+	once  *sync.Once
+	peaks *memPeaks
 }
 
-func watchAnon(pid int) anonWatch {
-	w := anonWatch{stop: make(chan struct{}), peak: make(chan float64, 1)}
+// memPeaks are the peaks a memWatch saw, in MiB (0: never read).
+type memPeaks struct{ anon, hwm float64 }
+
+func watchMem(pid int) memWatch {
+	w := memWatch{stop: make(chan struct{}), peak: make(chan memPeaks, 1), once: new(sync.Once), peaks: new(memPeaks)}
 	go func() {
-		var peak float64
+		var peak memPeaks
 		t := time.NewTicker(10 * time.Millisecond)
 		defer t.Stop()
 		for {
-			if kb, ok := procStatusKB(pid, "RssAnon:"); ok && kb/1024 > peak {
-				peak = kb / 1024
+			if kb, ok := procStatusKB(pid, "RssAnon:"); ok && kb/1024 > peak.anon {
+				peak.anon = kb / 1024
+			}
+			if kb, ok := procStatusKB(pid, "VmHWM:"); ok && kb/1024 > peak.hwm {
+				peak.hwm = kb / 1024
 			}
 			select {
 			case <-w.stop:
@@ -172,10 +184,14 @@ func watchAnon(pid int) anonWatch {
 	return w
 }
 
-// Stop returns the peak anonymous memory seen, in MiB (0: never read).
-func (w anonWatch) Stop() float64 {
-	close(w.stop)
-	return <-w.peak
+// Stop ends the sampling and returns the peaks seen. Later calls return
+// the same.
+func (w memWatch) Stop() memPeaks {
+	w.once.Do(func() {
+		close(w.stop)
+		*w.peaks = <-w.peak
+	})
+	return *w.peaks
 }
 
 // procStatusKB reads one "Key:  N kB" line of /proc/PID/status.
