@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -18,7 +19,8 @@ import (
 
 // The broker-alone throughput probes: each broker taking *events events
 // from one client in the bench's process, without PostgreSQL and without
-// outbox-cdc, the messages built before the clock starts, with the
+// outbox-cdc, connected and with the messages built before the clock
+// starts, with the
 // guarantees and defaults the sink uses. They show the ceiling a broker
 // sets on this machine, and its CPU per event, so a reader of the
 // throughput table can tell the broker's share from the relay's. The
@@ -39,11 +41,22 @@ func selfCPU() float64 {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
-// timeAlone runs f and measures it and the broker pid.
-func timeAlone(pid int, f func() error) (aloneResult, error) {
+// aloneProbe prepares one run of a probe for n events: it connects,
+// creates the topic or stream and builds the messages, and returns send,
+// which the bench times, and done, which releases what it holds.
+type aloneProbe func(ctx context.Context, n int) (send func() error, done func(), err error)
+
+// timeAlone prepares a run of probe, then times its send and measures the
+// broker pid's CPU and this process's over it.
+func timeAlone(ctx context.Context, pid, n int, probe aloneProbe) (aloneResult, error) {
+	send, done, err := probe(ctx, n)
+	if err != nil {
+		return aloneResult{}, err
+	}
+	defer done()
 	b0, _, _ := procCPU(pid)
 	c0, t0 := selfCPU(), time.Now()
-	if err := f(); err != nil {
+	if err := send(); err != nil {
 		return aloneResult{}, err
 	}
 	secs, c1 := time.Since(t0).Seconds(), selfCPU()
@@ -60,7 +73,7 @@ func (b *bench) brokersAlone(ctx context.Context, sinks []string) error {
 	type probe struct {
 		name string
 		pid  int
-		run  func(context.Context, int) error
+		run  aloneProbe
 	}
 	var probes []probe
 	for _, k := range sinks {
@@ -83,7 +96,7 @@ func (b *bench) brokersAlone(ctx context.Context, sinks []string) error {
 	for _, p := range probes {
 		var rs []aloneResult
 		for i := 0; i < *runs; i++ {
-			r, err := timeAlone(p.pid, func() error { return p.run(ctx, *events) })
+			r, err := timeAlone(ctx, p.pid, *events, p.run)
 			if err != nil {
 				return fmt.Errorf("broker alone: %s: %w", p.name, err)
 			}
@@ -107,12 +120,11 @@ func (b *bench) brokersAlone(ctx context.Context, sinks []string) error {
 // kafkaThroughputAlone produces n records to a new 4-partition topic with
 // the Kafka sink's defaults (acks=all, idempotent, lz4, linger 2ms, keys
 // over 50 values) and waits for every acknowledgement.
-func kafkaThroughputAlone(ctx context.Context, n int) error {
+func kafkaThroughputAlone(ctx context.Context, n int) (func() error, func(), error) {
 	cl, err := aloneKafka(ctx, fmt.Sprintf("bench-alone-%d", time.Now().UnixNano()), kgo.MaxBufferedRecords(4096+1024))
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	defer cl.Close()
 	recs := make([]kgo.Record, n)
 	for i := range recs {
 		recs[i] = kgo.Record{Key: fmt.Appendf(nil, "a%d", i%50), Value: aloneValue,
@@ -120,18 +132,26 @@ func kafkaThroughputAlone(ctx context.Context, n int) error {
 				{Key: "ce_source", Value: []byte("/bench")}, {Key: "ce_type", Value: []byte("bench.order")},
 				{Key: "ce_time", Value: []byte("2026-11-30T10:00:00.000000Z")}, {Key: "content-type", Value: []byte("application/json")}}}
 	}
-	var bad error
-	for i := range recs {
-		cl.Produce(ctx, &recs[i], func(_ *kgo.Record, err error) {
-			if err != nil && bad == nil {
-				bad = err
-			}
-		})
+	send := func() error {
+		var mu sync.Mutex
+		var bad error
+		for i := range recs {
+			cl.Produce(ctx, &recs[i], func(_ *kgo.Record, err error) {
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil && bad == nil {
+					bad = err
+				}
+			})
+		}
+		if err := cl.Flush(ctx); err != nil {
+			return err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		return bad
 	}
-	if err := cl.Flush(ctx); err != nil {
-		return err
-	}
-	return bad
+	return send, cl.Close, nil
 }
 
 // natsMsgs builds n messages as the NATS sink does by default (structured
@@ -182,34 +202,36 @@ func natsStream(ctx context.Context) (*natsgo.Conn, jetstream.JetStream, string,
 // nats.go's PublishMsgAsync (the sink has a leaner publisher of its own):
 // asynchronously, 4096 at most awaiting their PubAck, chained in strict
 // order.
-func natsAsyncAlone(ctx context.Context, n int) error {
+func natsAsyncAlone(ctx context.Context, n int) (func() error, func(), error) {
 	nc, js, subject, err := natsStream(ctx)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	defer nc.Close()
 	msgs := natsMsgs(subject, n, true)
-	var futs []jetstream.PubAckFuture
-	for _, m := range msgs {
-		f, err := js.PublishMsgAsync(m, jetstream.WithRetryAttempts(0))
-		if err != nil {
-			return err
+	futs := make([]jetstream.PubAckFuture, 0, n)
+	send := func() error {
+		for _, m := range msgs {
+			f, err := js.PublishMsgAsync(m, jetstream.WithRetryAttempts(0))
+			if err != nil {
+				return err
+			}
+			futs = append(futs, f)
 		}
-		futs = append(futs, f)
-	}
-	select {
-	case <-js.PublishAsyncComplete():
-	case <-time.After(time.Minute):
-		return errors.New("no PubAck for a minute")
-	}
-	for _, f := range futs {
 		select {
-		case err := <-f.Err():
-			return err
-		default:
+		case <-js.PublishAsyncComplete():
+		case <-time.After(time.Minute):
+			return errors.New("no PubAck for a minute")
 		}
+		for _, f := range futs {
+			select {
+			case err := <-f.Err():
+				return err
+			default:
+			}
+		}
+		return nil
 	}
-	return nil
+	return send, nc.Close, nil
 }
 
 // natsFastBatchAlone publishes n messages as one fast-ingest batch (ADR-50,
@@ -217,39 +239,45 @@ func natsAsyncAlone(ctx context.Context, n int) error {
 // 1,000 messages, at most 4 awaited; in its "gap: fail" mode the server
 // keeps the batch in order itself, so the messages carry no
 // Nats-Expected-Last-Msg-Id.
-func natsFastBatchAlone(ctx context.Context, n int) error {
+func natsFastBatchAlone(ctx context.Context, n int) (func() error, func(), error) {
 	nc, js, subject, err := natsStream(ctx)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	defer nc.Close()
 	msgs := natsMsgs(subject, n, false)
 	fp, err := jetstreamext.NewFastPublisher(js, jetstreamext.FastPublishFlowControl{Flow: 1000, MaxOutstandingAcks: 4, AckTimeout: time.Minute})
 	if err != nil {
-		return err
+		nc.Close()
+		return nil, nil, err
 	}
-	for _, m := range msgs[:n-1] {
-		if _, err := fp.AddMsg(m); err != nil {
+	send := func() error {
+		for _, m := range msgs[:n-1] {
+			if _, err := fp.AddMsg(m); err != nil {
+				return err
+			}
+		}
+		ack, err := fp.CommitMsg(ctx, msgs[n-1])
+		if err != nil {
 			return err
 		}
+		if ack.BatchSize != uint64(n) {
+			return fmt.Errorf("fast batch committed %d of %d messages", ack.BatchSize, n)
+		}
+		return nil
 	}
-	ack, err := fp.CommitMsg(ctx, msgs[n-1])
-	if err != nil {
-		return err
-	}
-	if ack.BatchSize != uint64(n) {
-		return fmt.Errorf("fast batch committed %d of %d messages", ack.BatchSize, n)
-	}
-	return nil
+	return send, nc.Close, nil
 }
 
 // redisAlone adds n entries to a new stream as the sink does in its
 // "entryid" mode (the mode it takes on Redis before 8.6): rounds of 1,024
 // XADDs with explicit ids in one MULTI/EXEC each, one round at a time, the
 // CloudEvents attributes as fields.
-func redisAlone(ctx context.Context, n int) error {
+func redisAlone(ctx context.Context, n int) (func() error, func(), error) {
 	c := goredis.NewClient(&goredis.Options{Addr: redis.Addr()})
-	defer c.Close()
+	if err := c.Ping(ctx).Err(); err != nil { // connected before the clock starts
+		c.Close()
+		return nil, nil, err
+	}
 	stream := fmt.Sprintf("bench:alone:%d", time.Now().UnixNano())
 	args := make([]goredis.XAddArgs, n)
 	for i := range args {
@@ -258,20 +286,23 @@ func redisAlone(ctx context.Context, n int) error {
 			"time", "2026-11-30T10:00:00.000000Z", "datacontenttype", "application/json", "partitionkey", "a" + strconv.Itoa(i%50),
 			"data", aloneValue}}
 	}
-	for i := 0; i < n; i += 1024 {
-		round := args[i:min(n, i+1024)]
-		cmds, err := c.TxPipelined(ctx, func(p goredis.Pipeliner) error {
-			for j := range round {
-				p.XAdd(ctx, &round[j])
+	send := func() error {
+		for i := 0; i < n; i += 1024 {
+			round := args[i:min(n, i+1024)]
+			cmds, err := c.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+				for j := range round {
+					p.XAdd(ctx, &round[j])
+				}
+				return nil
+			})
+			if err != nil {
+				return err
 			}
-			return nil
-		})
-		if err != nil {
-			return err
+			if len(cmds) != len(round) {
+				return fmt.Errorf("%d replies for %d XADDs", len(cmds), len(round))
+			}
 		}
-		if len(cmds) != len(round) {
-			return fmt.Errorf("%d replies for %d XADDs", len(cmds), len(round))
-		}
+		return nil
 	}
-	return nil
+	return send, func() { c.Close() }, nil
 }
