@@ -16,13 +16,7 @@ import (
 // max.message.bytes) of outbox events and compresses it within 3% of
 // franz-go's own lz4 codec (4 MiB blocks).
 func TestLZ4Compressor(t *testing.T) {
-	var src []byte
-	for _, e := range benchEvents(4096) {
-		src = e.AppendJSON(src)
-		if len(src) > 1000000 {
-			break
-		}
-	}
+	src := eventBatch(1000000)
 	ours := lz4RoundTrip(t, new(bytes.Buffer), src)
 	def, err := kgo.DefaultCompressor(kgo.Lz4Compression())
 	if err != nil {
@@ -127,13 +121,7 @@ func lz4RoundTrip(t *testing.T, dst *bytes.Buffer, src []byte) []byte {
 // codec (4 MiB blocks). The output buffer is reused, as franz-go reuses its
 // pooled ones.
 func BenchmarkLZ4(b *testing.B) {
-	var src []byte
-	for _, e := range benchEvents(4096) {
-		src = e.AppendJSON(src)
-		if len(src) > 300000 {
-			break
-		}
-	}
+	src := eventBatch(300000)
 	writer := func() func(*bytes.Buffer, []byte) {
 		w := lz4.NewWriter(nil)
 		if err := w.Apply(lz4.BlockSizeOption(lz4.Block256Kb)); err != nil {
@@ -173,4 +161,17 @@ func BenchmarkLZ4(b *testing.B) {
 			b.ReportMetric(float64(dst.Len())/float64(len(src)), "ratio")
 		})
 	}
+}
+
+// eventBatch returns outbox events as CloudEvents JSON, one after the
+// other, until just over size bytes: the body of a record batch.
+func eventBatch(size int) []byte {
+	var src []byte
+	for _, e := range benchEvents(4096) {
+		src = e.AppendJSON(src)
+		if len(src) > size {
+			break
+		}
+	}
+	return src
 }
