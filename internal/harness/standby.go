@@ -160,6 +160,19 @@ func (pg *Postgres) StartStandby(ctx context.Context, opts StandbyOptions) (*Pos
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+	if opts.Sync {
+		// A commit waits for a synchronous standby only once the
+		// checkpointer has read the reloaded synchronous_standby_names
+		// (it sets the shared flag commits look at); pg_stat_replication
+		// shows "sync" as soon as the walsender has read it. A CHECKPOINT
+		// returns after the checkpointer handled its pending reload. Seen
+		// failing without it: a COMMIT with remote_apply returned before
+		// the standby had the row.
+		if _, err := conn.Exec(ctx, "CHECKPOINT"); err != nil {
+			sb.Close()
+			return nil, fmt.Errorf("standby: checkpoint on the primary: %w", err)
+		}
+	}
 	return sb, nil
 }
 
