@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -102,16 +101,8 @@ func (b *bench) brokersAlone(ctx context.Context, sinks []string) error {
 			}
 			rs = append(rs, r)
 		}
-		med := func(f func(aloneResult) float64) float64 {
-			v := make([]float64, len(rs))
-			for i, r := range rs {
-				v[i] = f(r)
-			}
-			slices.Sort(v)
-			return v[len(v)/2]
-		}
-		fmt.Printf("%-40s %12.0f %16.2f %16.2f\n", p.name, n/med(func(r aloneResult) float64 { return r.secs }),
-			med(func(r aloneResult) float64 { return r.broker })/n*1e6, med(func(r aloneResult) float64 { return r.client })/n*1e6)
+		fmt.Printf("%-40s %12.0f %16.2f %16.2f\n", p.name, n/median(rs, func(r aloneResult) float64 { return r.secs }),
+			median(rs, func(r aloneResult) float64 { return r.broker })/n*1e6, median(rs, func(r aloneResult) float64 { return r.client })/n*1e6)
 	}
 	fmt.Println()
 	return nil

@@ -278,7 +278,7 @@ func coresBusy(rs []result) string {
 	return fmt.Sprintf("%.2f of %d", c, runtime.NumCPU())
 }
 
-func median(rs []result, f func(result) float64) float64 {
+func median[T any](rs []T, f func(T) float64) float64 {
 	v := make([]float64, len(rs))
 	for i, r := range rs {
 		v[i] = f(r)

@@ -167,12 +167,9 @@ func watchMem(pid int) memWatch {
 		t := time.NewTicker(10 * time.Millisecond)
 		defer t.Stop()
 		for {
-			if kb, ok := procStatusKB(pid, "RssAnon:"); ok && kb/1024 > peak.anon {
-				peak.anon = kb / 1024
-			}
-			if kb, ok := procStatusKB(pid, "VmHWM:"); ok && kb/1024 > peak.hwm {
-				peak.hwm = kb / 1024
-			}
+			kb := procStatusKB(pid, "RssAnon:", "VmHWM:")
+			peak.anon = max(peak.anon, kb[0]/1024)
+			peak.hwm = max(peak.hwm, kb[1]/1024)
 			select {
 			case <-w.stop:
 				w.peak <- peak
@@ -194,21 +191,23 @@ func (w memWatch) Stop() memPeaks {
 	return *w.peaks
 }
 
-// procStatusKB reads one "Key:  N kB" line of /proc/PID/status.
-func procStatusKB(pid int, key string) (float64, bool) {
+// procStatusKB reads the "Key:  N kB" lines of /proc/PID/status named by
+// keys, in one read: the values in kB, in the order of keys, 0 for a key
+// not found or a process gone.
+func procStatusKB(pid int, keys ...string) []float64 {
+	out := make([]float64, len(keys))
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, false
+		return out
 	}
 	for line := range strings.Lines(string(b)) {
-		if rest, ok := strings.CutPrefix(line, key); ok {
-			f := strings.Fields(rest)
-			if len(f) > 0 {
-				if v, err := strconv.ParseFloat(f[0], 64); err == nil {
-					return v, true
+		for i, key := range keys {
+			if rest, ok := strings.CutPrefix(line, key); ok {
+				if f := strings.Fields(rest); len(f) > 0 {
+					out[i], _ = strconv.ParseFloat(f[0], 64)
 				}
 			}
 		}
 	}
-	return 0, false
+	return out
 }
